@@ -1,0 +1,76 @@
+//! corelab use cases.
+//!
+//! Invariant: every use case that changes state checks the actor's permission, makes the change
+//! and appends its audit record in one database transaction. Nothing here knows about HTTP or
+//! DIMSE; adapters call these functions and turn [`AppError`] into their own responses.
+
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod documents;
+pub mod error;
+
+use std::sync::Arc;
+
+use corelab_store::{BlobStore, Db};
+
+pub use auth::{Actor, AuthSettings};
+pub use clock::Clock;
+pub use error::AppError;
+
+/// Settings the use cases need; the binary fills them from configuration.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    pub auth: AuthSettings,
+    /// Largest document accepted by `documents::upload`.
+    pub max_document_bytes: u64,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self { auth: AuthSettings::default(), max_document_bytes: 256 * 1024 * 1024 }
+    }
+}
+
+/// Everything a use case needs: the database, the blob store, the clock and settings.
+/// Holds no state of its own, so any number of corelab processes can serve side by side.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    blobs: BlobStore,
+    clock: Clock,
+    settings: AppSettings,
+}
+
+impl App {
+    pub fn new(db: Db, blobs: BlobStore, clock: Clock, settings: AppSettings) -> App {
+        App { inner: Arc::new(Inner { db, blobs, clock, settings }) }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub fn settings(&self) -> &AppSettings {
+        &self.inner.settings
+    }
+
+    /// Readiness: the database answers and the blob store is reachable. The error says which.
+    pub async fn readiness(&self) -> Result<(), AppError> {
+        self.db().ping().await.map_err(|e| AppError::Unavailable(format!("database unreachable: {e}")))?;
+        self.blobs().check().await.map_err(|e| AppError::Unavailable(format!("blob store unreachable: {e}")))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,55 @@
+//! Request extractors: who is calling.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use corelab_app::{Actor, AppError};
+
+use crate::WebState;
+use crate::error::ApiError;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "corelab_session";
+
+/// The authenticated caller. Rejects with 401 when there is no valid session.
+pub struct Authenticated(pub Actor);
+
+/// The session token from the request's cookie, if any.
+pub fn session_token(parts: &Parts) -> Option<String> {
+    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|cookies| {
+        cookies.split(';').find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == SESSION_COOKIE && !v.is_empty()).then(|| v.to_string())
+        })
+    })
+}
+
+impl FromRequestParts<WebState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+        let Some(token) = session_token(parts) else {
+            return Err(AppError::Unauthenticated("log in first: POST /api/v1/auth/login".into()).into());
+        };
+        let actor = state.app.authenticate_session(&token).await?;
+        Ok(Authenticated(actor))
+    }
+}
+
+/// An authenticated caller who has no pending forced password change.
+pub struct Ready(pub Actor);
+
+impl FromRequestParts<WebState> for Ready {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+        let Authenticated(actor) = Authenticated::from_request_parts(parts, state).await?;
+        if actor.must_change_password {
+            return Err(AppError::Forbidden(
+                "change your password first: POST /api/v1/auth/password with current_password and new_password".into(),
+            )
+            .into());
+        }
+        Ok(Ready(actor))
+    }
+}

@@ -1,0 +1,41 @@
+//! corelab's HTTP edge: the REST API, health and metrics endpoints.
+//!
+//! Handlers are thin: they extract input, call one use case on [`corelab_app::App`] and turn the
+//! result into a response. Authorization is decided in the use cases, not here. [`error::ApiError`]
+//! is the one place where errors become HTTP responses.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod observe;
+
+use axum::Router;
+use corelab_app::App;
+
+pub use observe::metrics_handle;
+
+/// Settings of the HTTP edge.
+#[derive(Debug, Clone, Default)]
+pub struct WebSettings {
+    /// Mark session cookies `Secure` (set when corelab is served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct WebState {
+    pub app: App,
+    pub settings: WebSettings,
+}
+
+/// The whole HTTP application.
+pub fn router(app: App, settings: WebSettings) -> Router {
+    // Install the recorder before the first request is counted.
+    let _ = metrics_handle();
+    let state = WebState { app, settings };
+    Router::new()
+        .merge(observe::router())
+        .nest("/api/v1", api::router())
+        .with_state(state)
+        .layer(axum::middleware::from_fn(observe::track))
+}

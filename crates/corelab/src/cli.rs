@@ -1,0 +1,82 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+#[derive(Debug, Parser)]
+#[command(name = "corelab", version, about = "corelab: an open-source imaging core lab platform")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings that every command accepts; they override the file and the environment.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// A TOML configuration file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory of the embedded default (SQLite database and blobs).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address (http.listen).
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub http_listen: Option<String>,
+    /// DICOM listen address (dicom.listen).
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub dicom_listen: Option<String>,
+    /// Metadata database URL (database.url).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Blob store URL (storage.url).
+    #[arg(long, global = true, value_name = "URL")]
+    pub storage_url: Option<String>,
+    /// Log format: text or json (log.format).
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log level or filter (log.level).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+impl GlobalArgs {
+    pub fn overrides(&self) -> Overrides {
+        let mut o = Overrides { data_dir: self.data_dir.clone(), ..Overrides::default() };
+        let put = |map: &mut serde_json::Map<String, serde_json::Value>, key: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                map.insert(key.to_string(), serde_json::Value::String(v.clone()));
+            }
+        };
+        put(&mut o.http, "listen", &self.http_listen);
+        put(&mut o.dicom, "listen", &self.dicom_listen);
+        put(&mut o.database, "url", &self.database_url);
+        put(&mut o.storage, "url", &self.storage_url);
+        put(&mut o.log, "format", &self.log_format);
+        put(&mut o.log, "level", &self.log_level);
+        o
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run corelab: HTTP (API, web pages) and DICOM services.
+    Serve,
+    /// Apply database migrations and print the schema version.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted).
+    Show,
+}

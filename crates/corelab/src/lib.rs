@@ -1,0 +1,7 @@
+//! The `corelab` binary as a library: configuration, wiring and the command line, so that
+//! integration tests start exactly what `corelab serve` starts.
+
+pub mod cli;
+pub mod config;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,109 @@
+//! `corelab`: one binary for the server, the site gateway and the command-line tools.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use corelab::cli::{Cli, Command, ConfigCommand};
+use corelab::config::Config;
+use corelab::{server, telemetry};
+use corelab_app::Clock;
+use corelab_app::auth::Bootstrap;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.global.config.as_deref(), &cli.global.overrides()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corelab: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("corelab: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli.command, config));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("corelab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Config { command: ConfigCommand::Show } => {
+            print!("{}", config.redacted_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            telemetry::init(&config.log);
+            let app = server::open_app(&config, Clock::system()).await?;
+            let status = app.db().schema_status().await?;
+            println!("database schema at version {} ({})", status.database_version, app.db().backend());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => serve(config).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    telemetry::init(&config.log);
+    let app = server::open_app(&config, Clock::system()).await?;
+    let bootstrap = app.bootstrap_admin(config.admin.password.as_ref().map(|s| s.expose())).await?;
+    let running = server::start(&config, app.clone()).await?;
+    println!("corelab {} is running", env!("CARGO_PKG_VERSION"));
+    println!("  metadata: {} ({})", corelab_store::redact_url(&config.database_url()), app.db().backend());
+    println!("  blobs:    {}", app.blobs().describe());
+    println!("  HTTP:     http://{}  (health: /healthz, readiness: /readyz, metrics: /metrics)", running.http_addr);
+    println!("  DICOM:    AE title {} on {}", config.dicom.ae_title.0, running.dicom_addr);
+    match bootstrap {
+        Bootstrap::Created { username, generated_password: Some(pw) } => {
+            println!("  first start: created the system administrator '{username}' with the password");
+            println!("      {pw}");
+            println!("    shown only this once; you will be asked to change it at first login.");
+        }
+        Bootstrap::Created { username, generated_password: None } => {
+            println!(
+                "  first start: created the system administrator '{username}' with the password from CORELAB_ADMIN_PASSWORD"
+            );
+        }
+        Bootstrap::Existing => {}
+    }
+    println!(
+        "  log in:   curl -c cookies -H 'content-type: application/json' -d '{{\"username\":\"admin\",\"password\":\"...\"}}' http://{}/api/v1/auth/login",
+        running.http_addr
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    app.db().close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,11 @@
+//! corelab integration tests: the real server on port 0 with a fresh database and blob store,
+//! driven over HTTP and DICOM. Storage tests run on every backend `support::backends()` returns:
+//! SQLite + local files always, PostgreSQL + S3 when TEST_PG_URL and TEST_S3_ENDPOINT are set
+//! (required when CI=true).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod config_cli;
+mod foundation;
+mod processes;
+mod store;
+mod support;
