@@ -12,6 +12,11 @@
 
 use std::path::PathBuf;
 
+use corelab_domain::response::lvef::{
+    DysfunctionRule, LvVolumes, LvefMeasurement, PlausibilityLimits, lvef_change,
+    lvef_from_reported, lvef_from_volumes,
+};
+use corelab_domain::response::ms::{MsSeries, MsSettings, evaluate_ms};
 use corelab_domain::response::selection::{SelectionLesion, check_baseline_selection};
 use corelab_domain::response::{
     Criteria, Protocol, Response, Tenths, best_overall_response, evaluate_json,
@@ -134,6 +139,8 @@ fn run(engine: &str, input: &str) -> Result<Value, String> {
         "recist" => evaluate_json(input).map_err(|e| e.to_string()),
         "bor" => run_bor(input),
         "selection" => run_selection(input),
+        "lvef" => run_lvef(input),
+        "ms" => run_ms(input),
         other => panic!("unknown engine {other}"),
     }
 }
@@ -173,6 +180,56 @@ fn run_selection(input: &str) -> Result<Value, String> {
     let violations = check_baseline_selection(&i.lesions, i.slice_thickness_mm);
     let messages: Vec<String> = violations.iter().map(ToString::to_string).collect();
     Ok(json!({"violations": to_value(&violations), "messages": messages}))
+}
+
+fn run_lvef(input: &str) -> Result<Value, String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Reading {
+        Volumes(LvVolumes),
+        Reported { ef_pct: Tenths },
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct In {
+        baseline: Reading,
+        #[serde(default)]
+        follow_up: Option<Reading>,
+        #[serde(default)]
+        limits: PlausibilityLimits,
+        #[serde(default)]
+        rule: DysfunctionRule,
+    }
+    let i: In = parse(input);
+    let measure = |r: &Reading| -> Result<LvefMeasurement, String> {
+        match r {
+            Reading::Volumes(v) => lvef_from_volumes(*v, &i.limits),
+            Reading::Reported { ef_pct } => lvef_from_reported(*ef_pct, &i.limits),
+        }
+        .map_err(|e| e.to_string())
+    };
+    let baseline = measure(&i.baseline)?;
+    let mut out = json!({"baseline": to_value(&baseline)});
+    if let Some(f) = &i.follow_up {
+        let follow_up = measure(f)?;
+        out["follow_up"] = to_value(&follow_up);
+        out["change"] = to_value(&lvef_change(&baseline, &follow_up, &i.rule));
+    }
+    Ok(out)
+}
+
+fn run_ms(input: &str) -> Result<Value, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct In {
+        series: MsSeries,
+        #[serde(default)]
+        settings: MsSettings,
+    }
+    let i: In = parse(input);
+    evaluate_ms(&i.series, &i.settings)
+        .map(|r| to_value(&r))
+        .map_err(|e| e.to_string())
 }
 
 #[test]
@@ -218,4 +275,14 @@ fn input_errors_name_case_timepoint_and_key() {
 #[test]
 fn baseline_selection_rules() {
     check("selection.json");
+}
+
+#[test]
+fn lvef_rules() {
+    check("lvef.json");
+}
+
+#[test]
+fn ms_mri_rules() {
+    check("ms.json");
 }

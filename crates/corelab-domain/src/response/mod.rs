@@ -1,20 +1,23 @@
-//! Response criteria engines: RECIST 1.1 and iRECIST, plus the RECIST baseline selection rules.
+//! Response criteria engines: RECIST 1.1, iRECIST, LVEF and MS MRI, plus the RECIST baseline
+//! selection rules.
 //!
 //! Everything here is pure: values in, values out. Tumour thresholds (20 %, 30 %, 5 mm) are
 //! decided on integers in tenths of a millimetre. The rules and every interpretation choice are
-//! from domain.md sections 1, 2 and 9.
+//! from domain.md sections 1, 2, 8 and 9.
 //!
 //! Entry points:
 //! * [`evaluate_json`]: the JSON case format of `corelab recist evaluate FILE.json`.
 //! * [`parse_cases`] + [`evaluate_case`]: the same, typed.
 //! * [`best_overall_response`]: BOR from timepoint responses alone (e.g. accepted reads).
-//! * [`selection::check_baseline_selection`].
+//! * [`selection::check_baseline_selection`], [`lvef`], [`ms::evaluate_ms`].
 
 mod bor;
 mod case;
 mod decimal;
 mod irecist;
 mod json;
+pub mod lvef;
+pub mod ms;
 mod recist;
 pub mod selection;
 
