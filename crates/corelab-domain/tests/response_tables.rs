@@ -12,6 +12,10 @@
 
 use std::path::PathBuf;
 
+use corelab_domain::response::adjudication::{
+    AdjudicationTrigger, ReaderOutcome, adjudication_decision,
+};
+use corelab_domain::response::agreement::{DoubleRead, cohen_kappa, read_metrics};
 use corelab_domain::response::lvef::{
     DysfunctionRule, LvVolumes, LvefMeasurement, PlausibilityLimits, lvef_change,
     lvef_from_reported, lvef_from_volumes,
@@ -19,7 +23,8 @@ use corelab_domain::response::lvef::{
 use corelab_domain::response::ms::{MsSeries, MsSettings, evaluate_ms};
 use corelab_domain::response::selection::{SelectionLesion, check_baseline_selection};
 use corelab_domain::response::{
-    Criteria, Protocol, Response, Tenths, best_overall_response, evaluate_json,
+    Criteria, Protocol, Response, Tenths, best_overall_response, evaluate_case, evaluate_json,
+    parse_cases,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -141,6 +146,9 @@ fn run(engine: &str, input: &str) -> Result<Value, String> {
         "selection" => run_selection(input),
         "lvef" => run_lvef(input),
         "ms" => run_ms(input),
+        "adjudication" => run_adjudication(input),
+        "kappa" => run_kappa(input),
+        "read_metrics" => run_read_metrics(input),
         other => panic!("unknown engine {other}"),
     }
 }
@@ -232,6 +240,64 @@ fn run_ms(input: &str) -> Result<Value, String> {
         .map_err(|e| e.to_string())
 }
 
+fn run_adjudication(input: &str) -> Result<Value, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct In {
+        #[serde(default)]
+        reader_1: Option<ReaderOutcome>,
+        #[serde(default)]
+        reader_2: Option<ReaderOutcome>,
+        /// Alternatively, each reader's full case, evaluated here first.
+        #[serde(default)]
+        reader_1_case: Option<Value>,
+        #[serde(default)]
+        reader_2_case: Option<Value>,
+        triggers: Vec<AdjudicationTrigger>,
+    }
+    let i: In = parse(input);
+    let outcome =
+        |given: Option<ReaderOutcome>, case: Option<Value>| -> Result<ReaderOutcome, String> {
+            match (given, case) {
+                (Some(o), None) => Ok(o),
+                (None, Some(c)) => {
+                    let cases = parse_cases(&c.to_string()).map_err(|e| e.to_string())?;
+                    let case = cases.first().ok_or("no case")?;
+                    let result = evaluate_case(case).map_err(|e| e.to_string())?;
+                    Ok(ReaderOutcome::from(&result))
+                }
+                _ => Err("give reader_N or reader_N_case".to_string()),
+            }
+        };
+    let r1 = outcome(i.reader_1, i.reader_1_case)?;
+    let r2 = outcome(i.reader_2, i.reader_2_case)?;
+    Ok(to_value(&adjudication_decision(&r1, &r2, &i.triggers)))
+}
+
+fn run_kappa(input: &str) -> Result<Value, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct In {
+        pairs: Vec<(String, String)>,
+    }
+    let i: In = parse(input);
+    cohen_kappa(&i.pairs)
+        .map(|k| to_value(&k))
+        .map_err(|e| e.to_string())
+}
+
+fn run_read_metrics(input: &str) -> Result<Value, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct In {
+        records: Vec<DoubleRead>,
+    }
+    let i: In = parse(input);
+    read_metrics(&i.records)
+        .map(|m| to_value(&m))
+        .map_err(|e| e.to_string())
+}
+
 #[test]
 fn recist_target_rules_and_boundaries() {
     check("recist_targets.json");
@@ -285,4 +351,14 @@ fn lvef_rules() {
 #[test]
 fn ms_mri_rules() {
     check("ms.json");
+}
+
+#[test]
+fn adjudication_triggers() {
+    check("adjudication.json");
+}
+
+#[test]
+fn agreement_metrics() {
+    check("agreement.json");
 }

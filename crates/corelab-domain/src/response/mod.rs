@@ -1,16 +1,19 @@
-//! Response criteria engines: RECIST 1.1, iRECIST, LVEF and MS MRI, plus the RECIST baseline
-//! selection rules.
+//! Response criteria engines: RECIST 1.1, iRECIST, LVEF, MS MRI, plus the baseline selection
+//! rules, reader adjudication and agreement metrics of a blinded independent central review.
 //!
 //! Everything here is pure: values in, values out. Tumour thresholds (20 %, 30 %, 5 mm) are
 //! decided on integers in tenths of a millimetre. The rules and every interpretation choice are
-//! from domain.md sections 1, 2, 8 and 9.
+//! described in docs/recist.md; domain.md sections 1, 2, 3, 8 and 9 are the source.
 //!
 //! Entry points:
 //! * [`evaluate_json`]: the JSON case format of `corelab recist evaluate FILE.json`.
 //! * [`parse_cases`] + [`evaluate_case`]: the same, typed.
 //! * [`best_overall_response`]: BOR from timepoint responses alone (e.g. accepted reads).
-//! * [`selection::check_baseline_selection`], [`lvef`], [`ms::evaluate_ms`].
+//! * [`selection::check_baseline_selection`], [`adjudication::adjudication_decision`],
+//!   [`agreement::cohen_kappa`], [`agreement::read_metrics`], [`lvef`], [`ms::evaluate_ms`].
 
+pub mod adjudication;
+pub mod agreement;
 mod bor;
 mod case;
 mod decimal;
