@@ -4,3 +4,4 @@
 //! random values come in as arguments, so every rule can be tested with plain data tables.
 
 pub mod deid_profile;
+pub mod response;
