@@ -68,9 +68,14 @@ pub fn check_charter(text: &str) -> CharterCheck {
     let lines = LineIndex::new(text);
     let (doc, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {
-        // The recovered document is unreliable after a syntax error: report only those.
-        let problems = syntax_errors
+        // After a syntax error the parser's recovery produces follow-on errors (an unclosed
+        // array swallows the next tables), and the recovered document is unreliable: report the
+        // first syntax error only.
+        let first = syntax_errors
             .iter()
+            .min_by_key(|e| e.span().map_or(0, |s| s.start));
+        let problems = first
+            .into_iter()
             .map(|e| {
                 let (line, column) = lines.locate(e.span().map_or(0, |s| s.start));
                 Problem {
@@ -103,7 +108,7 @@ pub fn check_charter(text: &str) -> CharterCheck {
         let under_broken = broken.iter().any(|b| is_under(&f.path, b));
         let reference_into_broken = f
             .refers_to
-            .is_some_and(|root| broken.iter().any(|b| is_under(b, root)));
+            .is_some_and(|root| broken.iter().any(|b| may_hide_ids(b, root)));
         !under_broken && !reference_into_broken
     });
     let problems: Vec<Problem> = findings
@@ -129,6 +134,17 @@ pub fn check_charter(text: &str) -> CharterCheck {
         charter: ok.then_some(charter),
         problems,
     }
+}
+
+/// Whether a broken scope may have lost IDs of the collection `root`: the collection itself, one
+/// of its entries, or a nested collection of entries (e.g. `imaging[0].series[1]`) - but not a
+/// field deeper inside an entry, such as its constraints.
+fn may_hide_ids(broken: &str, root: &str) -> bool {
+    is_under(broken, root)
+        && broken.split('.').all(|segment| {
+            let name = segment.split('[').next().unwrap_or(segment);
+            name == root || name == "series"
+        })
 }
 
 fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {

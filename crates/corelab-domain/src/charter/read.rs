@@ -235,11 +235,16 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// The key a path ends with, without list indexes: `reads.criteria[0]` -> `criteria`.
 fn last_segment(path: &str) -> &str {
-    path.rsplit(['.', '['])
-        .next()
-        .unwrap_or(path)
-        .trim_end_matches(']')
+    let mut p = path;
+    while p.ends_with(']') {
+        match p.rfind('[') {
+            Some(i) => p = &p[..i],
+            None => break,
+        }
+    }
+    p.rsplit('.').next().unwrap_or(p)
 }
 
 /// A table being read: its path, where it starts, and its entries.
@@ -273,12 +278,19 @@ impl Reader {
     fn fail(&mut self, finding: Finding, kind: Kind) {
         // A broken scalar leaves a stand-in in its table, so distrust the whole table; a broken
         // table only itself.
+        // A broken list item leaves a shorter list, so distrust the table holding the list.
         let scope = match kind {
             Kind::Table | Kind::Tables => finding.path.clone(),
-            _ => match parent_path(&finding.path) {
-                Some(parent) if !parent.is_empty() => parent.to_string(),
-                _ => finding.path.clone(),
-            },
+            _ => {
+                let mut scope = parent_path(&finding.path);
+                if finding.path.ends_with(']') {
+                    scope = scope.and_then(parent_path);
+                }
+                match scope {
+                    Some(s) if !s.is_empty() => s.to_string(),
+                    _ => finding.path.clone(),
+                }
+            }
         };
         self.broken.push(scope);
         self.findings.push(finding);
@@ -945,7 +957,8 @@ fn read_timing(r: &mut Reader, t: &Tbl<'_, '_>) -> Option<VisitTiming> {
                 )
                 .hint("add every_weeks = N, or remove this key")
                 .at(a);
-                r.fail(f, Kind::Int);
+                // The visit's timing is still sound: nothing downstream depends on this key.
+                r.findings.push(f);
             }
         }
     }
@@ -980,7 +993,9 @@ fn read_timing(r: &mut Reader, t: &Tbl<'_, '_>) -> Option<VisitTiming> {
             )
             .hint("keep one of baseline, day, days, every_weeks; write another [[visits]] entry for the rest")
             .at(a);
-            r.fail(f, Kind::Table);
+            // The whole visit has a stand-in timing now.
+            r.broken.push(t.path.clone());
+            r.findings.push(f);
             None
         }
     }

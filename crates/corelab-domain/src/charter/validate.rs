@@ -309,23 +309,32 @@ impl Validator {
         }
 
         // Generated IDs must be unique across the whole schedule.
+        // Repeats of one entry are reported by the entry's own ID check; report each entry once.
         let mut seen: HashMap<&str, &ScheduledVisit> = HashMap::new();
+        let mut reported: Vec<usize> = Vec::new();
         for v in &all {
             if v.id.is_empty() {
                 continue;
             }
             match seen.get(v.id.as_str()) {
-                Some(first) => self.push(
-                    Finding::error(
-                        P::DuplicateId,
-                        format!("visits[{}].id", v.definition),
-                        format!(
-                            "visit ID \"{}\" (day {}) is already used by visits[{}] (day {})",
-                            v.id, v.day, first.definition, first.day
+                Some(first)
+                    if first.definition == v.definition || reported.contains(&v.definition) => {}
+                Some(first) => {
+                    reported.push(v.definition);
+                    self.push(
+                        Finding::error(
+                            P::DuplicateId,
+                            format!("visits[{}].id", v.definition),
+                            format!(
+                                "visit ID \"{}\" (day {}) is already used by visits[{}] (day {})",
+                                v.id, v.day, first.definition, first.day
+                            ),
+                        )
+                        .hint(
+                            "give each visit its own ID; for repeats use {week} or {day} in the ID",
                         ),
-                    )
-                    .hint("give each visit its own ID; for repeats use {week} or {day} in the ID"),
-                ),
+                    );
+                }
                 None => {
                     seen.insert(&v.id, v);
                 }
@@ -602,7 +611,8 @@ impl Validator {
                 Some(_) => {}
             }
         }
-        if !def.series.is_empty() {
+        let series_known = def.series.iter().all(|s| c.series(s).is_some());
+        if !def.series.is_empty() && series_known {
             for (k, rid) in def.imaging.iter().enumerate() {
                 if let Some(req) = c.imaging_requirement(rid)
                     && !req.series.iter().any(|s| def.series.contains(&s.id))
