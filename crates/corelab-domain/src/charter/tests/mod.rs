@@ -1,10 +1,10 @@
 //! Tests over whole charters: the examples, broken copies, one row per kind of problem, the JSON
 //! schema, the visit calendar and the diff.
 
-//mod calendar;
-//mod diff;
+mod calendar;
+mod diff;
 mod examples;
-//mod schema;
+mod schema;
 mod validation;
 
 pub(crate) const ONCOLOGY: &str = include_str!("../../../../../charters/oncology-ct-recist.toml");
