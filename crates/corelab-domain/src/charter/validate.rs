@@ -212,7 +212,8 @@ impl Validator {
 
     fn subjects(&mut self, c: &Charter) {
         let pattern = &c.subjects.id_pattern;
-        for s in &c.sites {
+        // Report once, for the site with the longest IDs.
+        if let Some(s) = c.sites.iter().max_by_key(|s| pattern.id_len(&s.id)) {
             let len = pattern.id_len(&s.id);
             if len > 64 {
                 self.push(
@@ -291,7 +292,9 @@ impl Validator {
                     "visits",
                     "the schedule has no baseline visit",
                 )
-                .hint("mark the baseline visit with baseline = true"),
+                .hint("mark the baseline visit with baseline = true")
+                // Not trusted when a visit could not be read: it may be the baseline.
+                .refers_to("visits"),
             ),
             [_] => {}
             [first, rest @ ..] => {
@@ -350,7 +353,9 @@ impl Validator {
         let mut warned: Vec<(usize, usize)> = Vec::new();
         for pair in ordered.windows(2) {
             let (a, b) = (pair[0], pair[1]);
-            if b.window_opens() <= a.window_closes()
+            let same_visit = a.definition == b.definition && a.day == b.day; // reported as a duplicate day
+            if !same_visit
+                && b.window_opens() <= a.window_closes()
                 && !warned.contains(&(a.definition, b.definition))
             {
                 warned.push((a.definition, b.definition));

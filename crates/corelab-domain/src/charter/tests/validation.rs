@@ -200,6 +200,39 @@ fn every_kind_of_problem_is_reported_at_its_key() {
         Row { name: "criteria not fitting the area", line: 8, new: r#"therapeutic_area = "cardiology""#, key: "reads.criteria[0]", at_line: 66, code: CriteriaMismatch, severity: W, message: "RECIST1.1 does not fit the trial's therapeutic area (cardiology)", hint: "check" },
         Row { name: "overlapping windows", line: 45, new: "window = { minus_days = 30, plus_days = 30 }", key: "visits[1].window", at_line: 45, code: Inconsistent, severity: W, message: "windows of W8 (days 26..86) and W16 (days 82..142) overlap", hint: "narrow the windows" },
         Row { name: "dates kept for date-blinded readers", line: 61, new: "\n[deidentification]\ndates = \"keep\"", key: "deidentification.dates", at_line: 63, code: Inconsistent, severity: W, message: "readers are blinded to dates", hint: "\"shift\"" },
+        Row { name: "AE title with surrounding spaces", line: 18, new: r#"ae_titles = [" S1_CT"]"#, key: "sites[0].ae_titles[0]", at_line: 18, code: InvalidValue, severity: W, message: "leading or trailing spaces", hint: "write \"S1_CT\"" },
+        Row { name: "called AE title twice", line: 12, new: r#"called_ae_titles = ["ACME1", "acme1"]"#, key: "dimse.called_ae_titles[1]", at_line: 12, code: DuplicateAeTitle, severity: E, message: "listed twice", hint: "remove the duplicate" },
+        Row { name: "no called AE title", line: 12, new: "called_ae_titles = []", key: "dimse.called_ae_titles", at_line: 12, code: InvalidValue, severity: E, message: "no called AE title", hint: "ACME101" },
+        Row { name: "pattern without site", line: 27, new: r#"id_pattern = "S-{nnnn}""#, key: "subjects.id_pattern", at_line: 27, code: BadPattern, severity: W, message: "has no {site}", hint: "add {site}" },
+        Row { name: "subject IDs too long", line: 27, new: r#"id_pattern = "{site}-{nnnnnnnnnnnn}-{nnnnnnnnnnnn}-{nnnnnnnnnnnn}-{nnnnnnnnnnnn}-{nnnnnnnnnnnn}""#, key: "subjects.id_pattern", at_line: 27, code: BadPattern, severity: E, message: "would have 68 characters", hint: "shorten" },
+        Row { name: "value too long for DICOM LO", line: 7, new: "protocol_name = \"A protocol name that is much too long to fit into a DICOM LO element\"", key: "trial.protocol_name", at_line: 7, code: InvalidValue, severity: E, message: "DICOM allows at most 64", hint: "(0012,0021)" },
+        Row { name: "day listed twice", line: 47, new: "[[visits]]\nid = \"D{day}\"\nlabel = \"Day {day}\"\ndays = [400, 400]\nwindow = { minus_days = 0, plus_days = 0 }\nimaging = [\"CT_CAP\"]\n", key: "visits[2].days[1]", at_line: 50, code: DuplicateId, severity: E, message: "day 400 is listed twice", hint: "remove the duplicate" },
+        Row { name: "empty days list", line: 47, new: "[[visits]]\nid = \"D{day}\"\nlabel = \"Day {day}\"\ndays = []\nwindow = { minus_days = 0, plus_days = 0 }\nimaging = [\"CT_CAP\"]\n", key: "visits[2].days", at_line: 50, code: InvalidValue, severity: E, message: "`days` is empty", hint: "days = [42, 84]" },
+        Row { name: "week placeholder on a non-week day", line: 47, new: "[[visits]]\nid = \"W{week}X\"\nlabel = \"Late\"\ndays = [400]\nwindow = { minus_days = 0, plus_days = 0 }\nimaging = [\"CT_CAP\"]\n", key: "visits[2].id", at_line: 48, code: BadPattern, severity: E, message: "{week} is used but day 400 is not a whole week", hint: "use {day}" },
+        Row { name: "visit without timing", line: 36, new: "baseline = false", key: "visits[0]", at_line: 33, code: MissingKey, severity: E, message: "visit has no timing", hint: "baseline = true" },
+        Row { name: "visit without imaging", line: 46, new: "imaging = []", key: "visits[1].imaging", at_line: 46, code: InvalidValue, severity: E, message: "visit expects no imaging", hint: "[[imaging]] requirement IDs" },
+        Row { name: "imaging listed twice", line: 46, new: r#"imaging = ["CT_CAP", "CT_CAP"]"#, key: "visits[1].imaging[1]", at_line: 46, code: DuplicateId, severity: E, message: "listed twice", hint: "remove the duplicate" },
+        Row { name: "one_of with one requirement", line: 46, new: "imaging = [\"CT_CAP\"]\nimaging_rule = \"one_of\"", key: "visits[1].imaging_rule", at_line: 47, code: Inconsistent, severity: W, message: "fewer than two imaging requirements", hint: "list the alternatives" },
+        Row { name: "series identified alike", line: 61, new: "\n[[imaging.series]]\nid = \"CT_CAP_PV2\"\ndescription = \"copy\"\nidentify = { image_type = [\"ORIGINAL\", \"AXIAL\"], contrast = true }", key: "imaging[0].series[1].identify", at_line: 65, code: Inconsistent, severity: W, message: "is identified exactly like \"CT_CAP_PV\"", hint: "tells them apart" },
+        Row { name: "duplicate series ID", line: 61, new: "\n[[imaging.series]]\nid = \"CT_CAP_PV\"\ndescription = \"plain\"\nidentify = { contrast = false }", key: "imaging[0].series[1].id", at_line: 63, code: DuplicateId, severity: E, message: "series ID \"CT_CAP_PV\" is already used at imaging[0].series[0].id", hint: "its own ID" },
+        Row { name: "imaging requirement at no visit", line: 61, new: "\n[[imaging]]\nid = \"MR_BRAIN\"\nmodality = \"MR\"\nbody_region = \"brain\"\n[[imaging.series]]\nid = \"T1\"\ndescription = \"t1\"\nidentify = { contrast = false }", key: "imaging[1].id", at_line: 63, code: Inconsistent, severity: W, message: "\"MR_BRAIN\" is not expected at any visit", hint: "add it to a visit" },
+        Row { name: "body part not a code string", line: 51, new: "body_region = \"cap\"\nbody_part_examined = [\"chest\"]", key: "imaging[0].body_part_examined[0]", at_line: 52, code: InvalidValue, severity: E, message: "upper case letters", hint: "(0018,0015)" },
+        Row { name: "image type not a code string", line: 56, new: r#"identify = { image_type = ["original"], contrast = true }"#, key: "imaging[0].series[0].identify.image_type[0]", at_line: 56, code: InvalidValue, severity: E, message: "upper case letters", hint: "(0008,0008)" },
+        Row { name: "series with no identification", line: 56, new: "identify = {}", key: "imaging[0].series[0].identify", at_line: 56, code: InvalidValue, severity: E, message: "has no way to be recognised", hint: "series_description" },
+        Row { name: "descriptions removed by de-identification", line: 56, new: r#"identify = { series_description = ["*PV*"], contrast = true }"#, key: "imaging[0].series[0].identify.series_description", at_line: 56, code: Inconsistent, severity: W, message: "removes Series Description (0008,103E)", hint: "clean_descriptors = true" },
+        Row { name: "negative baseline tolerance", line: 59, new: "slice_thickness_mm = { max = 5.0 }\nbaseline_tolerance = { kvp = -5 }", key: "imaging[0].series[0].constraints.baseline_tolerance.kvp", at_line: 60, code: InvalidValue, severity: E, message: "tolerance -5 is negative", hint: "0 or more" },
+        Row { name: "same scanner without device identity", line: 59, new: "slice_thickness_mm = { max = 5.0 }\nsame_scanner_as_baseline = true", key: "imaging[0].series[0].constraints.same_scanner_as_baseline", at_line: 60, code: Inconsistent, severity: W, message: "removes Device Serial Number", hint: "retain_device_identity = true" },
+        Row { name: "shift days without shifting", line: 61, new: "\n[deidentification]\nmax_shift_days = 30", key: "deidentification.max_shift_days", at_line: 63, code: Inconsistent, severity: W, message: "no effect unless dates = \"shift\"", hint: "remove it" },
+        Row { name: "safe private tag outside a private group", line: 61, new: "\n[deidentification]\nretain_safe_private = true\nsafe_private = [{ creator = \"X\", group = 0x0010, element = 0x10 }]", key: "deidentification.safe_private[0].group", at_line: 64, code: InvalidValue, severity: E, message: "group 0x0010 is not a private group", hint: "odd numbers" },
+        Row { name: "pixel mask region outside the image", line: 61, new: "\n[[deidentification.pixel_masks]]\nmanufacturer = \"X\"\nrows = 10\ncolumns = 10\nregions = [{ x = 5, y = 0, width = 10, height = 2 }]", key: "deidentification.pixel_masks[0].regions[0]", at_line: 66, code: InvalidValue, severity: E, message: "outside the 10x10 image", hint: "x + width <= columns" },
+        Row { name: "confirmation window too short", line: 69, new: "sd_min_days = 42\nconfirmation_required = true\nconfirmation_min_days = 21", key: "reads.confirmation_min_days", at_line: 71, code: InvalidValue, severity: W, message: "shorter than the 4 weeks", hint: "28 or more" },
+        Row { name: "confirmation days without confirmation", line: 69, new: "sd_min_days = 42\nconfirmation_min_days = 28", key: "reads.confirmation_min_days", at_line: 70, code: Inconsistent, severity: W, message: "no effect unless confirmation_required = true", hint: "remove it" },
+        Row { name: "trigger listed twice", line: 72, new: r#"triggers = ["progression_date", "progression_date"]"#, key: "reads.adjudication.triggers[1]", at_line: 72, code: DuplicateId, severity: E, message: "progression_date is listed twice", hint: "remove the duplicate" },
+        Row { name: "no trigger", line: 72, new: "triggers = []", key: "reads.adjudication.triggers", at_line: 72, code: InvalidValue, severity: E, message: "no adjudication trigger", hint: "progression_date" },
+        Row { name: "criteria listed twice", line: 66, new: r#"criteria = ["RECIST1.1", "RECIST1.1"]"#, key: "reads.criteria[1]", at_line: 66, code: DuplicateId, severity: E, message: "RECIST1.1 is listed twice", hint: "remove the duplicate" },
+        Row { name: "readers qualified in another area", line: 76, new: "training_current = true\ntherapeutic_area = \"neurology\"", key: "reads.reader_qualifications.therapeutic_area", at_line: 77, code: Inconsistent, severity: W, message: "qualified in neurology, but the trial is oncology", hint: "check" },
+        Row { name: "readers not qualified in the criteria", line: 76, new: "training_current = true\ncriteria = [\"iRECIST\"]", key: "reads.reader_qualifications.criteria", at_line: 77, code: Inconsistent, severity: W, message: "not required to be qualified in RECIST1.1", hint: "add \"RECIST1.1\"" },
+        Row { name: "training not required", line: 76, new: "training_current = false", key: "reads.reader_qualifications.training_current", at_line: 76, code: Inconsistent, severity: W, message: "not required to hold current training", hint: "training_current = true" },
     ];
     for row in &rows {
         check(row);
@@ -266,4 +299,64 @@ fn a_broken_section_does_not_cascade() {
         .collect();
     assert_eq!(keys, [("trial", 1, 1)]);
     assert_eq!(problems[0].message, "missing required key `trial`");
+}
+
+#[test]
+fn settings_that_only_fit_recist_are_reported_for_other_criteria() {
+    // LVEF reads keep the RECIST-only settings of BASE: the SD minimum (warning) and a
+    // progression-date trigger (error). LVEF fits an oncology trial (cardio-oncology).
+    let text = edit(66, r#"criteria = ["LVEF"]"#);
+    let problems = check_charter(&text).problems;
+    let got: Vec<(&str, Severity, ProblemCode)> = problems
+        .iter()
+        .map(|p| (p.key.as_str(), p.severity, p.code))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "reads.sd_min_days",
+                Severity::Warning,
+                ProblemCode::Inconsistent
+            ),
+            (
+                "reads.adjudication.triggers[0]",
+                Severity::Error,
+                ProblemCode::Inconsistent
+            ),
+        ]
+    );
+    assert!(
+        problems[1]
+            .message
+            .contains("progression_date needs RECIST1.1 or iRECIST")
+    );
+
+    // MS reads in an oncology trial: criteria warning, SD minimum warning, trigger error, and
+    // the missing MS measures.
+    let text = edit(66, r#"criteria = ["MS"]"#).replace("sd_min_days = 42\n", "");
+    let problems = check_charter(&text).problems;
+    let got: Vec<(&str, Severity)> = problems
+        .iter()
+        .map(|p| (p.key.as_str(), p.severity))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("reads.measures", Severity::Error),
+            ("reads.criteria[0]", Severity::Warning),
+            ("reads.adjudication.triggers[0]", Severity::Error),
+        ]
+    );
+    assert_eq!(problems[0].message, "MS reads need the measures to read");
+    // Confirmation is a RECIST setting too.
+    let text = edit(69, "confirmation_required = true")
+        .replace("criteria = [\"RECIST1.1\"]", "criteria = [\"LVEF\"]")
+        .replace(
+            "triggers = [\"progression_date\"]",
+            "triggers = [\"any_timepoint\"]",
+        );
+    let problems = check_charter(&text).problems;
+    let got: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(got, ["reads.confirmation_required"]);
 }
