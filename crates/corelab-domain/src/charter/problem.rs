@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// The charter cannot be used until this is fixed.
     Error,
@@ -12,7 +15,8 @@ pub enum Severity {
 }
 
 /// What kind of problem it is, for callers that branch on it (and for tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ProblemCode {
     /// Not valid TOML.
@@ -41,8 +45,8 @@ pub enum ProblemCode {
 }
 
 /// One problem in a charter. `Display` gives `LINE:COL: key: message (hint: ...)`; the CLI
-/// prefixes the file name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// prefixes the file name. `Serialize` gives the same fields as JSON for the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub severity: Severity,
     pub code: ProblemCode,

@@ -662,3 +662,21 @@ fn the_schema_check_rejects_broken_documents() {
         assert!(parse_charter(&text).is_err(), "reader accepted: {new}");
     }
 }
+
+#[test]
+fn every_key_is_documented() {
+    const DOC: &str = include_str!("../../../../../docs/charter.md");
+    let undocumented: Vec<&str> = keys::TABLES
+        .iter()
+        .flat_map(|(_, ks)| ks.iter().copied())
+        .filter(|k| {
+            !DOC.contains(&format!("`{k}`"))
+                && !DOC.contains(&format!("[{k}]"))
+                && !DOC.contains(&format!(".{k}]"))
+        })
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "keys missing from docs/charter.md: {undocumented:?}"
+    );
+}
