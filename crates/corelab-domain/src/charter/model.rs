@@ -38,7 +38,6 @@ macro_rules! choice {
             }
 
             /// (spelling, value) pairs for the reader.
-            #[allow(dead_code)]
             pub(crate) fn options() -> Vec<(&'static str, $name)> {
                 Self::ALL.iter().map(|v| (v.as_str(), *v)).collect()
             }
