@@ -138,6 +138,33 @@ fn u32_of(b: [u8; 4], big: bool) -> u32 {
     }
 }
 
+/// Reads an item, item delimiter or sequence delimiter header (tag and 4-byte length in every
+/// syntax); anything else there means the sequence is broken.
+fn read_item_header<R: Read>(
+    src: &mut Src<R>,
+    syn: Syntax,
+    seq: Tag,
+) -> Result<RawHeader, DeidError> {
+    let at = src.pos;
+    let mut b = [0u8; 8];
+    src.fill(&mut b, &format!("sequence {}", tag_str(seq)), false)?;
+    let big = syn.big_endian;
+    let tag = Tag(u16_of([b[0], b[1]], big), u16_of([b[2], b[3]], big));
+    if tag.group() != 0xFFFE {
+        return Err(DeidError::Malformed(format!(
+            "broken sequence {}: expected an item, found {} at byte {at}",
+            tag_str(seq),
+            tag_str(tag)
+        )));
+    }
+    Ok(RawHeader {
+        tag,
+        vr: None,
+        len: u32_of([b[4], b[5], b[6], b[7]], big),
+        raw: b.to_vec(),
+    })
+}
+
 fn read_header<R: Read>(
     src: &mut Src<R>,
     syn: Syntax,
@@ -223,12 +250,7 @@ fn copy_value<R: Read>(
     let fragments = h.tag == PIXEL_DATA;
     loop {
         let at = src.pos;
-        let Some(item) = read_header(src, inner, false)? else {
-            return Err(DeidError::Truncated(format!(
-                "sequence {} is not closed",
-                tag_str(h.tag)
-            )));
-        };
+        let item = read_item_header(src, inner, h.tag)?;
         out.extend_from_slice(&item.raw);
         match item.tag {
             SEQ_END => return Ok(()),
@@ -478,11 +500,7 @@ fn copy_pixel<R: Read, W: Write>(
     let mut first = true;
     loop {
         let at = src.pos;
-        let Some(item) = read_header(src, syn, false)? else {
-            return Err(DeidError::Truncated(
-                "encapsulated pixel data is not closed".into(),
-            ));
-        };
+        let item = read_item_header(src, syn, h.tag)?;
         match item.tag {
             SEQ_END => {
                 encode_header(out, SEQ_END, None, 0, syn)?;
