@@ -27,7 +27,7 @@ const ITEM: Tag = Tag(0xFFFE, 0xE000);
 const ITEM_END: Tag = Tag(0xFFFE, 0xE00D);
 const SEQ_END: Tag = Tag(0xFFFE, 0xE0DD);
 const MAX_DEPTH: u32 = 64;
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 1 << 16;
 
 fn is_pixel_tag(t: Tag) -> bool {
     t == Tag(0x7FE0, 0x0008) || t == Tag(0x7FE0, 0x0009) || t == PIXEL_DATA
