@@ -494,6 +494,12 @@ fn graphics_signatures_icons_and_original_attributes_go() {
         VR::OB,
         PrimitiveValue::U8([0u8; 8].as_slice().into()),
     ));
+    e.push(DataElement::new(
+        Tag(0x0008, 0x0000),
+        VR::UL,
+        PrimitiveValue::from(1234u32),
+    ));
+    e.push(s(Tag(0x0002, 0x0016), VR::AE, "SITE_PACS"));
     let (o, r) = run(e, &basic());
     for t in [
         Tag(0x6000, 0x0010),
@@ -505,6 +511,10 @@ fn graphics_signatures_icons_and_original_attributes_go() {
         Tag(0xFFFC, 0xFFFC),
     ] {
         assert!(o.get(t).is_none(), "{t} removed");
+    }
+    for t in [Tag(0x0008, 0x0000), Tag(0x0002, 0x0016)] {
+        assert!(o.get(t).is_none(), "{t} removed");
+        assert_eq!(r.count(t, Outcome::Removed), 1, "{t} was in the input and was removed");
     }
     assert_eq!(
         o.get(Tag(0x7FE0, 0x0010))
@@ -784,4 +794,20 @@ fn match_keys_are_read_before_deidentification_and_redacted() {
     for phi in ["MRN0001", "SITE-0001", "20230315", SOP, "DOE"] {
         assert!(!dbg.contains(phi), "Debug shows {phi}");
     }
+}
+
+#[test]
+fn input_without_preamble_gives_the_same_output() {
+    let mut e = base(CT);
+    e.push(DataElement::new(
+        Tag(0x7FE0, 0x0010),
+        VR::OW,
+        PrimitiveValue::U8(vec![3u8; 16].into()),
+    ));
+    let with = file_with(e, "1.2.840.10008.1.2.1");
+    let without = &with[128..];
+    let (a, _) = deidentify_bytes(&with, &basic()).unwrap();
+    let (b, _) = deidentify_bytes(without, &basic()).unwrap();
+    assert!(a == b);
+    assert_eq!(&a[128..132], b"DICM");
 }

@@ -378,12 +378,12 @@ impl<'a> Engine<'a> {
                 }
                 continue;
             }
-            if g == 0x0000 || (el == 0x0000 && g != 0x0002) {
+            if g == 0x0000 || g == 0x0002 || el == 0x0000 {
                 self.report.add(
                     tag,
                     nested,
                     Outcome::Removed,
-                    "group length or command attribute",
+                    "group length, command or file meta attribute in the data set",
                 );
                 continue;
             }
