@@ -514,7 +514,11 @@ fn graphics_signatures_icons_and_original_attributes_go() {
     }
     for t in [Tag(0x0008, 0x0000), Tag(0x0002, 0x0016)] {
         assert!(o.get(t).is_none(), "{t} removed");
-        assert_eq!(r.count(t, Outcome::Removed), 1, "{t} was in the input and was removed");
+        assert_eq!(
+            r.count(t, Outcome::Removed),
+            1,
+            "{t} was in the input and was removed"
+        );
     }
     assert_eq!(
         o.get(Tag(0x7FE0, 0x0010))
@@ -810,4 +814,61 @@ fn input_without_preamble_gives_the_same_output() {
     let (b, _) = deidentify_bytes(without, &basic()).unwrap();
     assert!(a == b);
     assert_eq!(&a[128..132], b"DICM");
+}
+
+#[test]
+fn masks_16_bit_words_in_every_little_endian_syntax() {
+    let mut e = base(CT);
+    e.push(s(Tag(0x0008, 0x0070), VR::LO, "GE Healthcare"));
+    e.push(s(Tag(0x0008, 0x1090), VR::LO, "Vivid E95"));
+    for (g, el, v) in [
+        (0x0028, 0x0002, 1u16),
+        (0x0028, 0x0010, 4),
+        (0x0028, 0x0011, 6),
+        (0x0028, 0x0100, 16),
+    ] {
+        e.push(DataElement::new(
+            Tag(g, el),
+            VR::US,
+            PrimitiveValue::from(v),
+        ));
+    }
+    let words: Vec<u16> = (1..=24).map(|i| i * 1000).collect();
+    e.push(DataElement::new(
+        Tag(0x7FE0, 0x0010),
+        VR::OW,
+        PrimitiveValue::U16(words.clone().into()),
+    ));
+    let p = ctx(us_mask(), "S", None);
+    for ts in [
+        "1.2.840.10008.1.2",
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2.1.99",
+    ] {
+        let (o, r) = run_ts(e.clone(), &p, ts);
+        let got = o
+            .get(Tag(0x7FE0, 0x0010))
+            .unwrap()
+            .value()
+            .to_multi_int::<u16>()
+            .unwrap();
+        assert!(got[..6].iter().all(|w| *w == 0), "{ts}: first row blanked");
+        assert_eq!(&got[6..], &words[6..], "{ts}");
+        assert!(r.method_codes.contains(&"113101".to_string()));
+    }
+    // Big endian: refused and flagged, pixels untouched.
+    let (o, r) = run_ts(e, &p, "1.2.840.10008.1.2.2");
+    assert_eq!(
+        o.get(Tag(0x7FE0, 0x0010))
+            .unwrap()
+            .value()
+            .to_multi_int::<u16>()
+            .unwrap(),
+        words
+    );
+    assert!(
+        r.flags
+            .iter()
+            .any(|f| matches!(f, QcFlag::PixelMaskNotApplied { .. }))
+    );
 }

@@ -135,7 +135,6 @@ pub(crate) fn inner_ts(
 /// The result of de-identifying the header part of an instance (everything but the Pixel Data value).
 pub(crate) struct HeaderOutcome<'a> {
     pub engine: Engine<'a>,
-    pub facts: Facts,
     pub mask: MaskDecision,
 }
 
@@ -167,14 +166,7 @@ pub(crate) fn deid_header<'a>(
             "charter pixel mask (Clean Pixel Data)",
         );
     }
-    Ok((
-        out,
-        HeaderOutcome {
-            engine,
-            facts,
-            mask,
-        },
-    ))
+    Ok((out, HeaderOutcome { engine, mask }))
 }
 
 fn put_str(obj: &mut InMemDicomObject, report: &mut ReportBuilder, tag: Tag, vr: VR, value: &str) {
@@ -397,21 +389,25 @@ fn normalize_pixel(e: InMemElement) -> InMemElement {
 }
 
 fn pixel_encoding(e: &InMemElement, syntax: Syntax) -> PixelEncoding {
+    let maskable = e.tag() == PIXEL_DATA
+        && (!syntax.explicit || matches!(e.vr(), VR::OB | VR::OW))
+        && matches!(
+            e.value(),
+            Value::Primitive(PrimitiveValue::U8(_) | PrimitiveValue::U16(_))
+                | Value::PixelSequence(_)
+        );
     match e.value() {
-        Value::PixelSequence(_) => PixelEncoding {
-            encapsulated: true,
-            big_endian: syntax.big_endian,
-            value_len: 0,
-        },
         Value::Primitive(p) => PixelEncoding {
             encapsulated: false,
             big_endian: syntax.big_endian,
             value_len: p.calculate_byte_len() as u64,
+            maskable,
         },
-        Value::Sequence(_) => PixelEncoding {
+        Value::PixelSequence(_) | Value::Sequence(_) => PixelEncoding {
             encapsulated: true,
             big_endian: syntax.big_endian,
             value_len: 0,
+            maskable,
         },
     }
 }
@@ -450,20 +446,19 @@ pub fn deidentify_object(
     let meta = obj.meta().clone();
     let (syntax, _ts) = syntax_of(meta.transfer_syntax())?;
     let mut inner = obj.into_inner();
+    // The stream path splits at the first of Float, Double Float and Pixel Data; decide the same way.
+    let split = [Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009), PIXEL_DATA]
+        .into_iter()
+        .find(|t| inner.get(*t).is_some());
+    let enc = split
+        .and_then(|t| inner.get(t))
+        .map(|p| pixel_encoding(p, syntax));
     let pixel = inner.take(PIXEL_DATA);
-    let enc = pixel.as_ref().map(|p| pixel_encoding(p, syntax));
     let (mut out, mut outcome) = deid_header(inner, ctx, enc)?;
     if let Some(p) = pixel {
         let p = normalize_pixel(p);
         let p = match &outcome.mask {
-            MaskDecision::Apply(plan)
-                if matches!(
-                    p.value(),
-                    Value::Primitive(PrimitiveValue::U8(_) | PrimitiveValue::U16(_))
-                ) =>
-            {
-                apply_mask_in_memory(p, plan)
-            }
+            MaskDecision::Apply(plan) => apply_mask_in_memory(p, plan),
             _ => p,
         };
         out.put(p);
@@ -471,7 +466,6 @@ pub fn deidentify_object(
     let mapper = outcome.engine.mapper().clone();
     let meta = deid_meta(&meta, &mapper, ctx, &mut outcome.engine.report);
     let report = std::mem::take(&mut outcome.engine.report).build(meta.transfer_syntax());
-    let _ = &outcome.facts;
     Ok((out.with_exact_meta(meta), report))
 }
 

@@ -37,6 +37,8 @@ pub(crate) struct PixelEncoding {
     pub big_endian: bool,
     /// Byte length of the Pixel Data value (native only).
     pub value_len: u64,
+    /// False for Float/Double Float Pixel Data or a VR other than OB/OW: not masked.
+    pub maskable: bool,
 }
 
 fn matches(mask: &PixelMask, f: &Facts) -> bool {
@@ -65,6 +67,9 @@ pub(crate) fn decide(masks: &[PixelMask], f: &Facts, enc: Option<PixelEncoding>)
     let Some(enc) = enc else {
         return no("no Pixel Data");
     };
+    if !enc.maskable {
+        return no("float pixel data or pixel data VR other than OB/OW");
+    }
     if enc.encapsulated {
         return no(
             "compressed (encapsulated) pixel data: the mask needs decoding, which corelab does not do",
@@ -227,6 +232,7 @@ mod tests {
             encapsulated: false,
             big_endian: false,
             value_len: len,
+            maskable: true,
         })
     }
 
@@ -358,6 +364,7 @@ mod tests {
             encapsulated: true,
             big_endian: false,
             value_len: 0,
+            maskable: true,
         });
         assert!(
             matches!(decide(std::slice::from_ref(&m), &f, enc), MaskDecision::NotApplied(r) if r.contains("compressed"))

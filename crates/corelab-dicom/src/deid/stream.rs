@@ -592,6 +592,8 @@ pub fn deidentify_stream<R: Read, W: Write>(
         } else {
             u64::from(h.len) + u64::from(h.len % 2)
         },
+        maskable: h.tag == PIXEL_DATA
+            && matches!(h.vr, None | Some([b'O', b'B']) | Some([b'O', b'W'])),
     });
     let pixel_tag = pixel.as_ref().map(|h| h.tag);
     if let Some((pt, e)) =
@@ -609,13 +611,8 @@ pub fn deidentify_stream<R: Read, W: Write>(
     let mapper = outcome.engine.mapper().clone();
     let new_meta = deid_meta(&meta, &mapper, ctx, &mut outcome.engine.report);
     // Masks apply to (7FE0,0010) only and only when it is OB/OW (or implicit).
-    let plan = match (&outcome.mask, &pixel) {
-        (MaskDecision::Apply(p), Some(h))
-            if h.tag == PIXEL_DATA
-                && matches!(h.vr, None | Some([b'O', b'B']) | Some([b'O', b'W'])) =>
-        {
-            Some(p.clone())
-        }
+    let plan = match &outcome.mask {
+        MaskDecision::Apply(p) => Some(p.clone()),
         _ => None,
     };
 
