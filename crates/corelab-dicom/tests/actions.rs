@@ -6,8 +6,8 @@ mod common;
 
 use common::ctx;
 use corelab_dicom::deid::{
-    DeidContext, DeidError, DeidReport, Outcome, QcFlag, deidentify_bytes, deidentify_object,
-    deidentify_stream, read_match_keys, read_object,
+    DeidContext, DeidError, DeidReport, Outcome, QcFlag, StreamHead, deidentify_bytes,
+    deidentify_object, deidentify_stream, read_match_keys, read_object,
 };
 use corelab_domain::deid_profile::{
     DateHandling, DeidProfile, MaskRegion, PixelMask, SafePrivateTag,
@@ -794,6 +794,20 @@ fn match_keys_are_read_before_deidentification_and_redacted() {
     assert_eq!(k.clinical_trial_time_point_id.as_deref(), Some("V2"));
     assert_eq!(k.study_date.as_deref(), Some("20230315"));
     assert_eq!(k.sop_instance_uid.as_ref().map(|u| u.as_str()), Some(SOP));
+    // One pass: read the head, match, then de-identify with the chosen context.
+    let head = StreamHead::read(bytes.as_slice()).unwrap();
+    assert_eq!(head.match_keys(), k);
+    assert!(!format!("{head:?}").contains("MRN0001"));
+    let c = ctx(
+        DeidProfile::default(),
+        k.clinical_trial_subject_id.as_deref().unwrap(),
+        None,
+    );
+    let mut one_pass = Vec::new();
+    let r1 = head.deidentify(&mut one_pass, &c).unwrap();
+    let (two_pass, r2) = deidentify_bytes(&bytes, &c).unwrap();
+    assert!(one_pass == two_pass);
+    assert_eq!(r1, r2);
     let dbg = format!("{k:?}");
     for phi in ["MRN0001", "SITE-0001", "20230315", SOP, "DOE"] {
         assert!(!dbg.contains(phi), "Debug shows {phi}");

@@ -55,7 +55,7 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 pub use context::DeidContext;
 pub use keys::{MatchKeys, match_keys_of, read_match_keys};
 pub use report::{DeidReport, Outcome, QcFlag, ReportEntry};
-pub use stream::{deidentify_bytes, deidentify_stream};
+pub use stream::{StreamHead, deidentify_bytes, deidentify_stream};
 pub use table::TABLE_EDITION;
 pub use uid::{DeidUid, OriginalUid, UidMapper};
 

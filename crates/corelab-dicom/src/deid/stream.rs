@@ -575,6 +575,63 @@ pub fn deidentify_stream<R: Read, W: Write>(
     ctx: &DeidContext,
 ) -> Result<DeidReport, DeidError> {
     ctx.validate()?;
+    StreamHead::read(input)?.deidentify(output, ctx)
+}
+
+/// A Part 10 stream read up to its Pixel Data value: look at its matching keys, pick the context,
+/// then de-identify the rest in the same pass.
+///
+/// ```no_run
+/// # use corelab_dicom::deid::{StreamHead, DeidContext};
+/// # fn ctx_for(keys: &corelab_dicom::deid::MatchKeys) -> DeidContext { unimplemented!() }
+/// # fn main() -> Result<(), corelab_dicom::deid::DeidError> {
+/// let input = std::io::empty();
+/// let mut output = Vec::new();
+/// let head = StreamHead::read(input)?;
+/// let ctx = ctx_for(&head.match_keys());
+/// let report = head.deidentify(&mut output, &ctx)?;
+/// # Ok(()) }
+/// ```
+pub struct StreamHead<'a> {
+    head: Head<'a>,
+}
+
+impl std::fmt::Debug for StreamHead<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamHead(<header withheld: PHI>)")
+    }
+}
+
+impl<'a> StreamHead<'a> {
+    /// Reads file meta and header; the Pixel Data value is not read yet.
+    pub fn read<R: Read + 'a>(input: R) -> Result<StreamHead<'a>, DeidError> {
+        Ok(StreamHead {
+            head: read_head(input)?,
+        })
+    }
+
+    /// Matching keys of the (not yet de-identified) header.
+    pub fn match_keys(&self) -> super::MatchKeys {
+        super::match_keys_of(&self.head.header)
+    }
+
+    /// De-identifies the header and streams the rest into `output`; same guarantees as
+    /// [`deidentify_stream`].
+    pub fn deidentify<W: Write>(
+        self,
+        output: W,
+        ctx: &DeidContext,
+    ) -> Result<DeidReport, DeidError> {
+        ctx.validate()?;
+        deidentify_head(self.head, output, ctx)
+    }
+}
+
+fn deidentify_head<W: Write>(
+    head: Head<'_>,
+    output: W,
+    ctx: &DeidContext,
+) -> Result<DeidReport, DeidError> {
     let Head {
         meta,
         syntax,
@@ -582,7 +639,7 @@ pub fn deidentify_stream<R: Read, W: Write>(
         header,
         pixel,
         mut src,
-    } = read_head(input)?;
+    } = head;
     let inner = inner_ts(syntax, ts)?;
     let enc = pixel.as_ref().map(|h| PixelEncoding {
         encapsulated: h.len == UNDEFINED,
