@@ -203,6 +203,47 @@ const SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.1.99",
 ];
 
+/// A reader that hands out at most a few bytes per call.
+struct Trickle<'a> {
+    data: &'a [u8],
+    sizes: Vec<usize>,
+    i: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = self.sizes[self.i % self.sizes.len()]
+            .min(buf.len())
+            .min(self.data.len());
+        self.i += 1;
+        buf[..want].copy_from_slice(&self.data[..want]);
+        self.data = &self.data[want..];
+        Ok(want)
+    }
+}
+
+fn sample_file(ts: &str) -> Vec<u8> {
+    let nodes = vec![
+        Node::Phi(1, "PHIADDRESS".into()),
+        Node::Seq(
+            0,
+            vec![vec![
+                Node::Uid(2, "1.2.826.0.1.3680043.9.12345".into()),
+                Node::Phi(0, "PHINAMEX".into()),
+            ]],
+        ),
+        Node::Private(3, "PHIPRIVATE".into()),
+    ];
+    let mut planted = Vec::new();
+    let mut elems = build(&nodes, &mut planted);
+    elems.push(DataElement::new(
+        Tag(0x7FE0, 0x0010),
+        VR::OW,
+        PrimitiveValue::U8(vec![5u8; 64].into()),
+    ));
+    file(elems, CLASSES[0], "1.2.826.0.1.3680043.9.31", ts)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -293,5 +334,57 @@ proptest! {
         prop_assert_eq!(first, owner_new, "reference maps to the owner's new SOP Instance UID");
         let distinct: std::collections::HashSet<_> = uids.iter().collect();
         prop_assert_eq!(seen.len(), distinct.len());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn short_reads_give_the_same_output(sizes in prop::collection::vec(1usize..9, 1..6), ts in 0..SYNTAXES.len()) {
+        let input = sample_file(SYNTAXES[ts]);
+        let c = ctx(DeidProfile::default(), "SUBJ-3", None);
+        let (want, _) = deidentify_bytes(&input, &c).unwrap();
+        let mut got = Vec::new();
+        corelab_dicom::deid::deidentify_stream(Trickle { data: &input, sizes, i: 0 }, &mut got, &c).unwrap();
+        prop_assert!(got == want);
+    }
+
+    #[test]
+    fn truncated_input_is_refused_never_crashes(cut_frac in 0.0f64..1.0, ts in 0..2usize) {
+        // (not deflated: there a cut lands inside the compressed stream)
+        let input = sample_file(SYNTAXES[ts]);
+        let cut = ((input.len() as f64) * cut_frac) as usize;
+        let c = ctx(DeidProfile::default(), "SUBJ-3", None);
+        match deidentify_bytes(&input[..cut], &c) {
+            // A cut between two top-level elements leaves a shorter but well-formed data set;
+            // the sample ends with a 64-byte Pixel Data value, so a cut inside it must fail.
+            Ok((out, _)) => {
+                prop_assert!(cut < input.len() - 64, "cut at {} inside the pixel data accepted", cut);
+                for v in ["PHIADDRESS", "PHINAMEX", "PHIPRIVATE", "1.2.826.0.1.3680043.9.12345"] {
+                    prop_assert!(!contains(&out, v));
+                }
+            }
+            Err(e) => prop_assert!(!e.to_string().contains("PHI"), "error names a value: {}", e),
+        }
+    }
+
+    #[test]
+    fn corrupted_input_never_crashes(pos_frac in 0.0f64..1.0, byte: u8, ts in 0..2usize) {
+        let mut input = sample_file(SYNTAXES[ts]);
+        let pos = 132 + (((input.len() - 132) as f64) * pos_frac) as usize;
+        let pos = pos.min(input.len() - 1);
+        input[pos] = byte;
+        let c = ctx(DeidProfile::default(), "SUBJ-3", None);
+        match deidentify_bytes(&input, &c) {
+            Ok((out, report)) => {
+                // A corrupted tag can turn into a kept attribute, so values may survive; the
+                // output must still be DICOM and the report must carry no value.
+                prop_assert!(read_object(&out).is_ok());
+                let json = serde_json::to_string(&report).unwrap();
+                prop_assert!(!json.contains("PHI"));
+            }
+            Err(e) => prop_assert!(!e.to_string().contains("PHI")),
+        }
     }
 }

@@ -215,6 +215,30 @@ fn large_pixel_data_streams_with_bounded_memory() {
         &[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]
     );
 
+    // Corrupt lengths are refused without reserving what they declare: a meta element whose VR is
+    // garbage (read as a 4-byte length), and a nested item claiming 3 GB inside a small header.
+    let mut bad_meta = header("1.2.840.10008.1.2.1");
+    let at = bad_meta
+        .windows(4)
+        .position(|w| w == [0x02, 0x00, 0x02, 0x00])
+        .unwrap();
+    bad_meta[at + 4] = 0;
+    let err = corelab_dicom::deid::deidentify_bytes(&bad_meta, &c).unwrap_err();
+    assert!(err.to_string().contains("VR"), "{err}");
+    assert!(corelab_dicom::deid::read_object(&bad_meta).is_err());
+    let mut nested = header("1.2.840.10008.1.2.1");
+    nested.extend_from_slice(&[
+        0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+    ]);
+    nested.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0x00, 0x00, 0x00, 0xC0]);
+    nested.extend_from_slice(&[
+        0x20, 0x00, 0x0E, 0x00, b'U', b'I', 4, 0, b'1', b'.', b'2', 0,
+    ]);
+    nested.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    let err = corelab_dicom::deid::deidentify_bytes(&nested, &c).unwrap_err();
+    assert!(err.to_string().contains("declares"), "{err}");
+    assert!(corelab_dicom::deid::read_object(&nested).is_err());
+
     let after = peak_rss_kib().unwrap();
     let grown_mib = (after.saturating_sub(before)) / 1024;
     eprintln!(

@@ -3,9 +3,11 @@
 use std::collections::{HashMap, HashSet};
 
 use corelab_domain::deid_profile::DateHandling;
+use dicom_core::dictionary::DataDictionary;
 use dicom_core::header::Header;
 use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
 use dicom_core::{DataElement, Length, Tag, VR};
+use dicom_dictionary_std::StandardDataDictionary;
 use dicom_object::InMemDicomObject;
 use dicom_object::mem::InMemElement;
 
@@ -445,6 +447,16 @@ impl<'a> Engine<'a> {
         let nested = depth > 0;
         let table = self.table;
         let Some(row) = table.lookup(tag) else {
+            if StandardDataDictionary.by_tag(tag).is_none() {
+                // Not a standard attribute this edition of PS3.6 knows: nobody can say it is safe.
+                self.report.add(
+                    tag,
+                    nested,
+                    Outcome::Removed,
+                    "unknown attribute (not in PS3.6)",
+                );
+                return None;
+            }
             if dummy && is_free_text(vr) && !is_empty_value(&e) {
                 self.report
                     .add(tag, nested, Outcome::Dummy, "free text inside a D sequence");

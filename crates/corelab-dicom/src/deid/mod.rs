@@ -77,6 +77,8 @@ pub enum DeidError {
     UnsupportedTransferSyntax(String),
     #[error("invalid de-identification context: {0}")]
     Context(String),
+    #[error("could not read the input {0}")]
+    Read(String),
     #[error("could not write the output: {0}")]
     Write(String),
     #[error(transparent)]
@@ -471,7 +473,8 @@ pub fn deidentify_object(
 
 /// Parses a Part 10 file (preamble optional) into a dicom-rs object, with a clear error.
 pub fn read_object(bytes: &[u8]) -> Result<FileDicomObject<InMemDicomObject>, DeidError> {
-    stream::check_magic(bytes)?;
+    // Check lengths and structure first: dicom-rs reserves memory for declared lengths.
+    stream::check_file(bytes)?;
     let opts = dicom_object::OpenFileOptions::new();
     let opts = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
         opts.read_preamble(dicom_object::file::ReadPreamble::Always)

@@ -91,7 +91,7 @@ fn read_err(e: std::io::Error, pos: u64) -> DeidError {
     if e.kind() == std::io::ErrorKind::InvalidInput || e.kind() == std::io::ErrorKind::InvalidData {
         DeidError::Malformed(format!("bad deflate stream near byte {pos}"))
     } else {
-        DeidError::Truncated(format!("read error at byte {pos}: {}", e.kind()))
+        DeidError::Read(format!("at byte {pos}: {}", e.kind()))
     }
 }
 
@@ -101,6 +101,16 @@ struct RawHeader {
     vr: Option<[u8; 2]>,
     len: u32,
     raw: Vec<u8>,
+}
+
+const VRS: [&[u8; 2]; 34] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
+    b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+    b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+];
+
+fn known_vr(vr: &[u8; 2]) -> bool {
+    VRS.contains(&vr)
 }
 
 fn long_vr(vr: &[u8; 2]) -> bool {
@@ -191,7 +201,7 @@ fn read_header<R: Read>(
     }
     let mut vr = [0u8; 2];
     src.fill(&mut vr, "an element header", false)?;
-    if !vr.iter().all(|c| c.is_ascii_uppercase()) {
+    if !known_vr(&vr) {
         return Err(DeidError::Malformed(format!(
             "element {} at byte {at} has no valid VR",
             tag_str(tag)
@@ -309,6 +319,220 @@ pub(crate) fn check_magic(bytes: &[u8]) -> Result<(), DeidError> {
     }
 }
 
+/// Largest file meta group accepted (real ones are a few hundred bytes).
+const MAX_META: u32 = 1 << 20;
+
+/// Reads the file meta group (after DICM) into a bounded buffer, checks every length in it, then lets
+/// dicom-rs parse it: a corrupt length there cannot make anything allocate more than the group.
+fn read_meta<R: Read>(input: &mut R) -> Result<FileMetaTable, DeidError> {
+    let mut src = Src { r: input, pos: 132 };
+    let mut first = [0u8; 12];
+    src.fill(&mut first, "the file meta information", false)?;
+    if first[..8] != [0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00] {
+        return Err(DeidError::Malformed(
+            "file meta information does not start with its group length (0002,0000)".into(),
+        ));
+    }
+    let group_len = u32::from_le_bytes([first[8], first[9], first[10], first[11]]);
+    if group_len > MAX_META {
+        return Err(DeidError::Malformed(format!(
+            "file meta group length {group_len} is implausibly large"
+        )));
+    }
+    let mut group = Vec::new();
+    src.copy_into(
+        u64::from(group_len),
+        &mut group,
+        "the file meta information",
+    )?;
+    let le = Syntax {
+        explicit: true,
+        big_endian: false,
+        deflated: false,
+    };
+    validate_lengths(&group, le, 0)
+        .map_err(|e| DeidError::Malformed(format!("file meta information: {e}")))?;
+    let mut bytes = b"DICM".to_vec();
+    bytes.extend_from_slice(&first);
+    bytes.extend_from_slice(&group);
+    FileMetaTable::from_reader(bytes.as_slice())
+        .map_err(|e| DeidError::Malformed(format!("file meta information: {e}")))
+}
+
+/// Header of one element or item in a buffer: (tag, VR, length, header size).
+fn slice_header(buf: &[u8], syn: Syntax) -> Option<(Tag, Option<[u8; 2]>, u32, usize)> {
+    let big = syn.big_endian;
+    let b = |i: usize| buf.get(i).copied();
+    let tag = Tag(u16_of([b(0)?, b(1)?], big), u16_of([b(2)?, b(3)?], big));
+    if tag.group() == 0xFFFE || !syn.explicit {
+        return Some((tag, None, u32_of([b(4)?, b(5)?, b(6)?, b(7)?], big), 8));
+    }
+    let vr = [b(4)?, b(5)?];
+    if !known_vr(&vr) {
+        // No VR dicom-rs would agree on: report it as a zero-length header the caller refuses.
+        return Some((tag, Some(*b"??"), UNDEFINED, 0));
+    }
+    if long_vr(&vr) {
+        Some((
+            tag,
+            Some(vr),
+            u32_of([b(8)?, b(9)?, b(10)?, b(11)?], big),
+            12,
+        ))
+    } else {
+        Some((tag, Some(vr), u32::from(u16_of([b(6)?, b(7)?], big)), 8))
+    }
+}
+
+fn is_sequence(tag: Tag, vr: Option<[u8; 2]>) -> bool {
+    use dicom_core::dictionary::DataDictionary;
+    match vr {
+        Some(v) => v == *b"SQ",
+        None => dicom_dictionary_std::StandardDataDictionary
+            .by_tag(tag)
+            .is_some_and(|e| e.vr.relaxed() == dicom_core::VR::SQ),
+    }
+}
+
+/// Checks that every declared length in a data set buffer fits inside its container, before dicom-rs
+/// (which reserves memory for declared lengths) parses it. Returns the bytes consumed when `until`
+/// is a delimiter tag that ends the walk.
+fn validate_lengths(buf: &[u8], syn: Syntax, depth: u32) -> Result<(), DeidError> {
+    walk(buf, syn, depth, None).map(|_| ())
+}
+
+fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize, DeidError> {
+    if depth > MAX_DEPTH {
+        return Err(DeidError::Malformed(format!(
+            "sequences nested deeper than {MAX_DEPTH}"
+        )));
+    }
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        let rest = buf.get(pos..).unwrap_or_default();
+        let (tag, vr, len, hlen) = slice_header(rest, syn)
+            .ok_or_else(|| DeidError::Truncated(format!("element header cut at byte {pos}")))?;
+        if vr == Some(*b"??") {
+            return Err(DeidError::Malformed(format!(
+                "element {} at byte {pos} has no valid VR",
+                tag_str(tag)
+            )));
+        }
+        pos += hlen;
+        if Some(tag) == until {
+            return Ok(pos);
+        }
+        let left = buf.len() - pos;
+        if len == UNDEFINED {
+            let inner = if vr == Some(*b"UN") {
+                Syntax {
+                    explicit: false,
+                    big_endian: false,
+                    deflated: false,
+                }
+            } else {
+                syn
+            };
+            pos += walk_items(buf.get(pos..).unwrap_or_default(), inner, depth, tag)?;
+            continue;
+        }
+        if len as usize > left {
+            return Err(DeidError::Malformed(format!(
+                "element {} declares {len} bytes but only {left} remain",
+                tag_str(tag)
+            )));
+        }
+        let value = buf.get(pos..pos + len as usize).unwrap_or_default();
+        if tag.group() != 0xFFFE && is_sequence(tag, vr) {
+            walk_items(value, syn, depth, tag)?;
+        }
+        pos += len as usize;
+    }
+    if until.is_some() {
+        return Err(DeidError::Truncated(
+            "an item or sequence is not closed".into(),
+        ));
+    }
+    Ok(pos)
+}
+
+/// Walks the items of a sequence (defined length: the whole slice; undefined: up to its delimiter).
+fn walk_items(buf: &[u8], syn: Syntax, depth: u32, seq: Tag) -> Result<usize, DeidError> {
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        let rest = buf.get(pos..).unwrap_or_default();
+        let (tag, _, len, hlen) = slice_header(
+            rest,
+            Syntax {
+                explicit: false,
+                ..syn
+            },
+        )
+        .ok_or_else(|| DeidError::Truncated(format!("sequence {} cut", tag_str(seq))))?;
+        pos += hlen;
+        match tag {
+            SEQ_END => return Ok(pos),
+            ITEM if len == UNDEFINED => {
+                pos += walk(
+                    buf.get(pos..).unwrap_or_default(),
+                    syn,
+                    depth + 1,
+                    Some(ITEM_END),
+                )?;
+            }
+            ITEM => {
+                let left = buf.len() - pos;
+                if len as usize > left {
+                    return Err(DeidError::Malformed(format!(
+                        "an item of {} declares {len} bytes but only {left} remain",
+                        tag_str(seq)
+                    )));
+                }
+                if seq != PIXEL_DATA {
+                    validate_lengths(
+                        buf.get(pos..pos + len as usize).unwrap_or_default(),
+                        syn,
+                        depth + 1,
+                    )?;
+                }
+                pos += len as usize;
+            }
+            other => {
+                return Err(DeidError::Malformed(format!(
+                    "broken sequence {}: expected an item, found {}",
+                    tag_str(seq),
+                    tag_str(other)
+                )));
+            }
+        }
+    }
+    Ok(pos)
+}
+
+/// Checks a whole Part 10 file the way the stream path reads it (header lengths, pixel data items,
+/// what follows), without de-identifying: used before dicom-rs parses a file in memory.
+pub(crate) fn check_file(bytes: &[u8]) -> Result<(), DeidError> {
+    let Head {
+        syntax,
+        pixel,
+        mut src,
+        ..
+    } = read_head(bytes)?;
+    if let Some(h) = &pixel {
+        let data_syntax = Syntax {
+            deflated: false,
+            ..syntax
+        };
+        copy_pixel(&mut src, h, data_syntax, &mut std::io::sink(), None)?;
+        let mut rest = Vec::new();
+        src.r
+            .read_to_end(&mut rest)
+            .map_err(|e| read_err(e, src.pos))?;
+        validate_lengths(&rest, data_syntax, 0)?;
+    }
+    Ok(())
+}
+
 /// What was read before the Pixel Data value.
 struct Head<'a> {
     meta: FileMetaTable,
@@ -338,11 +562,8 @@ fn read_head<'a, R: Read + 'a>(input: R) -> Result<Head<'a>, DeidError> {
     } else {
         Vec::new()
     };
-    let mut meta_src = std::io::Cursor::new(b"DICM".to_vec())
-        .chain(std::io::Cursor::new(rest))
-        .chain(input);
-    let meta = FileMetaTable::from_reader(&mut meta_src)
-        .map_err(|e| DeidError::Malformed(format!("file meta information: {e}")))?;
+    let mut meta_src = std::io::Cursor::new(rest).chain(input);
+    let meta = read_meta(&mut meta_src)?;
     let (syntax, ts) = syntax_of(meta.transfer_syntax())?;
     let body: Box<dyn Read + 'a> = if syntax.deflated {
         Box::new(DeflateDecoder::new(meta_src))
@@ -370,6 +591,7 @@ fn read_head<'a, R: Read + 'a>(input: R) -> Result<Head<'a>, DeidError> {
         buf.extend_from_slice(&h.raw);
         copy_value(&mut src, &h, data_syntax, &mut buf, 0)?;
     }
+    validate_lengths(&buf, data_syntax, 0)?;
     let header = InMemDicomObject::read_dataset_with_ts(buf.as_slice(), inner_ts(syntax, ts)?)
         .map_err(|e| DeidError::Malformed(format!("data set: {e}")))?;
     Ok(Head {
@@ -697,6 +919,14 @@ fn deidentify_head<W: Write>(
             .read_to_end(&mut rest)
             .map_err(|e| read_err(e, src.pos))?;
         if !rest.is_empty() {
+            validate_lengths(
+                &rest,
+                Syntax {
+                    deflated: false,
+                    ..syntax
+                },
+                0,
+            )?;
             let trailing = InMemDicomObject::read_dataset_with_ts(rest.as_slice(), inner)
                 .map_err(|e| DeidError::Malformed(format!("elements after the pixel data: {e}")))?;
             if let (Some(pt), Some(e)) = (
