@@ -7,13 +7,19 @@
 //!   value is copied through in chunks (masked on the way when a charter mask applies). Writing the
 //!   object of [`deidentify_object`] with dicom-rs `write_all` gives the same bytes.
 //! - [`deidentify_bytes`]: the same on a byte slice, all-or-nothing.
+//! - [`StreamHead`]: one pass for ingest: read the header, look at its [`MatchKeys`], choose the
+//!   context, then de-identify the rest of the stream.
 //! - [`read_match_keys`] / [`match_keys_of`]: what ingest needs for matching, read before
-//!   de-identification, in a PHI-holding type.
+//!   de-identification, in a PHI-holding type with a redacting Debug.
+//! - [`read_object`]: parse a file held in memory, refusing broken structure and impossible lengths
+//!   before dicom-rs reserves memory for them.
+//! - [`UidMapper`]: the same UID mapping, for callers that need a new UID (e.g. to index a study).
 //!
 //! Rules (see `table.rs` for the data and `engine.rs` for the codes):
 //! - Every attribute of Table E.1-1 (edition [`TABLE_EDITION`]) gets its action wherever it occurs,
-//!   inside every sequence item; attributes the table does not list are kept, sequences among them
-//!   processed recursively. Combined codes resolve by IOD type (`iod.rs`).
+//!   inside every sequence item; standard attributes the table does not list are kept, sequences
+//!   among them processed recursively; attributes the PS3.6 dictionary does not know (even group) are
+//!   removed, since nobody can say they are safe. Combined codes resolve by IOD type (`iod.rs`).
 //! - An enabled option's K keeps an attribute; Modified Dates shifts DA and the date part of DT by the
 //!   subject's offset (times of day are kept); Clean Descriptors keeps a descriptor whose every value
 //!   matches the allow-list and otherwise applies the basic action. C codes of other options have no
@@ -22,8 +28,16 @@
 //!   value inside with a dummy.
 //! - Private attributes are removed, except under Retain Safe Private the attributes on the built-in
 //!   list (`safe_private.rs`) or the profile's `safe_private`; a private creator stays only when an
-//!   attribute of its block stays. Group lengths, command-group attributes, Data Set Trailing Padding
-//!   and every attribute of an overlay group whose Overlay Data is removed are removed.
+//!   attribute of its block stays. Group lengths, command-group and file-meta attributes inside the
+//!   data set, Data Set Trailing Padding and every attribute of an overlay group whose Overlay Data is
+//!   removed are removed.
+//! - Burned-in text: instances with Burned In Annotation YES, or without it on kinds known to carry
+//!   text in pixels (US, SC, OT, XA, ES, DOC, secondary capture and encapsulated document classes,
+//!   DERIVED\SECONDARY, screen captures) are flagged for QC. A charter pixel mask that matches
+//!   (manufacturer, model prefix, rows, columns) blanks its regions in native little endian pixel
+//!   data (any bits allocated 1/8/16/32/64, samples 1 or 3, any planar configuration, all frames) and
+//!   sets Burned In Annotation NO with code 113101; on compressed or big endian data it is not applied
+//!   and the instance is flagged.
 //! - Patient ID and Patient's Name become the subject ID; the Clinical Trial Subject/Study attributes
 //!   are written from the context (Site Name only when institution identity is retained); Patient
 //!   Identity Removed = YES, De-identification Method and its Code Sequence (CID 7050), Longitudinal
