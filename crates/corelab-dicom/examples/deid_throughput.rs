@@ -29,12 +29,7 @@ fn ct_slice() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         s(0x0008, 0x0005, VR::CS, "ISO_IR 100"),
         s(0x0008, 0x0008, VR::CS, "ORIGINAL\\PRIMARY\\AXIAL"),
         s(0x0008, 0x0016, VR::UI, "1.2.840.10008.5.1.4.1.1.2"),
-        s(
-            0x0008,
-            0x0018,
-            VR::UI,
-            "1.2.826.0.1.3680043.8.498.12345678901234567890",
-        ),
+        s(0x0008, 0x0018, VR::UI, "1.2.826.0.1.3680043.8.498.12345678901234567890"),
         s(0x0008, 0x0020, VR::DA, "20230315"),
         s(0x0008, 0x0021, VR::DA, "20230315"),
         s(0x0008, 0x0022, VR::DA, "20230315"),
@@ -83,17 +78,9 @@ fn ct_slice() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         s(0x0009, 0x1001, VR::LO, "SMITH JOHN"),
         s(0x0009, 0x1002, VR::LO, "SSN-123-45-6789"),
     ];
-    for (tag, n) in [
-        (Tag(0x0008, 0x1111), 1),
-        (Tag(0x0040, 0x0275), 2),
-        (Tag(0x0008, 0x1115), 3),
-    ] {
+    for (tag, n) in [(Tag(0x0008, 0x1111), 1), (Tag(0x0040, 0x0275), 2), (Tag(0x0008, 0x1115), 3)] {
         let items: Vec<InMemDicomObject> = (0..n).map(|i| item(&format!("PERSON^{i}"))).collect();
-        e.push(DataElement::new(
-            tag,
-            VR::SQ,
-            Value::from(DataSetSequence::new(items, Length::UNDEFINED)),
-        ));
+        e.push(DataElement::new(tag, VR::SQ, Value::from(DataSetSequence::new(items, Length::UNDEFINED))));
     }
     for (g, el, v) in [
         (0x0028, 0x0002, 1u16),
@@ -104,22 +91,12 @@ fn ct_slice() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         (0x0028, 0x0102, 11),
         (0x0028, 0x0103, 0),
     ] {
-        e.push(DataElement::new(
-            Tag(g, el),
-            VR::US,
-            PrimitiveValue::from(v),
-        ));
+        e.push(DataElement::new(Tag(g, el), VR::US, PrimitiveValue::from(v)));
     }
     let pixels: Vec<u16> = (0..512 * 512).map(|i| (i % 4096) as u16).collect();
-    e.push(DataElement::new(
-        Tag(0x7FE0, 0x0010),
-        VR::OW,
-        PrimitiveValue::U16(pixels.into()),
-    ));
+    e.push(DataElement::new(Tag(0x7FE0, 0x0010), VR::OW, PrimitiveValue::U16(pixels.into())));
     let f = InMemDicomObject::from_element_iter(e).with_meta(
-        FileMetaTableBuilder::new()
-            .transfer_syntax("1.2.840.10008.1.2.1")
-            .implementation_class_uid("1.2.3.4"),
+        FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.1").implementation_class_uid("1.2.3.4"),
     )?;
     let mut out = Vec::new();
     f.write_all(&mut out)?;
@@ -127,10 +104,7 @@ fn ct_slice() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(500);
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(500);
     let input = ct_slice()?;
     let ctx = DeidContext {
         trial_secret: b"benchmark trial secret 0123456789".to_vec(),
@@ -145,10 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         date_shift_days: None,
         profile: DeidProfile::default(),
     };
-    println!(
-        "input: one CT slice, 512x512x16 bit, {} bytes; {n} iterations per path",
-        input.len()
-    );
+    println!("input: one CT slice, 512x512x16 bit, {} bytes; {n} iterations per path", input.len());
     let mut out = Vec::with_capacity(input.len() + 4096);
     let t = Instant::now();
     for _ in 0..n {
@@ -168,19 +139,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         o.write_all(&mut out)?;
     }
     let dt = t.elapsed().as_secs_f64();
-    println!(
-        "object path (parse, de-identify, write): {:8.0} instances/s",
-        n as f64 / dt
-    );
+    println!("object path (parse, de-identify, write): {:8.0} instances/s", n as f64 / dt);
     let t = Instant::now();
     for _ in 0..n {
         out.clear();
         read_object(&input)?.write_all(&mut out)?;
     }
     let dt = t.elapsed().as_secs_f64();
-    println!(
-        "dicom-rs parse + write only (baseline):  {:8.0} instances/s",
-        n as f64 / dt
-    );
+    println!("dicom-rs parse + write only (baseline):  {:8.0} instances/s", n as f64 / dt);
     Ok(())
 }

@@ -6,12 +6,10 @@ mod common;
 
 use common::ctx;
 use corelab_dicom::deid::{
-    DeidContext, DeidError, DeidReport, Outcome, QcFlag, StreamHead, deidentify_bytes,
-    deidentify_object, deidentify_stream, read_match_keys, read_object,
+    DeidContext, DeidError, DeidReport, Outcome, QcFlag, StreamHead, deidentify_bytes, deidentify_object,
+    deidentify_stream, read_match_keys, read_object,
 };
-use corelab_domain::deid_profile::{
-    DateHandling, DeidProfile, MaskRegion, PixelMask, SafePrivateTag,
-};
+use corelab_domain::deid_profile::{DateHandling, DeidProfile, MaskRegion, PixelMask, SafePrivateTag};
 use dicom_core::header::Header;
 use dicom_core::value::{DataSetSequence, PixelFragmentSequence, PrimitiveValue, Value};
 use dicom_core::{DataElement, Length, Tag, VR};
@@ -28,15 +26,8 @@ fn s(tag: Tag, vr: VR, v: &str) -> InMemElement {
 }
 
 fn sq(tag: Tag, items: Vec<Vec<InMemElement>>) -> InMemElement {
-    let items: Vec<InMemDicomObject> = items
-        .into_iter()
-        .map(InMemDicomObject::from_element_iter)
-        .collect();
-    DataElement::new(
-        tag,
-        VR::SQ,
-        Value::from(DataSetSequence::new(items, Length::UNDEFINED)),
-    )
+    let items: Vec<InMemDicomObject> = items.into_iter().map(InMemDicomObject::from_element_iter).collect();
+    DataElement::new(tag, VR::SQ, Value::from(DataSetSequence::new(items, Length::UNDEFINED)))
 }
 
 fn base(sop_class: &str) -> Vec<InMemElement> {
@@ -53,13 +44,8 @@ fn base(sop_class: &str) -> Vec<InMemElement> {
 
 fn file_with(elems: Vec<InMemElement>, ts: &str) -> Vec<u8> {
     let obj = InMemDicomObject::from_element_iter(elems);
-    let f: FileDicomObject<InMemDicomObject> = obj
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(ts)
-                .implementation_class_uid("1.2.3.4"),
-        )
-        .unwrap();
+    let f: FileDicomObject<InMemDicomObject> =
+        obj.with_meta(FileMetaTableBuilder::new().transfer_syntax(ts).implementation_class_uid("1.2.3.4")).unwrap();
     let mut bytes = Vec::new();
     f.write_all(&mut bytes).unwrap();
     bytes
@@ -84,10 +70,7 @@ fn run_ts(elems: Vec<InMemElement>, ctx: &DeidContext, ts: &str) -> (InMemDicomO
 
 fn val(o: &InMemDicomObject, t: Tag) -> Option<String> {
     o.get(t).map(|e| {
-        e.value()
-            .to_str()
-            .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' ').to_string())
-            .unwrap_or_default()
+        e.value().to_str().map(|s| s.trim_matches(|c: char| c == '\0' || c == ' ').to_string()).unwrap_or_default()
     })
 }
 
@@ -104,32 +87,20 @@ fn x_removes_z_empties_d_dummies_everywhere() {
     // Person Identification Code Sequence is D: kept as a sequence, its free text replaced.
     e.push(sq(
         Tag(0x0040, 0x1101),
-        vec![vec![
-            s(Tag(0x0008, 0x0100), VR::SH, "C1"),
-            s(Tag(0x0008, 0x0104), VR::LO, "Dr. Who"),
-        ]],
+        vec![vec![s(Tag(0x0008, 0x0100), VR::SH, "C1"), s(Tag(0x0008, 0x0104), VR::LO, "Dr. Who")]],
     ));
     // Nested: an X attribute inside a kept sequence goes too.
     e.push(sq(
         Tag(0x0008, 0x1115), // Referenced Series Sequence (not listed: kept, processed)
-        vec![vec![
-            s(Tag(0x0020, 0x000E), VR::UI, SERIES),
-            s(Tag(0x0010, 0x1040), VR::LO, "NESTED ADDR"),
-        ]],
+        vec![vec![s(Tag(0x0020, 0x000E), VR::UI, SERIES), s(Tag(0x0010, 0x1040), VR::LO, "NESTED ADDR")]],
     ));
     let (o, r) = run(e, &basic());
     assert!(o.get(Tag(0x0010, 0x1040)).is_none());
     assert_eq!(val(&o, Tag(0x0008, 0x0050)).as_deref(), Some(""));
     assert_eq!(val(&o, Tag(0x0008, 0x0090)).as_deref(), Some(""));
     let pic = o.get(Tag(0x0040, 0x1101)).unwrap().value().items().unwrap()[0].clone();
-    assert_eq!(
-        val(&pic, Tag(0x0008, 0x0104)).as_deref(),
-        Some("ANONYMIZED")
-    );
-    assert_eq!(
-        val(&pic, Tag(0x0008, 0x0100)).as_deref(),
-        Some("ANONYMIZED")
-    );
+    assert_eq!(val(&pic, Tag(0x0008, 0x0104)).as_deref(), Some("ANONYMIZED"));
+    assert_eq!(val(&pic, Tag(0x0008, 0x0100)).as_deref(), Some("ANONYMIZED"));
     let rs = o.get(Tag(0x0008, 0x1115)).unwrap().value().items().unwrap()[0].clone();
     assert!(rs.get(Tag(0x0010, 0x1040)).is_none());
     assert_eq!(r.count(Tag(0x0010, 0x1040), Outcome::Removed), 2);
@@ -139,9 +110,7 @@ fn x_removes_z_empties_d_dummies_everywhere() {
     assert_eq!(val(&rs, Tag(0x0020, 0x000E)), val(&o, Tag(0x0020, 0x000E)));
     assert_ne!(val(&o, Tag(0x0020, 0x000E)).as_deref(), Some(SERIES));
     let json = serde_json::to_string(&r).unwrap();
-    for phi in [
-        "ELM ROAD", "ACC123", "REF^DOC", "Dr. Who", "DOE", "MRN0001", SOP, STUDY,
-    ] {
+    for phi in ["ELM ROAD", "ACC123", "REF^DOC", "Dr. Who", "DOE", "MRN0001", SOP, STUDY] {
         assert!(!json.contains(phi), "report leaks {phi}");
     }
 }
@@ -153,18 +122,12 @@ fn combined_codes_follow_iod_type() {
     e.push(s(Tag(0x0008, 0x0023), VR::DA, "20230101"));
     e.push(s(Tag(0x0008, 0x0080), VR::LO, "GENERAL HOSPITAL"));
     e.push(s(Tag(0x0008, 0x0022), VR::DA, "20230101"));
-    e.push(sq(
-        Tag(0x0008, 0x1140),
-        vec![vec![s(Tag(0x0008, 0x1155), VR::UI, "1.2.3.999")]],
-    ));
+    e.push(sq(Tag(0x0008, 0x1140), vec![vec![s(Tag(0x0008, 0x1155), VR::UI, "1.2.3.999")]]));
     let (o, _) = run(e.clone(), &basic());
     assert_eq!(val(&o, Tag(0x0008, 0x0023)).as_deref(), Some(""));
     assert!(o.get(Tag(0x0008, 0x0080)).is_none());
     assert!(o.get(Tag(0x0008, 0x0022)).is_none());
-    assert!(
-        o.get(Tag(0x0008, 0x1140)).is_none(),
-        "X/Z/U* type 3 in CT: removed"
-    );
+    assert!(o.get(Tag(0x0008, 0x1140)).is_none(), "X/Z/U* type 3 in CT: removed");
     // Unknown IOD: the non-removing variant (D, U*).
     let mut e2 = e.clone();
     e2[0] = s(Tag(0x0008, 0x0016), VR::UI, "1.2.840.10008.5.1.4.1.1.88.22");
@@ -175,11 +138,7 @@ fn combined_codes_follow_iod_type() {
     let ris = o.get(Tag(0x0008, 0x1140)).unwrap().value().items().unwrap()[0].clone();
     let mapped = val(&ris, Tag(0x0008, 0x1155)).unwrap();
     assert!(mapped.starts_with("2.25."));
-    assert!(
-        r.entries
-            .iter()
-            .any(|e| e.rule.contains("IOD type unknown"))
-    );
+    assert!(r.entries.iter().any(|e| e.rule.contains("IOD type unknown")));
     // Enhanced CT: Device Serial Number type 1 -> D.
     let mut e3 = base("1.2.840.10008.5.1.4.1.1.2.1");
     e3.push(s(Tag(0x0018, 0x1000), VR::LO, "SN-42"));
@@ -193,10 +152,7 @@ fn uids_remapped_consistently_but_standard_uids_kept() {
     e.push(s(Tag(0x0020, 0x0052), VR::UI, "1.2.840.10008.1.4.1.1")); // a standard frame of reference
     e.push(sq(
         Tag(0x0008, 0x2112), // Source Image Sequence
-        vec![vec![
-            s(Tag(0x0008, 0x1150), VR::UI, CT),
-            s(Tag(0x0008, 0x1155), VR::UI, SOP),
-        ]],
+        vec![vec![s(Tag(0x0008, 0x1150), VR::UI, CT), s(Tag(0x0008, 0x1155), VR::UI, SOP)]],
     ));
     let c = ctx(DeidProfile::default(), "SUBJ-7", None);
     let bytes = file_with(e.clone(), "1.2.840.10008.1.2.1");
@@ -204,26 +160,11 @@ fn uids_remapped_consistently_but_standard_uids_kept() {
     let o = read_object(&out).unwrap();
     let new_sop = val(&o, Tag(0x0008, 0x0018)).unwrap();
     assert!(new_sop.starts_with("2.25.") && new_sop.len() <= 64);
-    assert_eq!(
-        o.meta()
-            .media_storage_sop_instance_uid()
-            .trim_end_matches('\0'),
-        new_sop
-    );
+    assert_eq!(o.meta().media_storage_sop_instance_uid().trim_end_matches('\0'), new_sop);
     assert_eq!(val(&o, Tag(0x0008, 0x0016)).as_deref(), Some(CT));
-    assert_eq!(
-        val(&o, Tag(0x0020, 0x0052)).as_deref(),
-        Some("1.2.840.10008.1.4.1.1")
-    );
+    assert_eq!(val(&o, Tag(0x0020, 0x0052)).as_deref(), Some("1.2.840.10008.1.4.1.1"));
     // Retain UIDs keeps them all.
-    let keep = ctx(
-        DeidProfile {
-            retain_uids: true,
-            ..DeidProfile::default()
-        },
-        "SUBJ-7",
-        None,
-    );
+    let keep = ctx(DeidProfile { retain_uids: true, ..DeidProfile::default() }, "SUBJ-7", None);
     let (o, r) = run(e, &keep);
     assert_eq!(val(&o, Tag(0x0008, 0x0018)).as_deref(), Some(SOP));
     assert!(r.method_codes.contains(&"113110".to_string()));
@@ -231,10 +172,7 @@ fn uids_remapped_consistently_but_standard_uids_kept() {
     let mut other = c.clone();
     other.trial_secret = b"another trial secret 1234567890".to_vec();
     let (out2, _) = deidentify_bytes(&bytes, &other).unwrap();
-    assert_ne!(
-        val(&read_object(&out2).unwrap(), Tag(0x0008, 0x0018)).unwrap(),
-        new_sop
-    );
+    assert_ne!(val(&read_object(&out2).unwrap(), Tag(0x0008, 0x0018)).unwrap(), new_sop);
 }
 
 #[test]
@@ -248,36 +186,16 @@ fn dates_removed_kept_or_shifted() {
     assert_eq!(val(&o, Tag(0x0008, 0x0020)).as_deref(), Some(""));
     assert!(o.get(Tag(0x0008, 0x002A)).is_none());
     assert_eq!(val(&o, Tag(0x0028, 0x0303)).as_deref(), Some("REMOVED"));
-    let keep = ctx(
-        DeidProfile {
-            dates: DateHandling::Keep,
-            ..DeidProfile::default()
-        },
-        "S",
-        None,
-    );
+    let keep = ctx(DeidProfile { dates: DateHandling::Keep, ..DeidProfile::default() }, "S", None);
     let (o, r) = run(e.clone(), &keep);
     assert_eq!(val(&o, Tag(0x0008, 0x0020)).as_deref(), Some("20230315"));
-    assert_eq!(
-        val(&o, Tag(0x0008, 0x002A)).as_deref(),
-        Some("20230315101500.000000")
-    );
+    assert_eq!(val(&o, Tag(0x0008, 0x002A)).as_deref(), Some("20230315101500.000000"));
     assert_eq!(val(&o, Tag(0x0010, 0x0030)).as_deref(), Some(""));
     assert!(r.method_codes.contains(&"113106".to_string()));
-    let shift = ctx(
-        DeidProfile {
-            dates: DateHandling::Shift,
-            ..DeidProfile::default()
-        },
-        "S",
-        Some(-20),
-    );
+    let shift = ctx(DeidProfile { dates: DateHandling::Shift, ..DeidProfile::default() }, "S", Some(-20));
     let (o, r) = run(e, &shift);
     assert_eq!(val(&o, Tag(0x0008, 0x0020)).as_deref(), Some("20230223"));
-    assert_eq!(
-        val(&o, Tag(0x0008, 0x002A)).as_deref(),
-        Some("20230223101500.000000")
-    );
+    assert_eq!(val(&o, Tag(0x0008, 0x002A)).as_deref(), Some("20230223101500.000000"));
     assert_eq!(val(&o, Tag(0x0008, 0x0030)).as_deref(), Some("101500"));
     assert_eq!(val(&o, Tag(0x0010, 0x0030)).as_deref(), Some(""));
     assert_eq!(val(&o, Tag(0x0028, 0x0303)).as_deref(), Some("MODIFIED"));
@@ -289,42 +207,16 @@ fn dates_removed_kept_or_shifted() {
 fn context_is_checked() {
     let e = base(CT);
     let bytes = file_with(e, "1.2.840.10008.1.2.1");
-    let no_shift = ctx(
-        DeidProfile {
-            dates: DateHandling::Shift,
-            ..DeidProfile::default()
-        },
-        "S",
-        None,
-    );
-    assert!(matches!(
-        deidentify_bytes(&bytes, &no_shift),
-        Err(DeidError::Context(_))
-    ));
-    let too_far = ctx(
-        DeidProfile {
-            dates: DateHandling::Shift,
-            max_shift_days: 10,
-            ..DeidProfile::default()
-        },
-        "S",
-        Some(11),
-    );
-    assert!(matches!(
-        deidentify_bytes(&bytes, &too_far),
-        Err(DeidError::Context(_))
-    ));
+    let no_shift = ctx(DeidProfile { dates: DateHandling::Shift, ..DeidProfile::default() }, "S", None);
+    assert!(matches!(deidentify_bytes(&bytes, &no_shift), Err(DeidError::Context(_))));
+    let too_far =
+        ctx(DeidProfile { dates: DateHandling::Shift, max_shift_days: 10, ..DeidProfile::default() }, "S", Some(11));
+    assert!(matches!(deidentify_bytes(&bytes, &too_far), Err(DeidError::Context(_))));
     let mut short = basic();
     short.trial_secret = b"short".to_vec();
-    assert!(matches!(
-        deidentify_bytes(&bytes, &short),
-        Err(DeidError::Context(_))
-    ));
+    assert!(matches!(deidentify_bytes(&bytes, &short), Err(DeidError::Context(_))));
     let bad_subject = ctx(DeidProfile::default(), "A\\B", None);
-    assert!(matches!(
-        deidentify_bytes(&bytes, &bad_subject),
-        Err(DeidError::Context(_))
-    ));
+    assert!(matches!(deidentify_bytes(&bytes, &bad_subject), Err(DeidError::Context(_))));
     assert!(!format!("{:?}", basic()).contains("corelab test trial secret"));
 }
 
@@ -339,19 +231,10 @@ fn retain_options_keep_their_columns() {
     e.push(s(Tag(0x0012, 0x0031), VR::LO, "OLD SITE NAME"));
     let (o, _) = run(e.clone(), &basic());
     assert_eq!(val(&o, Tag(0x0010, 0x0040)).as_deref(), Some(""));
-    for t in [
-        Tag(0x0010, 0x1030),
-        Tag(0x0008, 0x1010),
-        Tag(0x0018, 0x1000),
-        Tag(0x0008, 0x0080),
-    ] {
+    for t in [Tag(0x0010, 0x1030), Tag(0x0008, 0x1010), Tag(0x0018, 0x1000), Tag(0x0008, 0x0080)] {
         assert!(o.get(t).is_none(), "{t} removed by basic");
     }
-    assert_eq!(
-        val(&o, Tag(0x0012, 0x0031)).as_deref(),
-        Some(""),
-        "site name emptied without Rtn Inst Id"
-    );
+    assert_eq!(val(&o, Tag(0x0012, 0x0031)).as_deref(), Some(""), "site name emptied without Rtn Inst Id");
     let p = DeidProfile {
         retain_patient_characteristics: true,
         retain_device_identity: true,
@@ -364,22 +247,12 @@ fn retain_options_keep_their_columns() {
     assert_eq!(val(&o, Tag(0x0008, 0x1010)).as_deref(), Some("STATION1"));
     assert_eq!(val(&o, Tag(0x0018, 0x1000)).as_deref(), Some("SN1"));
     assert_eq!(val(&o, Tag(0x0008, 0x0080)).as_deref(), Some("HOSPITAL"));
-    assert_eq!(
-        val(&o, Tag(0x0012, 0x0031)).as_deref(),
-        Some("Site one"),
-        "context site name written with Rtn Inst Id"
-    );
+    assert_eq!(val(&o, Tag(0x0012, 0x0031)).as_deref(), Some("Site one"), "context site name written with Rtn Inst Id");
     assert!(r.kept_by_option >= 5);
     for code in ["113100", "113108", "113109", "113112"] {
         assert!(r.method_codes.contains(&code.to_string()));
     }
-    let codes = o
-        .get(Tag(0x0012, 0x0064))
-        .unwrap()
-        .value()
-        .items()
-        .unwrap()
-        .len();
+    let codes = o.get(Tag(0x0012, 0x0064)).unwrap().value().items().unwrap().len();
     assert_eq!(codes, 4);
 }
 
@@ -400,46 +273,29 @@ fn clean_descriptors_keep_only_allow_listed_values() {
     assert!(o.get(Tag(0x0008, 0x1030)).is_none());
     assert!(r.method_codes.contains(&"113105".to_string()));
     let (o, _) = run(e, &basic());
-    assert!(
-        o.get(Tag(0x0008, 0x103E)).is_none(),
-        "without the option descriptors go"
-    );
+    assert!(o.get(Tag(0x0008, 0x103E)).is_none(), "without the option descriptors go");
 }
 
 #[test]
 fn private_attributes_removed_unless_safe() {
     let mut e = base(CT);
     e.push(s(Tag(0x0019, 0x0010), VR::LO, "SIEMENS MR HEADER"));
-    e.push(DataElement::new(
-        Tag(0x0019, 0x100C),
-        VR::IS,
-        PrimitiveValue::from("1000"),
-    )); // b-value: safe
+    e.push(DataElement::new(Tag(0x0019, 0x100C), VR::IS, PrimitiveValue::from("1000"))); // b-value: safe
     e.push(s(Tag(0x0019, 0x1001), VR::LO, "secret note"));
     e.push(s(Tag(0x0009, 0x0010), VR::LO, "ACME TRIAL PRIVATE 1.0"));
     e.push(s(Tag(0x0009, 0x1001), VR::LO, "DOE JANE"));
     e.push(s(Tag(0x0009, 0x1002), VR::SH, "KEEPME"));
     let (o, r) = run(e.clone(), &basic());
-    assert!(
-        o.iter().all(|el| el.tag().group() % 2 == 0),
-        "no private attribute survives the basic profile"
-    );
+    assert!(o.iter().all(|el| el.tag().group() % 2 == 0), "no private attribute survives the basic profile");
     assert!(r.count(Tag(0x0019, 0x0010), Outcome::Removed) == 1);
     let p = DeidProfile {
         retain_safe_private: true,
-        safe_private: vec![SafePrivateTag {
-            creator: "ACME TRIAL PRIVATE 1.0".into(),
-            group: 0x0009,
-            element: 0x02,
-        }],
+        safe_private: vec![SafePrivateTag { creator: "ACME TRIAL PRIVATE 1.0".into(), group: 0x0009, element: 0x02 }],
         ..DeidProfile::default()
     };
     let (o, r) = run(e, &ctx(p, "S", None));
     assert_eq!(val(&o, Tag(0x0019, 0x100C)).as_deref(), Some("1000"));
-    assert_eq!(
-        val(&o, Tag(0x0019, 0x0010)).as_deref(),
-        Some("SIEMENS MR HEADER")
-    );
+    assert_eq!(val(&o, Tag(0x0019, 0x0010)).as_deref(), Some("SIEMENS MR HEADER"));
     assert!(o.get(Tag(0x0019, 0x1001)).is_none());
     assert_eq!(val(&o, Tag(0x0009, 0x1002)).as_deref(), Some("KEEPME"));
     assert!(o.get(Tag(0x0009, 0x1001)).is_none());
@@ -449,56 +305,21 @@ fn private_attributes_removed_unless_safe() {
 #[test]
 fn graphics_signatures_icons_and_original_attributes_go() {
     let mut e = base(CT);
-    e.push(DataElement::new(
-        Tag(0x6000, 0x0010),
-        VR::US,
-        PrimitiveValue::from(4u16),
-    ));
-    e.push(DataElement::new(
-        Tag(0x6000, 0x3000),
-        VR::OW,
-        PrimitiveValue::U8([1u8, 2, 3, 4].as_slice().into()),
-    ));
-    e.push(DataElement::new(
-        Tag(0x5000, 0x3000),
-        VR::OW,
-        PrimitiveValue::U8([1u8, 2].as_slice().into()),
-    ));
+    e.push(DataElement::new(Tag(0x6000, 0x0010), VR::US, PrimitiveValue::from(4u16)));
+    e.push(DataElement::new(Tag(0x6000, 0x3000), VR::OW, PrimitiveValue::U8([1u8, 2, 3, 4].as_slice().into())));
+    e.push(DataElement::new(Tag(0x5000, 0x3000), VR::OW, PrimitiveValue::U8([1u8, 2].as_slice().into())));
     e.push(sq(
         Tag(0x0088, 0x0200),
-        vec![vec![DataElement::new(
-            Tag(0x0028, 0x0010),
-            VR::US,
-            PrimitiveValue::from(2u16),
-        )]],
+        vec![vec![DataElement::new(Tag(0x0028, 0x0010), VR::US, PrimitiveValue::from(2u16))]],
     ));
-    e.push(sq(
-        Tag(0x0400, 0x0561),
-        vec![vec![s(Tag(0x0010, 0x0010), VR::PN, "OLD^NAME")]],
-    ));
+    e.push(sq(Tag(0x0400, 0x0561), vec![vec![s(Tag(0x0010, 0x0010), VR::PN, "OLD^NAME")]]));
     e.push(sq(
         Tag(0xFFFA, 0xFFFA),
-        vec![vec![DataElement::new(
-            Tag(0x0400, 0x0015),
-            VR::CS,
-            PrimitiveValue::from("SHA1"),
-        )]],
+        vec![vec![DataElement::new(Tag(0x0400, 0x0015), VR::CS, PrimitiveValue::from("SHA1"))]],
     ));
-    e.push(DataElement::new(
-        Tag(0x7FE0, 0x0010),
-        VR::OW,
-        PrimitiveValue::U8(vec![7u8; 32].into()),
-    ));
-    e.push(DataElement::new(
-        Tag(0xFFFC, 0xFFFC),
-        VR::OB,
-        PrimitiveValue::U8([0u8; 8].as_slice().into()),
-    ));
-    e.push(DataElement::new(
-        Tag(0x0008, 0x0000),
-        VR::UL,
-        PrimitiveValue::from(1234u32),
-    ));
+    e.push(DataElement::new(Tag(0x7FE0, 0x0010), VR::OW, PrimitiveValue::U8(vec![7u8; 32].into())));
+    e.push(DataElement::new(Tag(0xFFFC, 0xFFFC), VR::OB, PrimitiveValue::U8([0u8; 8].as_slice().into())));
+    e.push(DataElement::new(Tag(0x0008, 0x0000), VR::UL, PrimitiveValue::from(1234u32)));
     e.push(s(Tag(0x0002, 0x0016), VR::AE, "SITE_PACS"));
     let (o, r) = run(e, &basic());
     for t in [
@@ -514,21 +335,9 @@ fn graphics_signatures_icons_and_original_attributes_go() {
     }
     for t in [Tag(0x0008, 0x0000), Tag(0x0002, 0x0016)] {
         assert!(o.get(t).is_none(), "{t} removed");
-        assert_eq!(
-            r.count(t, Outcome::Removed),
-            1,
-            "{t} was in the input and was removed"
-        );
+        assert_eq!(r.count(t, Outcome::Removed), 1, "{t} was in the input and was removed");
     }
-    assert_eq!(
-        o.get(Tag(0x7FE0, 0x0010))
-            .unwrap()
-            .value()
-            .to_bytes()
-            .unwrap()
-            .as_ref(),
-        &[7u8; 32][..]
-    );
+    assert_eq!(o.get(Tag(0x7FE0, 0x0010)).unwrap().value().to_bytes().unwrap().as_ref(), &[7u8; 32][..]);
     assert_eq!(r.count(Tag(0xFFFA, 0xFFFA), Outcome::Removed), 1);
 }
 
@@ -544,45 +353,17 @@ fn image(
     e[2] = s(Tag(0x0008, 0x0060), VR::CS, "US");
     e.push(s(Tag(0x0008, 0x0070), VR::LO, manufacturer));
     e.push(s(Tag(0x0008, 0x1090), VR::LO, "Vivid E95"));
-    e.push(DataElement::new(
-        Tag(0x0028, 0x0002),
-        VR::US,
-        PrimitiveValue::from(spp),
-    ));
-    e.push(s(
-        Tag(0x0028, 0x0004),
-        VR::CS,
-        if spp == 3 { "RGB" } else { "MONOCHROME2" },
-    ));
+    e.push(DataElement::new(Tag(0x0028, 0x0002), VR::US, PrimitiveValue::from(spp)));
+    e.push(s(Tag(0x0028, 0x0004), VR::CS, if spp == 3 { "RGB" } else { "MONOCHROME2" }));
     if frames > 1 {
         e.push(s(Tag(0x0028, 0x0008), VR::IS, &frames.to_string()));
     }
-    e.push(DataElement::new(
-        Tag(0x0028, 0x0010),
-        VR::US,
-        PrimitiveValue::from(rows),
-    ));
-    e.push(DataElement::new(
-        Tag(0x0028, 0x0011),
-        VR::US,
-        PrimitiveValue::from(cols),
-    ));
-    e.push(DataElement::new(
-        Tag(0x0028, 0x0100),
-        VR::US,
-        PrimitiveValue::from(8u16),
-    ));
-    e.push(DataElement::new(
-        Tag(0x0028, 0x0101),
-        VR::US,
-        PrimitiveValue::from(8u16),
-    ));
+    e.push(DataElement::new(Tag(0x0028, 0x0010), VR::US, PrimitiveValue::from(rows)));
+    e.push(DataElement::new(Tag(0x0028, 0x0011), VR::US, PrimitiveValue::from(cols)));
+    e.push(DataElement::new(Tag(0x0028, 0x0100), VR::US, PrimitiveValue::from(8u16)));
+    e.push(DataElement::new(Tag(0x0028, 0x0101), VR::US, PrimitiveValue::from(8u16)));
     if spp == 3 {
-        e.push(DataElement::new(
-            Tag(0x0028, 0x0006),
-            VR::US,
-            PrimitiveValue::from(0u16),
-        ));
+        e.push(DataElement::new(Tag(0x0028, 0x0006), VR::US, PrimitiveValue::from(0u16)));
     }
     e.push(DataElement::new(Tag(0x7FE0, 0x0010), VR::OB, pixels));
     e
@@ -595,12 +376,7 @@ fn us_mask() -> DeidProfile {
             model: Some("vivid".into()),
             rows: 4,
             columns: 6,
-            regions: vec![MaskRegion {
-                x: 0,
-                y: 0,
-                width: 6,
-                height: 1,
-            }],
+            regions: vec![MaskRegion { x: 0, y: 0, width: 6, height: 1 }],
         }],
         ..DeidProfile::default()
     }
@@ -610,70 +386,33 @@ fn us_mask() -> DeidProfile {
 fn pixel_masks_blank_native_rgb_multiframe_and_flag_compressed() {
     let n = 4 * 6 * 3 * 2;
     let data: Vec<u8> = (0..n).map(|i| (i % 200 + 1) as u8).collect();
-    let e = image(
-        "GE Healthcare",
-        4,
-        6,
-        3,
-        2,
-        Value::from(PrimitiveValue::U8(data.clone().into())),
-    );
+    let e = image("GE Healthcare", 4, 6, 3, 2, Value::from(PrimitiveValue::U8(data.clone().into())));
     let (o, r) = run(e, &ctx(us_mask(), "S", None));
-    let px = o
-        .get(Tag(0x7FE0, 0x0010))
-        .unwrap()
-        .value()
-        .to_bytes()
-        .unwrap()
-        .into_owned();
+    let px = o.get(Tag(0x7FE0, 0x0010)).unwrap().value().to_bytes().unwrap().into_owned();
     for frame in 0..2 {
         let f = &px[frame * 72..(frame + 1) * 72];
         assert!(f[..18].iter().all(|b| *b == 0), "first row blanked");
-        assert_eq!(
-            &f[18..],
-            &data[frame * 72 + 18..(frame + 1) * 72],
-            "rest untouched"
-        );
+        assert_eq!(&f[18..], &data[frame * 72 + 18..(frame + 1) * 72], "rest untouched");
     }
     assert_eq!(val(&o, Tag(0x0028, 0x0301)).as_deref(), Some("NO"));
     assert!(r.method_codes.contains(&"113101".to_string()));
     assert_eq!((r.masked_regions, r.masked_frames), (1, 2));
     assert!(
-        r.flags
-            .iter()
-            .any(|f| matches!(f, QcFlag::BurnedInAnnotationUnknown { .. })),
+        r.flags.iter().any(|f| matches!(f, QcFlag::BurnedInAnnotationUnknown { .. })),
         "US without (0028,0301) is flagged"
     );
     // Different manufacturer: no mask, flagged.
-    let e = image(
-        "Other",
-        4,
-        6,
-        3,
-        2,
-        Value::from(PrimitiveValue::U8(data.clone().into())),
-    );
+    let e = image("Other", 4, 6, 3, 2, Value::from(PrimitiveValue::U8(data.clone().into())));
     let (o, r) = run(e, &ctx(us_mask(), "S", None));
-    assert_eq!(
-        o.get(Tag(0x7FE0, 0x0010))
-            .unwrap()
-            .value()
-            .to_bytes()
-            .unwrap()
-            .as_ref(),
-        data.as_slice()
-    );
+    assert_eq!(o.get(Tag(0x7FE0, 0x0010)).unwrap().value().to_bytes().unwrap().as_ref(), data.as_slice());
     assert!(!r.method_codes.contains(&"113101".to_string()));
     // Compressed data with a matching mask: not applied, flagged.
-    let frag = Value::PixelSequence(PixelFragmentSequence::new(
-        vec![],
-        vec![vec![0xFFu8, 0xD8, 0xFF, 0xD9]],
-    ));
+    let frag = Value::PixelSequence(PixelFragmentSequence::new(vec![], vec![vec![0xFFu8, 0xD8, 0xFF, 0xD9]]));
     let e = image("GE Healthcare", 4, 6, 3, 1, frag);
     let (o, r) = run_ts(e, &ctx(us_mask(), "S", None), "1.2.840.10008.1.2.4.50");
-    assert!(r.flags.iter().any(
-        |f| matches!(f, QcFlag::PixelMaskNotApplied { reason } if reason.contains("compressed"))
-    ));
+    assert!(
+        r.flags.iter().any(|f| matches!(f, QcFlag::PixelMaskNotApplied { reason } if reason.contains("compressed")))
+    );
     assert!(!r.method_codes.contains(&"113101".to_string()));
     assert!(o.get(Tag(0x0028, 0x0301)).is_none());
 }
@@ -688,32 +427,17 @@ fn burned_in_annotation_yes_is_flagged() {
 
 #[test]
 fn transfer_syntax_is_kept_for_implicit_big_endian_and_deflate() {
-    for ts in [
-        "1.2.840.10008.1.2",
-        "1.2.840.10008.1.2.2",
-        "1.2.840.10008.1.2.1.99",
-    ] {
+    for ts in ["1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"] {
         let mut e = base(CT);
         e.push(s(Tag(0x0010, 0x1040), VR::LO, "12 ELM ROAD"));
-        e.push(DataElement::new(
-            Tag(0x7FE0, 0x0010),
-            VR::OW,
-            PrimitiveValue::U16(vec![1u16, 2, 3, 4].into()),
-        ));
+        e.push(DataElement::new(Tag(0x7FE0, 0x0010), VR::OW, PrimitiveValue::U16(vec![1u16, 2, 3, 4].into())));
         let bytes = file_with(e.clone(), ts);
         let (out, r) = deidentify_bytes(&bytes, &basic()).unwrap();
         assert_eq!(r.transfer_syntax, ts);
         let o = read_object(&out).unwrap();
         assert_eq!(o.meta().transfer_syntax().trim_end_matches('\0'), ts);
         assert!(o.get(Tag(0x0010, 0x1040)).is_none());
-        assert_eq!(
-            o.get(Tag(0x7FE0, 0x0010))
-                .unwrap()
-                .value()
-                .to_multi_int::<u16>()
-                .unwrap(),
-            vec![1, 2, 3, 4]
-        );
+        assert_eq!(o.get(Tag(0x7FE0, 0x0010)).unwrap().value().to_multi_int::<u16>().unwrap(), vec![1, 2, 3, 4]);
         run_ts(e, &basic(), ts);
     }
 }
@@ -727,18 +451,11 @@ fn bad_input_gets_a_clear_error_and_no_output() {
     assert!(sink.is_empty());
     let mut junk = vec![0u8; 300];
     junk[128..132].copy_from_slice(b"ABCD");
-    assert!(matches!(
-        deidentify_bytes(&junk, &c),
-        Err(DeidError::NotDicom(_))
-    ));
+    assert!(matches!(deidentify_bytes(&junk, &c), Err(DeidError::NotDicom(_))));
 
     let mut e = base(CT);
     e.push(s(Tag(0x0010, 0x1040), VR::LO, "12 ELM ROAD"));
-    e.push(DataElement::new(
-        Tag(0x7FE0, 0x0010),
-        VR::OW,
-        PrimitiveValue::U8(vec![9u8; 64].into()),
-    ));
+    e.push(DataElement::new(Tag(0x7FE0, 0x0010), VR::OW, PrimitiveValue::U8(vec![9u8; 64].into())));
     let good = file_with(e, "1.2.840.10008.1.2.1");
     // truncated inside the header
     let cut = &good[..good.len() - 64 - 12 - 10];
@@ -750,28 +467,16 @@ fn bad_input_gets_a_clear_error_and_no_output() {
     let err = deidentify_bytes(&good[..good.len() - 5], &c).unwrap_err();
     assert!(err.to_string().contains("truncated"), "{err}");
     // wrong length: an element claims more bytes than the file has
-    let pos = good
-        .windows(4)
-        .position(|w| w == [0x10, 0x00, 0x40, 0x10])
-        .unwrap();
+    let pos = good.windows(4).position(|w| w == [0x10, 0x00, 0x40, 0x10]).unwrap();
     let mut bad = good.clone();
     bad[pos + 6..pos + 8].copy_from_slice(&0x7FF0u16.to_le_bytes());
     let err = deidentify_bytes(&bad, &c).unwrap_err();
-    assert!(
-        matches!(err, DeidError::Truncated(_) | DeidError::Malformed(_)),
-        "{err}"
-    );
+    assert!(matches!(err, DeidError::Truncated(_) | DeidError::Malformed(_)), "{err}");
     // a broken sequence: an item holds a non-item tag where an item should start
     let mut e = base(CT);
-    e.push(sq(
-        Tag(0x0008, 0x1115),
-        vec![vec![s(Tag(0x0020, 0x000E), VR::UI, SERIES)]],
-    ));
+    e.push(sq(Tag(0x0008, 0x1115), vec![vec![s(Tag(0x0020, 0x000E), VR::UI, SERIES)]]));
     let good = file_with(e, "1.2.840.10008.1.2.1");
-    let pos = good
-        .windows(4)
-        .position(|w| w == [0xFE, 0xFF, 0x00, 0xE0])
-        .unwrap();
+    let pos = good.windows(4).position(|w| w == [0xFE, 0xFF, 0x00, 0xE0]).unwrap();
     let mut bad = good.clone();
     bad[pos..pos + 4].copy_from_slice(&[0x08, 0x00, 0x00, 0x01]);
     let mut sink = Vec::new();
@@ -798,11 +503,7 @@ fn match_keys_are_read_before_deidentification_and_redacted() {
     let head = StreamHead::read(bytes.as_slice()).unwrap();
     assert_eq!(head.match_keys(), k);
     assert!(!format!("{head:?}").contains("MRN0001"));
-    let c = ctx(
-        DeidProfile::default(),
-        k.clinical_trial_subject_id.as_deref().unwrap(),
-        None,
-    );
+    let c = ctx(DeidProfile::default(), k.clinical_trial_subject_id.as_deref().unwrap(), None);
     let mut one_pass = Vec::new();
     let r1 = head.deidentify(&mut one_pass, &c).unwrap();
     let (two_pass, r2) = deidentify_bytes(&bytes, &c).unwrap();
@@ -817,11 +518,7 @@ fn match_keys_are_read_before_deidentification_and_redacted() {
 #[test]
 fn input_without_preamble_gives_the_same_output() {
     let mut e = base(CT);
-    e.push(DataElement::new(
-        Tag(0x7FE0, 0x0010),
-        VR::OW,
-        PrimitiveValue::U8(vec![3u8; 16].into()),
-    ));
+    e.push(DataElement::new(Tag(0x7FE0, 0x0010), VR::OW, PrimitiveValue::U8(vec![3u8; 16].into())));
     let with = file_with(e, "1.2.840.10008.1.2.1");
     let without = &with[128..];
     let (a, _) = deidentify_bytes(&with, &basic()).unwrap();
@@ -835,54 +532,21 @@ fn masks_16_bit_words_in_every_little_endian_syntax() {
     let mut e = base(CT);
     e.push(s(Tag(0x0008, 0x0070), VR::LO, "GE Healthcare"));
     e.push(s(Tag(0x0008, 0x1090), VR::LO, "Vivid E95"));
-    for (g, el, v) in [
-        (0x0028, 0x0002, 1u16),
-        (0x0028, 0x0010, 4),
-        (0x0028, 0x0011, 6),
-        (0x0028, 0x0100, 16),
-    ] {
-        e.push(DataElement::new(
-            Tag(g, el),
-            VR::US,
-            PrimitiveValue::from(v),
-        ));
+    for (g, el, v) in [(0x0028, 0x0002, 1u16), (0x0028, 0x0010, 4), (0x0028, 0x0011, 6), (0x0028, 0x0100, 16)] {
+        e.push(DataElement::new(Tag(g, el), VR::US, PrimitiveValue::from(v)));
     }
     let words: Vec<u16> = (1..=24).map(|i| i * 1000).collect();
-    e.push(DataElement::new(
-        Tag(0x7FE0, 0x0010),
-        VR::OW,
-        PrimitiveValue::U16(words.clone().into()),
-    ));
+    e.push(DataElement::new(Tag(0x7FE0, 0x0010), VR::OW, PrimitiveValue::U16(words.clone().into())));
     let p = ctx(us_mask(), "S", None);
-    for ts in [
-        "1.2.840.10008.1.2",
-        "1.2.840.10008.1.2.1",
-        "1.2.840.10008.1.2.1.99",
-    ] {
+    for ts in ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99"] {
         let (o, r) = run_ts(e.clone(), &p, ts);
-        let got = o
-            .get(Tag(0x7FE0, 0x0010))
-            .unwrap()
-            .value()
-            .to_multi_int::<u16>()
-            .unwrap();
+        let got = o.get(Tag(0x7FE0, 0x0010)).unwrap().value().to_multi_int::<u16>().unwrap();
         assert!(got[..6].iter().all(|w| *w == 0), "{ts}: first row blanked");
         assert_eq!(&got[6..], &words[6..], "{ts}");
         assert!(r.method_codes.contains(&"113101".to_string()));
     }
     // Big endian: refused and flagged, pixels untouched.
     let (o, r) = run_ts(e, &p, "1.2.840.10008.1.2.2");
-    assert_eq!(
-        o.get(Tag(0x7FE0, 0x0010))
-            .unwrap()
-            .value()
-            .to_multi_int::<u16>()
-            .unwrap(),
-        words
-    );
-    assert!(
-        r.flags
-            .iter()
-            .any(|f| matches!(f, QcFlag::PixelMaskNotApplied { .. }))
-    );
+    assert_eq!(o.get(Tag(0x7FE0, 0x0010)).unwrap().value().to_multi_int::<u16>().unwrap(), words);
+    assert!(r.flags.iter().any(|f| matches!(f, QcFlag::PixelMaskNotApplied { .. })));
 }

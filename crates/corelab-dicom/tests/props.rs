@@ -39,13 +39,8 @@ const PHI_TAGS: &[(Tag, VR)] = &[
 ];
 
 /// UID attributes with action U.
-const UID_TAGS: &[Tag] = &[
-    Tag(0x0020, 0x000D),
-    Tag(0x0020, 0x000E),
-    Tag(0x0008, 0x1155),
-    Tag(0x0020, 0x0052),
-    Tag(0x0008, 0x3010),
-];
+const UID_TAGS: &[Tag] =
+    &[Tag(0x0020, 0x000D), Tag(0x0020, 0x000E), Tag(0x0008, 0x1155), Tag(0x0020, 0x0052), Tag(0x0008, 0x3010)];
 
 /// Sequences: not listed (kept), D, X, X/Z/U*, D, X/Z/D.
 const CONTAINERS: &[Tag] = &[
@@ -72,18 +67,14 @@ fn planted() -> impl Strategy<Value = String> {
 fn leaf() -> impl Strategy<Value = Node> {
     prop_oneof![
         (0..PHI_TAGS.len(), planted()).prop_map(|(i, v)| Node::Phi(i, v)),
-        (0..UID_TAGS.len(), "[1-9][0-9]{11}")
-            .prop_map(|(i, d)| Node::Uid(i, format!("1.2.826.0.1.3680043.9.{d}"))),
+        (0..UID_TAGS.len(), "[1-9][0-9]{11}").prop_map(|(i, d)| Node::Uid(i, format!("1.2.826.0.1.3680043.9.{d}"))),
         (0x01u8..0x20, planted()).prop_map(|(e, v)| Node::Private(e, v)),
     ]
 }
 
 fn node() -> impl Strategy<Value = Node> {
     leaf().prop_recursive(4, 48, 4, |inner| {
-        (
-            0..CONTAINERS.len(),
-            prop::collection::vec(prop::collection::vec(inner, 0..4), 1..3),
-        )
+        (0..CONTAINERS.len(), prop::collection::vec(prop::collection::vec(inner, 0..4), 1..3))
             .prop_map(|(i, items)| Node::Seq(i, items))
     })
 }
@@ -98,11 +89,7 @@ fn build(nodes: &[Node], planted: &mut Vec<String>) -> Vec<InMemElement> {
         let e = match n {
             Node::Phi(i, v) => {
                 let (tag, vr) = PHI_TAGS[*i];
-                let v = if vr == VR::DA {
-                    "19700101".to_string()
-                } else {
-                    v.clone()
-                };
+                let v = if vr == VR::DA { "19700101".to_string() } else { v.clone() };
                 if vr != VR::DA {
                     mine.push(v.clone());
                 }
@@ -114,22 +101,12 @@ fn build(nodes: &[Node], planted: &mut Vec<String>) -> Vec<InMemElement> {
             }
             Node::Private(e, v) => {
                 mine.push(v.clone());
-                DataElement::new(
-                    Tag(0x0009, 0x1000 | u16::from(*e)),
-                    VR::LO,
-                    PrimitiveValue::from(v.as_str()),
-                )
+                DataElement::new(Tag(0x0009, 0x1000 | u16::from(*e)), VR::LO, PrimitiveValue::from(v.as_str()))
             }
             Node::Seq(i, items) => {
-                let items: Vec<InMemDicomObject> = items
-                    .iter()
-                    .map(|it| InMemDicomObject::from_element_iter(build(it, &mut mine)))
-                    .collect();
-                DataElement::new(
-                    CONTAINERS[*i],
-                    VR::SQ,
-                    Value::from(DataSetSequence::new(items, Length::UNDEFINED)),
-                )
+                let items: Vec<InMemDicomObject> =
+                    items.iter().map(|it| InMemDicomObject::from_element_iter(build(it, &mut mine))).collect();
+                DataElement::new(CONTAINERS[*i], VR::SQ, Value::from(DataSetSequence::new(items, Length::UNDEFINED)))
             }
         };
         if out.iter().any(|o| o.header().tag == e.header().tag) {
@@ -140,34 +117,17 @@ fn build(nodes: &[Node], planted: &mut Vec<String>) -> Vec<InMemElement> {
         out.push(e);
     }
     if has_private {
-        out.push(DataElement::new(
-            Tag(0x0009, 0x0010),
-            VR::LO,
-            PrimitiveValue::from("RANDOM PRIVATE"),
-        ));
+        out.push(DataElement::new(Tag(0x0009, 0x0010), VR::LO, PrimitiveValue::from("RANDOM PRIVATE")));
     }
     out
 }
 
 fn file(mut elems: Vec<InMemElement>, sop_class: &str, sop: &str, ts: &str) -> Vec<u8> {
-    elems
-        .retain(|e| e.header().tag != Tag(0x0008, 0x0018) && e.header().tag != Tag(0x0008, 0x0016));
-    elems.push(DataElement::new(
-        Tag(0x0008, 0x0016),
-        VR::UI,
-        PrimitiveValue::from(sop_class),
-    ));
-    elems.push(DataElement::new(
-        Tag(0x0008, 0x0018),
-        VR::UI,
-        PrimitiveValue::from(sop),
-    ));
+    elems.retain(|e| e.header().tag != Tag(0x0008, 0x0018) && e.header().tag != Tag(0x0008, 0x0016));
+    elems.push(DataElement::new(Tag(0x0008, 0x0016), VR::UI, PrimitiveValue::from(sop_class)));
+    elems.push(DataElement::new(Tag(0x0008, 0x0018), VR::UI, PrimitiveValue::from(sop)));
     let f = InMemDicomObject::from_element_iter(elems)
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(ts)
-                .implementation_class_uid("1.2.3.4"),
-        )
+        .with_meta(FileMetaTableBuilder::new().transfer_syntax(ts).implementation_class_uid("1.2.3.4"))
         .unwrap();
     let mut b = Vec::new();
     f.write_all(&mut b).unwrap();
@@ -180,28 +140,14 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 
 fn profile_for(shift: bool) -> (DeidProfile, Option<i32>) {
     if shift {
-        (
-            DeidProfile {
-                dates: DateHandling::Shift,
-                ..DeidProfile::default()
-            },
-            Some(-123),
-        )
+        (DeidProfile { dates: DateHandling::Shift, ..DeidProfile::default() }, Some(-123))
     } else {
         (DeidProfile::default(), None)
     }
 }
 
-const CLASSES: &[&str] = &[
-    "1.2.840.10008.5.1.4.1.1.2",
-    "1.2.840.10008.5.1.4.1.1.88.22",
-    "1.2.840.10008.5.1.4.1.1.4",
-];
-const SYNTAXES: &[&str] = &[
-    "1.2.840.10008.1.2.1",
-    "1.2.840.10008.1.2",
-    "1.2.840.10008.1.2.1.99",
-];
+const CLASSES: &[&str] = &["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.4"];
+const SYNTAXES: &[&str] = &["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99"];
 
 /// A reader that hands out at most a few bytes per call.
 struct Trickle<'a> {
@@ -212,9 +158,7 @@ struct Trickle<'a> {
 
 impl std::io::Read for Trickle<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = self.sizes[self.i % self.sizes.len()]
-            .min(buf.len())
-            .min(self.data.len());
+        let want = self.sizes[self.i % self.sizes.len()].min(buf.len()).min(self.data.len());
         self.i += 1;
         buf[..want].copy_from_slice(&self.data[..want]);
         self.data = &self.data[want..];
@@ -225,22 +169,12 @@ impl std::io::Read for Trickle<'_> {
 fn sample_file(ts: &str) -> Vec<u8> {
     let nodes = vec![
         Node::Phi(1, "PHIADDRESS".into()),
-        Node::Seq(
-            0,
-            vec![vec![
-                Node::Uid(2, "1.2.826.0.1.3680043.9.12345".into()),
-                Node::Phi(0, "PHINAMEX".into()),
-            ]],
-        ),
+        Node::Seq(0, vec![vec![Node::Uid(2, "1.2.826.0.1.3680043.9.12345".into()), Node::Phi(0, "PHINAMEX".into())]]),
         Node::Private(3, "PHIPRIVATE".into()),
     ];
     let mut planted = Vec::new();
     let mut elems = build(&nodes, &mut planted);
-    elems.push(DataElement::new(
-        Tag(0x7FE0, 0x0010),
-        VR::OW,
-        PrimitiveValue::U8(vec![5u8; 64].into()),
-    ));
+    elems.push(DataElement::new(Tag(0x7FE0, 0x0010), VR::OW, PrimitiveValue::U8(vec![5u8; 64].into())));
     file(elems, CLASSES[0], "1.2.826.0.1.3680043.9.31", ts)
 }
 

@@ -32,9 +32,7 @@ impl Read for Gen {
         if self.produced >= self.body_len {
             return Ok(0);
         }
-        let n = ((self.body_len - self.produced) as usize)
-            .min(buf.len())
-            .min(BLOCK);
+        let n = ((self.body_len - self.produced) as usize).min(buf.len()).min(BLOCK);
         let off = (self.produced % BLOCK as u64) as usize;
         let first = n.min(BLOCK - off);
         buf[..first].copy_from_slice(&self.pattern[off..off + first]);
@@ -53,8 +51,7 @@ struct Sink {
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.n += buf.len() as u64;
-        self.tail
-            .extend_from_slice(&buf[buf.len().saturating_sub(16)..]);
+        self.tail.extend_from_slice(&buf[buf.len().saturating_sub(16)..]);
         if self.tail.len() > 64 {
             self.tail.drain(..self.tail.len() - 16);
         }
@@ -124,40 +121,19 @@ impl Read for FragGen {
 
 fn peak_rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn header(ts: &str) -> Vec<u8> {
     let e = vec![
-        DataElement::new(
-            Tag(0x0008, 0x0016),
-            VR::UI,
-            PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.2"),
-        ),
-        DataElement::new(
-            Tag(0x0008, 0x0018),
-            VR::UI,
-            PrimitiveValue::from("1.2.826.0.1.3680043.9.4242"),
-        ),
-        DataElement::new(
-            Tag(0x0010, 0x0010),
-            VR::PN,
-            PrimitiveValue::from("DOE^JOHN"),
-        ),
+        DataElement::new(Tag(0x0008, 0x0016), VR::UI, PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.2")),
+        DataElement::new(Tag(0x0008, 0x0018), VR::UI, PrimitiveValue::from("1.2.826.0.1.3680043.9.4242")),
+        DataElement::new(Tag(0x0010, 0x0010), VR::PN, PrimitiveValue::from("DOE^JOHN")),
         DataElement::new(Tag(0x0028, 0x0010), VR::US, PrimitiveValue::from(512u16)),
         DataElement::new(Tag(0x0028, 0x0011), VR::US, PrimitiveValue::from(512u16)),
     ];
     let f = InMemDicomObject::from_element_iter(e)
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(ts)
-                .implementation_class_uid("1.2.3.4"),
-        )
+        .with_meta(FileMetaTableBuilder::new().transfer_syntax(ts).implementation_class_uid("1.2.3.4"))
         .unwrap();
     let mut b = Vec::new();
     f.write_all(&mut b).unwrap();
@@ -178,62 +154,37 @@ fn large_pixel_data_streams_with_bounded_memory() {
     let mut head = header("1.2.840.10008.1.2.1");
     head.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0]);
     head.extend_from_slice(&len.to_le_bytes());
-    let native = Gen {
-        head: std::io::Cursor::new(head),
-        body_len: u64::from(len),
-        produced: 0,
-        pattern: pattern.clone(),
-    };
+    let native =
+        Gen { head: std::io::Cursor::new(head), body_len: u64::from(len), produced: 0, pattern: pattern.clone() };
     let mut sink = Sink::default();
     let report = deidentify_stream(native, &mut sink, &c).unwrap();
     assert!(sink.n > u64::from(len), "everything written");
     let want_tail = &pattern[BLOCK - 16..];
-    assert_eq!(
-        &sink.tail[sink.tail.len() - 16..],
-        want_tail,
-        "pixel bytes copied unchanged to the end"
-    );
+    assert_eq!(&sink.tail[sink.tail.len() - 16..], want_tail, "pixel bytes copied unchanged to the end");
     assert_eq!(report.count(Tag(0x0010, 0x0010), Outcome::Written), 1);
 
     // Encapsulated: empty offset table, then 256 fragments of 1 MiB, generated on the fly.
     let mut head = header("1.2.840.10008.1.2.4.70");
-    head.extend_from_slice(&[
-        0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
-    ]);
+    head.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
     head.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
-    let frags = FragGen {
-        head: std::io::Cursor::new(head),
-        left: 256,
-        in_frag: None,
-        done: false,
-    };
+    let frags = FragGen { head: std::io::Cursor::new(head), left: 256, in_frag: None, done: false };
     let mut sink = Sink::default();
     deidentify_stream(frags, &mut sink, &c).unwrap();
     assert!(sink.n > 256 << 20);
-    assert_eq!(
-        &sink.tail[sink.tail.len() - 8..],
-        &[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]
-    );
+    assert_eq!(&sink.tail[sink.tail.len() - 8..], &[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
 
     // Corrupt lengths are refused without reserving what they declare: a meta element whose VR is
     // garbage (read as a 4-byte length), and a nested item claiming 3 GB inside a small header.
     let mut bad_meta = header("1.2.840.10008.1.2.1");
-    let at = bad_meta
-        .windows(4)
-        .position(|w| w == [0x02, 0x00, 0x02, 0x00])
-        .unwrap();
+    let at = bad_meta.windows(4).position(|w| w == [0x02, 0x00, 0x02, 0x00]).unwrap();
     bad_meta[at + 4] = 0;
     let err = corelab_dicom::deid::deidentify_bytes(&bad_meta, &c).unwrap_err();
     assert!(err.to_string().contains("VR"), "{err}");
     assert!(corelab_dicom::deid::read_object(&bad_meta).is_err());
     let mut nested = header("1.2.840.10008.1.2.1");
-    nested.extend_from_slice(&[
-        0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
-    ]);
+    nested.extend_from_slice(&[0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
     nested.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0x00, 0x00, 0x00, 0xC0]);
-    nested.extend_from_slice(&[
-        0x20, 0x00, 0x0E, 0x00, b'U', b'I', 4, 0, b'1', b'.', b'2', 0,
-    ]);
+    nested.extend_from_slice(&[0x20, 0x00, 0x0E, 0x00, b'U', b'I', 4, 0, b'1', b'.', b'2', 0]);
     nested.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
     let err = corelab_dicom::deid::deidentify_bytes(&nested, &c).unwrap_err();
     assert!(err.to_string().contains("declares"), "{err}");
@@ -241,8 +192,6 @@ fn large_pixel_data_streams_with_bounded_memory() {
 
     let after = peak_rss_kib().unwrap();
     let grown_mib = (after.saturating_sub(before)) / 1024;
-    eprintln!(
-        "peak RSS grew by {grown_mib} MiB while streaming 512 MiB native and 256 MiB encapsulated pixel data"
-    );
+    eprintln!("peak RSS grew by {grown_mib} MiB while streaming 512 MiB native and 256 MiB encapsulated pixel data");
     assert!(grown_mib < 64, "memory grew by {grown_mib} MiB");
 }

@@ -12,27 +12,21 @@
 
 use std::path::PathBuf;
 
-use corelab_domain::response::adjudication::{
-    AdjudicationTrigger, ReaderOutcome, adjudication_decision,
-};
+use corelab_domain::response::adjudication::{AdjudicationTrigger, ReaderOutcome, adjudication_decision};
 use corelab_domain::response::agreement::{DoubleRead, cohen_kappa, read_metrics};
 use corelab_domain::response::lvef::{
-    DysfunctionRule, LvVolumes, LvefMeasurement, PlausibilityLimits, lvef_change,
-    lvef_from_reported, lvef_from_volumes,
+    DysfunctionRule, LvVolumes, LvefMeasurement, PlausibilityLimits, lvef_change, lvef_from_reported, lvef_from_volumes,
 };
 use corelab_domain::response::ms::{MsSeries, MsSettings, evaluate_ms};
 use corelab_domain::response::selection::{SelectionLesion, check_baseline_selection};
 use corelab_domain::response::{
-    Criteria, Protocol, Response, Tenths, best_overall_response, evaluate_case, evaluate_json,
-    parse_cases,
+    Criteria, Protocol, Response, Tenths, best_overall_response, evaluate_case, evaluate_json, parse_cases,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 fn check(file: &str) {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "data", file]
-        .iter()
-        .collect();
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "data", file].iter().collect();
     let text = std::fs::read_to_string(&path).expect("case file is readable");
     let cases: Vec<Value> = serde_json::from_str(&text).expect("case file is a JSON array");
     assert!(!cases.is_empty(), "{file} has no cases");
@@ -76,9 +70,7 @@ fn check(file: &str) {
                     for part in parts {
                         let part = part.as_str().expect("expected_error holds strings");
                         if !e.contains(part) {
-                            failures.push(format!(
-                                "{name} [{rule}]: error {e:?} does not contain {part:?}"
-                            ));
+                            failures.push(format!("{name} [{rule}]: error {e:?} does not contain {part:?}"));
                         }
                     }
                 }
@@ -112,11 +104,7 @@ fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
         }
         (Value::Array(e), Value::Array(a)) => {
             if e.len() != a.len() {
-                return Err(format!(
-                    "{path}: expected {} items, got {}",
-                    e.len(),
-                    a.len()
-                ));
+                return Err(format!("{path}: expected {} items, got {}", e.len(), a.len()));
             }
             for (i, (ev, av)) in e.iter().zip(a).enumerate() {
                 subset(ev, av, &format!("{path}[{i}]"))?;
@@ -124,15 +112,8 @@ fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
             Ok(())
         }
         (Value::Number(e), Value::Number(a)) => {
-            let (e, a) = (
-                e.as_f64().unwrap_or(f64::NAN),
-                a.as_f64().unwrap_or(f64::NAN),
-            );
-            if (e - a).abs() <= 1e-9 {
-                Ok(())
-            } else {
-                Err(format!("{path}: expected {e}, got {a}"))
-            }
+            let (e, a) = (e.as_f64().unwrap_or(f64::NAN), a.as_f64().unwrap_or(f64::NAN));
+            if (e - a).abs() <= 1e-9 { Ok(()) } else { Err(format!("{path}: expected {e}, got {a}")) }
         }
         (e, a) if e == a => Ok(()),
         (e, a) => Err(format!("{path}: expected {e}, got {a}")),
@@ -235,9 +216,7 @@ fn run_ms(input: &str) -> Result<Value, String> {
         settings: MsSettings,
     }
     let i: In = parse(input);
-    evaluate_ms(&i.series, &i.settings)
-        .map(|r| to_value(&r))
-        .map_err(|e| e.to_string())
+    evaluate_ms(&i.series, &i.settings).map(|r| to_value(&r)).map_err(|e| e.to_string())
 }
 
 fn run_adjudication(input: &str) -> Result<Value, String> {
@@ -256,19 +235,18 @@ fn run_adjudication(input: &str) -> Result<Value, String> {
         triggers: Vec<AdjudicationTrigger>,
     }
     let i: In = parse(input);
-    let outcome =
-        |given: Option<ReaderOutcome>, case: Option<Value>| -> Result<ReaderOutcome, String> {
-            match (given, case) {
-                (Some(o), None) => Ok(o),
-                (None, Some(c)) => {
-                    let cases = parse_cases(&c.to_string()).map_err(|e| e.to_string())?;
-                    let case = cases.first().ok_or("no case")?;
-                    let result = evaluate_case(case).map_err(|e| e.to_string())?;
-                    Ok(ReaderOutcome::from(&result))
-                }
-                _ => Err("give reader_N or reader_N_case".to_string()),
+    let outcome = |given: Option<ReaderOutcome>, case: Option<Value>| -> Result<ReaderOutcome, String> {
+        match (given, case) {
+            (Some(o), None) => Ok(o),
+            (None, Some(c)) => {
+                let cases = parse_cases(&c.to_string()).map_err(|e| e.to_string())?;
+                let case = cases.first().ok_or("no case")?;
+                let result = evaluate_case(case).map_err(|e| e.to_string())?;
+                Ok(ReaderOutcome::from(&result))
             }
-        };
+            _ => Err("give reader_N or reader_N_case".to_string()),
+        }
+    };
     let r1 = outcome(i.reader_1, i.reader_1_case)?;
     let r2 = outcome(i.reader_2, i.reader_2_case)?;
     Ok(to_value(&adjudication_decision(&r1, &r2, &i.triggers)))
@@ -281,9 +259,7 @@ fn run_kappa(input: &str) -> Result<Value, String> {
         pairs: Vec<(String, String)>,
     }
     let i: In = parse(input);
-    cohen_kappa(&i.pairs)
-        .map(|k| to_value(&k))
-        .map_err(|e| e.to_string())
+    cohen_kappa(&i.pairs).map(|k| to_value(&k)).map_err(|e| e.to_string())
 }
 
 fn run_read_metrics(input: &str) -> Result<Value, String> {
@@ -293,9 +269,7 @@ fn run_read_metrics(input: &str) -> Result<Value, String> {
         records: Vec<DoubleRead>,
     }
     let i: In = parse(input);
-    read_metrics(&i.records)
-        .map(|m| to_value(&m))
-        .map_err(|e| e.to_string())
+    read_metrics(&i.records).map(|m| to_value(&m)).map_err(|e| e.to_string())
 }
 
 #[test]

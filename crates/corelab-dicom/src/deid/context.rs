@@ -39,10 +39,7 @@ impl std::fmt::Debug for DeidContext {
             .field("subject_id", &self.subject_id)
             .field("time_point_id", &self.time_point_id)
             .field("time_point_description", &self.time_point_description)
-            .field(
-                "date_shift_days",
-                &self.date_shift_days.map(|_| "<redacted>"),
-            )
+            .field("date_shift_days", &self.date_shift_days.map(|_| "<redacted>"))
             .field("profile", &self.profile)
             .finish()
     }
@@ -50,9 +47,7 @@ impl std::fmt::Debug for DeidContext {
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), DeidError> {
     if value.len() > max {
-        return Err(DeidError::Context(format!(
-            "{field} is longer than {max} characters"
-        )));
+        return Err(DeidError::Context(format!("{field} is longer than {max} characters")));
     }
     if !value.chars().all(|c| c.is_ascii_graphic() || c == ' ') || value.contains('\\') {
         return Err(DeidError::Context(format!(
@@ -66,9 +61,7 @@ impl DeidContext {
     /// Checks the context before any data is touched.
     pub fn validate(&self) -> Result<(), DeidError> {
         if self.trial_secret.len() < 16 {
-            return Err(DeidError::Context(
-                "trial secret must be at least 16 bytes".into(),
-            ));
+            return Err(DeidError::Context("trial secret must be at least 16 bytes".into()));
         }
         for (name, v) in [
             ("sponsor name", &self.sponsor_name),
@@ -95,22 +88,15 @@ impl DeidContext {
         }
         match (self.profile.dates, self.date_shift_days) {
             (DateHandling::Shift, None) => {
-                return Err(DeidError::Context(
-                    "the profile shifts dates but no date shift was given".into(),
-                ));
+                return Err(DeidError::Context("the profile shifts dates but no date shift was given".into()));
             }
             (DateHandling::Shift, Some(0)) => {
-                return Err(DeidError::Context(
-                    "a date shift of 0 days would keep the real dates".into(),
-                ));
+                return Err(DeidError::Context("a date shift of 0 days would keep the real dates".into()));
             }
             (DateHandling::Shift, Some(d))
-                if self.profile.max_shift_days > 0
-                    && d.unsigned_abs() > self.profile.max_shift_days =>
+                if self.profile.max_shift_days > 0 && d.unsigned_abs() > self.profile.max_shift_days =>
             {
-                return Err(DeidError::Context(
-                    "the date shift is larger than the profile's max_shift_days".into(),
-                ));
+                return Err(DeidError::Context("the date shift is larger than the profile's max_shift_days".into()));
             }
             _ => {}
         }

@@ -66,10 +66,7 @@ pub fn shift_dt(value: &str, days: i32) -> Option<String> {
     let v = value.trim();
     let date = v.get(0..8)?;
     let rest = v.get(8..)?;
-    if !rest
-        .bytes()
-        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'+' || b == b'-')
-    {
+    if !rest.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'+' || b == b'-') {
         return None;
     }
     Some(format!("{}{}", shift_da(date, days)?, rest))
@@ -105,10 +102,7 @@ mod tests {
 
     #[test]
     fn dt_keeps_time_and_offset() {
-        assert_eq!(
-            shift_dt("20231231235959.123456+0100", 1).as_deref(),
-            Some("20240101235959.123456+0100")
-        );
+        assert_eq!(shift_dt("20231231235959.123456+0100", 1).as_deref(), Some("20240101235959.123456+0100"));
         assert_eq!(shift_dt("20230101", -1).as_deref(), Some("20221231"));
         assert_eq!(shift_dt("2023", 5), None);
         assert_eq!(shift_dt("202301", 5), None);

@@ -41,10 +41,9 @@ pub(crate) struct Facts {
 }
 
 fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    obj.get(tag).and_then(|e| e.value().to_str().ok()).map(|s| {
-        s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
-            .to_string()
-    })
+    obj.get(tag)
+        .and_then(|e| e.value().to_str().ok())
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string())
 }
 
 fn uint(obj: &InMemDicomObject, tag: Tag) -> Option<u32> {
@@ -83,38 +82,22 @@ impl Facts {
             _ => {}
         }
         let sop = self.sop_class.as_deref().unwrap_or("");
-        let reason = if matches!(
-            self.modality.as_deref(),
-            Some("US" | "SC" | "OT" | "XA" | "ES" | "DOC")
-        ) {
-            Some(format!(
-                "modality {}",
-                self.modality.as_deref().unwrap_or("")
-            ))
+        let reason = if matches!(self.modality.as_deref(), Some("US" | "SC" | "OT" | "XA" | "ES" | "DOC")) {
+            Some(format!("modality {}", self.modality.as_deref().unwrap_or("")))
         } else if sop.starts_with("1.2.840.10008.5.1.4.1.1.7") {
             Some("secondary capture SOP class".to_string())
         } else if sop.starts_with("1.2.840.10008.5.1.4.1.1.104.") {
             Some("encapsulated document SOP class".to_string())
-        } else if self.image_type.iter().any(|v| v == "DERIVED")
-            && self.image_type.iter().any(|v| v == "SECONDARY")
-        {
+        } else if self.image_type.iter().any(|v| v == "DERIVED") && self.image_type.iter().any(|v| v == "SECONDARY") {
             Some("image type DERIVED\\SECONDARY".to_string())
         } else if self.image_type.iter().any(|v| v.contains("SCREEN")) {
             Some("screen capture image type".to_string())
-        } else if matches!(
-            self.conversion_type.as_deref(),
-            Some("WSD" | "SD" | "SI" | "SYN")
-        ) {
-            Some(format!(
-                "conversion type {}",
-                self.conversion_type.as_deref().unwrap_or("")
-            ))
+        } else if matches!(self.conversion_type.as_deref(), Some("WSD" | "SD" | "SI" | "SYN")) {
+            Some(format!("conversion type {}", self.conversion_type.as_deref().unwrap_or("")))
         } else {
             None
         };
-        reason
-            .map(|reason| vec![QcFlag::BurnedInAnnotationUnknown { reason }])
-            .unwrap_or_default()
+        reason.map(|reason| vec![QcFlag::BurnedInAnnotationUnknown { reason }]).unwrap_or_default()
     }
 }
 
@@ -136,10 +119,7 @@ pub(crate) struct Engine<'a> {
 }
 
 fn is_free_text(vr: VR) -> bool {
-    matches!(
-        vr,
-        VR::PN | VR::LO | VR::SH | VR::ST | VR::LT | VR::UT | VR::UC | VR::UR | VR::AE
-    )
+    matches!(vr, VR::PN | VR::LO | VR::SH | VR::ST | VR::LT | VR::UT | VR::UC | VR::UR | VR::AE)
 }
 
 fn is_empty_value(e: &InMemElement) -> bool {
@@ -155,11 +135,7 @@ fn elem(tag: Tag, vr: VR, value: PrimitiveValue) -> InMemElement {
 }
 
 fn seq(tag: Tag, vr: VR, items: Vec<InMemDicomObject>) -> InMemElement {
-    DataElement::new(
-        tag,
-        vr,
-        Value::from(DataSetSequence::new(items, Length::UNDEFINED)),
-    )
+    DataElement::new(tag, vr, Value::from(DataSetSequence::new(items, Length::UNDEFINED)))
 }
 
 /// A dummy value of the right VR (D).
@@ -181,9 +157,7 @@ pub(crate) fn dummy_value(vr: VR) -> PrimitiveValue {
         VR::FL | VR::OF => PrimitiveValue::from(0f32),
         VR::FD | VR::OD => PrimitiveValue::from(0f64),
         VR::AT => PrimitiveValue::Tags(std::iter::once(Tag(0, 0)).collect()),
-        VR::OB | VR::OW | VR::OL | VR::OV | VR::UN => {
-            PrimitiveValue::U8([0u8, 0u8].as_slice().into())
-        }
+        VR::OB | VR::OW | VR::OL | VR::OV | VR::UN => PrimitiveValue::U8([0u8, 0u8].as_slice().into()),
         _ => PrimitiveValue::from(DUMMY_TEXT),
     }
 }
@@ -218,16 +192,9 @@ pub(crate) fn glob_match(pattern: &str, value: &str) -> bool {
 
 impl<'a> Engine<'a> {
     pub fn new(ctx: &'a DeidContext, table: &'static Table, facts: &Facts) -> Engine<'a> {
-        let mut safe: Vec<(String, u16, u8)> = safe_private::BUILT_IN
-            .iter()
-            .map(|(c, g, e)| (c.to_string(), *g, *e))
-            .collect();
-        safe.extend(
-            ctx.profile
-                .safe_private
-                .iter()
-                .map(|s| (s.creator.trim().to_string(), s.group, s.element)),
-        );
+        let mut safe: Vec<(String, u16, u8)> =
+            safe_private::BUILT_IN.iter().map(|(c, g, e)| (c.to_string(), *g, *e)).collect();
+        safe.extend(ctx.profile.safe_private.iter().map(|s| (s.creator.trim().to_string(), s.group, s.element)));
         Engine {
             ctx,
             table,
@@ -283,17 +250,13 @@ impl<'a> Engine<'a> {
                 return Decision::Keep(format!("option {col:?}: K"));
             }
         }
-        if self.option_enabled(RetainLongModifDates)
-            && row.option(RetainLongModifDates) == Some(Code::C)
-        {
+        if self.option_enabled(RetainLongModifDates) && row.option(RetainLongModifDates) == Some(Code::C) {
             match e.vr() {
                 VR::DA | VR::DT => {
                     return Decision::Shift("option RetainLongModifDates: C (shifted)".into());
                 }
                 VR::TM => {
-                    return Decision::Keep(
-                        "option RetainLongModifDates: C (time of day kept)".into(),
-                    );
+                    return Decision::Keep("option RetainLongModifDates: C (time of day kept)".into());
                 }
                 _ => {}
             }
@@ -306,22 +269,14 @@ impl<'a> Engine<'a> {
         }
         // Other C codes (patient characteristics, device identity) have no cleaner: basic action.
         let codes = row.basic.codes();
-        let ty = if depth == 0 {
-            self.iod.top_level(e.tag())
-        } else {
-            None
-        };
+        let ty = if depth == 0 { self.iod.top_level(e.tag()) } else { None };
         let code = iod::resolve(codes, ty);
         let rule = if codes.len() > 1 {
             let why = match ty {
                 Some(t) => format!("IOD type {t:?}"),
                 None => "IOD type unknown".into(),
             };
-            format!(
-                "basic {} as {} ({why})",
-                row.basic.as_text(),
-                super::table::code_text(code)
-            )
+            format!("basic {} as {} ({why})", row.basic.as_text(), super::table::code_text(code))
         } else {
             format!("basic {}", row.basic.as_text())
         };
@@ -361,22 +316,14 @@ impl<'a> Engine<'a> {
                 let safe = el >= 0x1000
                     && self.ctx.profile.retain_safe_private
                     && creators.get(&(g, (el >> 8) as u8)).is_some_and(|c| {
-                        self.safe
-                            .iter()
-                            .any(|(sc, sg, se)| sc == c && *sg == g && *se == (el & 0xFF) as u8)
+                        self.safe.iter().any(|(sc, sg, se)| sc == c && *sg == g && *se == (el & 0xFF) as u8)
                     });
                 if safe {
                     kept_blocks.insert((g, (el >> 8) as u8));
-                    self.report.add(
-                        tag,
-                        nested,
-                        Outcome::KeptByOption,
-                        "option RetainSafePrivate: C (safe list)",
-                    );
+                    self.report.add(tag, nested, Outcome::KeptByOption, "option RetainSafePrivate: C (safe list)");
                     out.push(self.keep(e, depth, false));
                 } else {
-                    self.report
-                        .add(tag, nested, Outcome::Removed, "private attribute");
+                    self.report.add(tag, nested, Outcome::Removed, "private attribute");
                 }
                 continue;
             }
@@ -390,17 +337,11 @@ impl<'a> Engine<'a> {
                 continue;
             }
             if tag == Tag(0xFFFC, 0xFFFC) {
-                self.report
-                    .add(tag, nested, Outcome::Removed, "data set trailing padding");
+                self.report.add(tag, nested, Outcome::Removed, "data set trailing padding");
                 continue;
             }
             if overlays_removed.contains(&g) && el != 0x3000 {
-                self.report.add(
-                    tag,
-                    nested,
-                    Outcome::Removed,
-                    "overlay plane whose Overlay Data is removed",
-                );
+                self.report.add(tag, nested, Outcome::Removed, "overlay plane whose Overlay Data is removed");
                 continue;
             }
             if let Some(e) = self.standard(e, depth, dummy) {
@@ -410,16 +351,10 @@ impl<'a> Engine<'a> {
         for c in creator_elems {
             let Tag(g, el) = c.tag();
             if kept_blocks.contains(&(g, el as u8)) {
-                self.report.add(
-                    c.tag(),
-                    nested,
-                    Outcome::KeptByOption,
-                    "private creator of a kept block",
-                );
+                self.report.add(c.tag(), nested, Outcome::KeptByOption, "private creator of a kept block");
                 out.push(c);
             } else {
-                self.report
-                    .add(c.tag(), nested, Outcome::Removed, "private creator");
+                self.report.add(c.tag(), nested, Outcome::Removed, "private creator");
             }
         }
         InMemDicomObject::from_element_iter(out)
@@ -430,11 +365,7 @@ impl<'a> Engine<'a> {
         let (tag, vr) = (e.tag(), e.vr());
         match e.into_value() {
             Value::Sequence(s) => {
-                let items = s
-                    .into_items()
-                    .into_iter()
-                    .map(|it| self.process(it, depth + 1, dummy))
-                    .collect();
+                let items = s.into_items().into_iter().map(|it| self.process(it, depth + 1, dummy)).collect();
                 seq(tag, vr, items)
             }
             v => DataElement::new(tag, vr, v),
@@ -449,17 +380,11 @@ impl<'a> Engine<'a> {
         let Some(row) = table.lookup(tag) else {
             if StandardDataDictionary.by_tag(tag).is_none() {
                 // Not a standard attribute this edition of PS3.6 knows: nobody can say it is safe.
-                self.report.add(
-                    tag,
-                    nested,
-                    Outcome::Removed,
-                    "unknown attribute (not in PS3.6)",
-                );
+                self.report.add(tag, nested, Outcome::Removed, "unknown attribute (not in PS3.6)");
                 return None;
             }
             if dummy && is_free_text(vr) && !is_empty_value(&e) {
-                self.report
-                    .add(tag, nested, Outcome::Dummy, "free text inside a D sequence");
+                self.report.add(tag, nested, Outcome::Dummy, "free text inside a D sequence");
                 return Some(elem(tag, vr, dummy_value(vr)));
             }
             return Some(self.keep(e, depth, dummy));
@@ -478,11 +403,7 @@ impl<'a> Engine<'a> {
         let (tag, vr) = (e.tag(), e.vr());
         let nested = depth > 0;
         let days = self.ctx.date_shift_days.unwrap_or(0);
-        let values = e
-            .value()
-            .to_multi_str()
-            .map(|v| v.into_owned())
-            .unwrap_or_default();
+        let values = e.value().to_multi_str().map(|v| v.into_owned()).unwrap_or_default();
         let mut shifted = Vec::with_capacity(values.len());
         for v in &values {
             let t = v.trim();
@@ -490,17 +411,12 @@ impl<'a> Engine<'a> {
                 shifted.push(String::new());
                 continue;
             }
-            let s = if vr == VR::DA {
-                dates::shift_da(t, days)
-            } else {
-                dates::shift_dt(t, days)
-            };
+            let s = if vr == VR::DA { dates::shift_da(t, days) } else { dates::shift_dt(t, days) };
             match s {
                 Some(s) => shifted.push(s),
                 None => {
                     // Not a full date: it cannot be shifted, so it goes.
-                    self.report
-                        .add(tag, nested, Outcome::Emptied, "unshiftable date emptied");
+                    self.report.add(tag, nested, Outcome::Emptied, "unshiftable date emptied");
                     return elem(tag, vr, PrimitiveValue::Empty);
                 }
             }
@@ -512,13 +428,7 @@ impl<'a> Engine<'a> {
         elem(tag, vr, PrimitiveValue::Strs(shifted.into_iter().collect()))
     }
 
-    fn apply(
-        &mut self,
-        code: Code,
-        rule: String,
-        e: InMemElement,
-        depth: u32,
-    ) -> Option<InMemElement> {
+    fn apply(&mut self, code: Code, rule: String, e: InMemElement, depth: u32) -> Option<InMemElement> {
         let (tag, vr) = (e.tag(), e.vr());
         let nested = depth > 0;
         let is_seq = matches!(e.value(), Value::Sequence(_));
@@ -529,11 +439,7 @@ impl<'a> Engine<'a> {
             }
             Code::Z => {
                 self.report.add(tag, nested, Outcome::Emptied, rule);
-                Some(if is_seq {
-                    seq(tag, vr, Vec::new())
-                } else {
-                    elem(tag, vr, PrimitiveValue::Empty)
-                })
+                Some(if is_seq { seq(tag, vr, Vec::new()) } else { elem(tag, vr, PrimitiveValue::Empty) })
             }
             Code::D => {
                 self.report.add(tag, nested, Outcome::Dummy, rule);
@@ -549,29 +455,18 @@ impl<'a> Engine<'a> {
             }
             Code::K => {
                 if is_seq {
-                    self.report
-                        .add(tag, nested, Outcome::SequenceProcessed, rule);
+                    self.report.add(tag, nested, Outcome::SequenceProcessed, rule);
                 }
                 Some(self.keep(e, depth, false))
             }
             Code::UStar => {
-                self.report
-                    .add(tag, nested, Outcome::SequenceProcessed, rule);
+                self.report.add(tag, nested, Outcome::SequenceProcessed, rule);
                 Some(self.keep(e, depth, false))
             }
             Code::U => {
                 if vr != VR::UI || is_seq {
-                    self.report.add(
-                        tag,
-                        nested,
-                        Outcome::Emptied,
-                        format!("{rule} (not a UID value)"),
-                    );
-                    return Some(if is_seq {
-                        seq(tag, vr, Vec::new())
-                    } else {
-                        elem(tag, vr, PrimitiveValue::Empty)
-                    });
+                    self.report.add(tag, nested, Outcome::Emptied, format!("{rule} (not a UID value)"));
+                    return Some(if is_seq { seq(tag, vr, Vec::new()) } else { elem(tag, vr, PrimitiveValue::Empty) });
                 }
                 Some(self.remap(e, depth, rule))
             }
@@ -580,11 +475,7 @@ impl<'a> Engine<'a> {
 
     fn remap(&mut self, e: InMemElement, depth: u32, rule: String) -> InMemElement {
         let (tag, vr) = (e.tag(), e.vr());
-        let values = e
-            .value()
-            .to_multi_str()
-            .map(|v| v.into_owned())
-            .unwrap_or_default();
+        let values = e.value().to_multi_str().map(|v| v.into_owned()).unwrap_or_default();
         let mut out = Vec::with_capacity(values.len());
         for v in &values {
             let o = OriginalUid::new(v);
@@ -632,30 +523,13 @@ mod tests {
 
     #[test]
     fn burned_in_risk() {
-        let f = Facts {
-            modality: Some("US".into()),
-            ..Facts::default()
-        };
-        assert!(matches!(
-            f.burned_in_flags().as_slice(),
-            [QcFlag::BurnedInAnnotationUnknown { .. }]
-        ));
-        let f = Facts {
-            modality: Some("US".into()),
-            burned_in: Some("NO".into()),
-            ..Facts::default()
-        };
+        let f = Facts { modality: Some("US".into()), ..Facts::default() };
+        assert!(matches!(f.burned_in_flags().as_slice(), [QcFlag::BurnedInAnnotationUnknown { .. }]));
+        let f = Facts { modality: Some("US".into()), burned_in: Some("NO".into()), ..Facts::default() };
         assert!(f.burned_in_flags().is_empty());
-        let f = Facts {
-            modality: Some("CT".into()),
-            burned_in: Some("YES".into()),
-            ..Facts::default()
-        };
+        let f = Facts { modality: Some("CT".into()), burned_in: Some("YES".into()), ..Facts::default() };
         assert_eq!(f.burned_in_flags(), vec![QcFlag::BurnedInAnnotationYes]);
-        let f = Facts {
-            modality: Some("CT".into()),
-            ..Facts::default()
-        };
+        let f = Facts { modality: Some("CT".into()), ..Facts::default() };
         assert!(f.burned_in_flags().is_empty());
         let f = Facts {
             modality: Some("CT".into()),
@@ -663,15 +537,9 @@ mod tests {
             ..Facts::default()
         };
         assert_eq!(f.burned_in_flags().len(), 1);
-        let f = Facts {
-            sop_class: Some("1.2.840.10008.5.1.4.1.1.7.4".into()),
-            ..Facts::default()
-        };
+        let f = Facts { sop_class: Some("1.2.840.10008.5.1.4.1.1.7.4".into()), ..Facts::default() };
         assert_eq!(f.burned_in_flags().len(), 1);
-        let f = Facts {
-            sop_class: Some("1.2.840.10008.5.1.4.1.1.104.1".into()),
-            ..Facts::default()
-        };
+        let f = Facts { sop_class: Some("1.2.840.10008.5.1.4.1.1.104.1".into()), ..Facts::default() };
         assert_eq!(f.burned_in_flags().len(), 1);
     }
 }

@@ -104,12 +104,7 @@ impl IodTypes {
     /// Type of a top-level attribute; None when unknown.
     pub fn top_level(&self, tag: Tag) -> Option<AttrType> {
         let list = self.known?;
-        Some(
-            list.iter()
-                .find(|(t, _)| *t == tag)
-                .map(|(_, ty)| *ty)
-                .unwrap_or(AttrType::T3),
-        )
+        Some(list.iter().find(|(t, _)| *t == tag).map(|(_, ty)| *ty).unwrap_or(AttrType::T3))
     }
 }
 

@@ -33,29 +33,14 @@ impl std::fmt::Debug for MatchKeys {
         f.debug_struct("MatchKeys")
             .field("patient_id", &p(self.patient_id.is_some()))
             .field("patient_name", &p(self.patient_name.is_some()))
-            .field(
-                "clinical_trial_subject_id",
-                &p(self.clinical_trial_subject_id.is_some()),
-            )
-            .field(
-                "clinical_trial_site_id",
-                &p(self.clinical_trial_site_id.is_some()),
-            )
-            .field(
-                "clinical_trial_protocol_id",
-                &p(self.clinical_trial_protocol_id.is_some()),
-            )
-            .field(
-                "clinical_trial_time_point_id",
-                &p(self.clinical_trial_time_point_id.is_some()),
-            )
+            .field("clinical_trial_subject_id", &p(self.clinical_trial_subject_id.is_some()))
+            .field("clinical_trial_site_id", &p(self.clinical_trial_site_id.is_some()))
+            .field("clinical_trial_protocol_id", &p(self.clinical_trial_protocol_id.is_some()))
+            .field("clinical_trial_time_point_id", &p(self.clinical_trial_time_point_id.is_some()))
             .field("study_date", &p(self.study_date.is_some()))
             .field("modality", &self.modality)
             .field("study_instance_uid", &p(self.study_instance_uid.is_some()))
-            .field(
-                "series_instance_uid",
-                &p(self.series_instance_uid.is_some()),
-            )
+            .field("series_instance_uid", &p(self.series_instance_uid.is_some()))
             .field("sop_instance_uid", &p(self.sop_instance_uid.is_some()))
             .field("sop_class_uid", &self.sop_class_uid)
             .finish()

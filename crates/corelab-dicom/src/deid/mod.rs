@@ -109,27 +109,16 @@ pub(crate) struct Syntax {
     pub deflated: bool,
 }
 
-pub(crate) fn syntax_of(
-    ts_uid: &str,
-) -> Result<(Syntax, &'static dicom_encoding::TransferSyntax), DeidError> {
+pub(crate) fn syntax_of(ts_uid: &str) -> Result<(Syntax, &'static dicom_encoding::TransferSyntax), DeidError> {
     let uid = uid::trim_uid(ts_uid);
     let ts = TransferSyntaxRegistry
         .get(uid)
         .ok_or_else(|| DeidError::UnsupportedTransferSyntax(format!("{uid} (not known)")))?;
     let deflated = matches!(ts.codec(), Codec::Dataset(_));
     if deflated && !matches!(ts.codec(), Codec::Dataset(Some(_))) {
-        return Err(DeidError::UnsupportedTransferSyntax(format!(
-            "{uid} (no data set adapter)"
-        )));
+        return Err(DeidError::UnsupportedTransferSyntax(format!("{uid} (no data set adapter)")));
     }
-    Ok((
-        Syntax {
-            explicit: uid != "1.2.840.10008.1.2",
-            big_endian: ts.endianness() == Endianness::Big,
-            deflated,
-        },
-        ts,
-    ))
+    Ok((Syntax { explicit: uid != "1.2.840.10008.1.2", big_endian: ts.endianness() == Endianness::Big, deflated }, ts))
 }
 
 /// The transfer syntax used to encode the data set bytes themselves (inflated for deflate).
@@ -140,9 +129,7 @@ pub(crate) fn inner_ts(
     if syntax.deflated {
         TransferSyntaxRegistry
             .get("1.2.840.10008.1.2.1")
-            .ok_or_else(|| {
-                DeidError::UnsupportedTransferSyntax("explicit VR little endian missing".into())
-            })
+            .ok_or_else(|| DeidError::UnsupportedTransferSyntax("explicit VR little endian missing".into()))
     } else {
         Ok(ts)
     }
@@ -168,19 +155,12 @@ pub(crate) fn deid_header<'a>(
     finish_top(&mut out, ctx, &mut engine.report, &mask);
     engine.report.flags.extend(facts.burned_in_flags());
     if let MaskDecision::NotApplied(reason) = &mask {
-        engine.report.flags.push(QcFlag::PixelMaskNotApplied {
-            reason: reason.clone(),
-        });
+        engine.report.flags.push(QcFlag::PixelMaskNotApplied { reason: reason.clone() });
     }
     if let MaskDecision::Apply(plan) = &mask {
         engine.report.masked_regions = plan.regions;
         engine.report.masked_frames = plan.frames;
-        engine.report.add(
-            PIXEL_DATA,
-            false,
-            Outcome::Masked,
-            "charter pixel mask (Clean Pixel Data)",
-        );
+        engine.report.add(PIXEL_DATA, false, Outcome::Masked, "charter pixel mask (Clean Pixel Data)");
     }
     Ok((out, HeaderOutcome { engine, mask }))
 }
@@ -194,14 +174,8 @@ const CODE_MEANINGS: &[(&str, &str)] = &[
     ("113100", "Basic Application Confidentiality Profile"),
     ("113101", "Clean Pixel Data Option"),
     ("113105", "Clean Descriptors Option"),
-    (
-        "113106",
-        "Retain Longitudinal Temporal Information Full Dates Option",
-    ),
-    (
-        "113107",
-        "Retain Longitudinal Temporal Information Modified Dates Option",
-    ),
+    ("113106", "Retain Longitudinal Temporal Information Full Dates Option"),
+    ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
     ("113108", "Retain Patient Characteristics Option"),
     ("113109", "Retain Device Identity Option"),
     ("113110", "Retain UIDs Option"),
@@ -238,12 +212,7 @@ fn method_codes(ctx: &DeidContext, masked: bool) -> Vec<&'static str> {
     codes
 }
 
-fn finish_top(
-    obj: &mut InMemDicomObject,
-    ctx: &DeidContext,
-    report: &mut ReportBuilder,
-    mask: &MaskDecision,
-) {
+fn finish_top(obj: &mut InMemDicomObject, ctx: &DeidContext, report: &mut ReportBuilder, mask: &MaskDecision) {
     let masked = matches!(mask, MaskDecision::Apply(_));
     put_str(obj, report, Tag(0x0010, 0x0010), VR::PN, &ctx.subject_id);
     put_str(obj, report, Tag(0x0010, 0x0020), VR::LO, &ctx.subject_id);
@@ -265,23 +234,12 @@ fn finish_top(
     }
     put_str(obj, report, Tag(0x0012, 0x0062), VR::CS, "YES");
     let codes = method_codes(ctx, masked);
-    let meanings: Vec<&str> = codes
-        .iter()
-        .filter_map(|c| CODE_MEANINGS.iter().find(|(k, _)| k == c).map(|(_, m)| *m))
-        .collect();
+    let meanings: Vec<&str> =
+        codes.iter().filter_map(|c| CODE_MEANINGS.iter().find(|(k, _)| k == c).map(|(_, m)| *m)).collect();
     let mut method: Vec<String> = vec![format!("corelab PS3.15 {TABLE_EDITION} Table E.1-1")];
     method.extend(meanings.iter().map(|m| m.to_string()));
-    obj.put(DataElement::new(
-        Tag(0x0012, 0x0063),
-        VR::LO,
-        PrimitiveValue::Strs(method.into_iter().collect()),
-    ));
-    report.add(
-        Tag(0x0012, 0x0063),
-        false,
-        Outcome::Written,
-        "written by corelab",
-    );
+    obj.put(DataElement::new(Tag(0x0012, 0x0063), VR::LO, PrimitiveValue::Strs(method.into_iter().collect())));
+    report.add(Tag(0x0012, 0x0063), false, Outcome::Written, "written by corelab");
     let items: Vec<InMemDicomObject> = codes
         .iter()
         .zip(meanings.iter())
@@ -296,17 +254,9 @@ fn finish_top(
     obj.put(DataElement::new(
         Tag(0x0012, 0x0064),
         VR::SQ,
-        Value::from(dicom_core::value::DataSetSequence::new(
-            items,
-            Length::UNDEFINED,
-        )),
+        Value::from(dicom_core::value::DataSetSequence::new(items, Length::UNDEFINED)),
     ));
-    report.add(
-        Tag(0x0012, 0x0064),
-        false,
-        Outcome::Written,
-        "written by corelab",
-    );
+    report.add(Tag(0x0012, 0x0064), false, Outcome::Written, "written by corelab");
     let temporal = match ctx.profile.dates {
         DateHandling::Shift => "MODIFIED",
         DateHandling::Keep => "UNMODIFIED",
@@ -333,38 +283,20 @@ pub(crate) fn deid_meta(
         m.media_storage_sop_instance_uid = mapper.map(&original).as_str().to_string();
         report.add(Tag(0x0002, 0x0003), false, Outcome::UidRemapped, "basic U");
     } else if ctx.profile.retain_uids {
-        report.add(
-            Tag(0x0002, 0x0003),
-            false,
-            Outcome::KeptByOption,
-            "option RetainUids: K",
-        );
+        report.add(Tag(0x0002, 0x0003), false, Outcome::KeptByOption, "option RetainUids: K");
     }
     for (tag, field) in [
         (Tag(0x0002, 0x0016), &mut m.source_application_entity_title),
         (Tag(0x0002, 0x0017), &mut m.sending_application_entity_title),
-        (
-            Tag(0x0002, 0x0018),
-            &mut m.receiving_application_entity_title,
-        ),
+        (Tag(0x0002, 0x0018), &mut m.receiving_application_entity_title),
         (Tag(0x0002, 0x0100), &mut m.private_information_creator_uid),
     ] {
         if field.take().is_some() {
-            report.add(
-                tag,
-                false,
-                Outcome::Removed,
-                "file meta: identifies the sending station",
-            );
+            report.add(tag, false, Outcome::Removed, "file meta: identifies the sending station");
         }
     }
     if m.private_information.take().is_some() {
-        report.add(
-            Tag(0x0002, 0x0102),
-            false,
-            Outcome::Removed,
-            "file meta: private information",
-        );
+        report.add(Tag(0x0002, 0x0102), false, Outcome::Removed, "file meta: private information");
     }
     m.update_information_group_length();
     m
@@ -395,9 +327,7 @@ fn normalize_pixel(e: InMemElement) -> InMemElement {
             DataElement::new(
                 tag,
                 vr,
-                Value::PixelSequence(dicom_core::value::PixelFragmentSequence::new(
-                    table, fragments,
-                )),
+                Value::PixelSequence(dicom_core::value::PixelFragmentSequence::new(table, fragments)),
             )
         }
         other => DataElement::new(tag, vr, other),
@@ -409,8 +339,7 @@ fn pixel_encoding(e: &InMemElement, syntax: Syntax) -> PixelEncoding {
         && (!syntax.explicit || matches!(e.vr(), VR::OB | VR::OW))
         && matches!(
             e.value(),
-            Value::Primitive(PrimitiveValue::U8(_) | PrimitiveValue::U16(_))
-                | Value::PixelSequence(_)
+            Value::Primitive(PrimitiveValue::U8(_) | PrimitiveValue::U16(_)) | Value::PixelSequence(_)
         );
     match e.value() {
         Value::Primitive(p) => PixelEncoding {
@@ -419,12 +348,9 @@ fn pixel_encoding(e: &InMemElement, syntax: Syntax) -> PixelEncoding {
             value_len: p.calculate_byte_len() as u64,
             maskable,
         },
-        Value::PixelSequence(_) | Value::Sequence(_) => PixelEncoding {
-            encapsulated: true,
-            big_endian: syntax.big_endian,
-            value_len: 0,
-            maskable,
-        },
+        Value::PixelSequence(_) | Value::Sequence(_) => {
+            PixelEncoding { encapsulated: true, big_endian: syntax.big_endian, value_len: 0, maskable }
+        }
     }
 }
 
@@ -438,15 +364,8 @@ fn apply_mask_in_memory(e: InMemElement, plan: &pixels::MaskPlan) -> InMemElemen
         Value::Primitive(PrimitiveValue::U16(v)) => {
             let mut bytes: Vec<u8> = v.iter().flat_map(|w| w.to_le_bytes()).collect();
             plan.apply(0, &mut bytes);
-            let words: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect();
-            DataElement::new(
-                tag,
-                vr,
-                Value::from(PrimitiveValue::U16(words.into_iter().collect())),
-            )
+            let words: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            DataElement::new(tag, vr, Value::from(PrimitiveValue::U16(words.into_iter().collect())))
         }
         other => DataElement::new(tag, vr, other),
     }
@@ -463,12 +382,8 @@ pub fn deidentify_object(
     let (syntax, _ts) = syntax_of(meta.transfer_syntax())?;
     let mut inner = obj.into_inner();
     // The stream path splits at the first of Float, Double Float and Pixel Data; decide the same way.
-    let split = [Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009), PIXEL_DATA]
-        .into_iter()
-        .find(|t| inner.get(*t).is_some());
-    let enc = split
-        .and_then(|t| inner.get(t))
-        .map(|p| pixel_encoding(p, syntax));
+    let split = [Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009), PIXEL_DATA].into_iter().find(|t| inner.get(*t).is_some());
+    let enc = split.and_then(|t| inner.get(t)).map(|p| pixel_encoding(p, syntax));
     let pixel = inner.take(PIXEL_DATA);
     let (mut out, mut outcome) = deid_header(inner, ctx, enc)?;
     if let Some(p) = pixel {
@@ -495,6 +410,5 @@ pub fn read_object(bytes: &[u8]) -> Result<FileDicomObject<InMemDicomObject>, De
     } else {
         opts.read_preamble(dicom_object::file::ReadPreamble::Never)
     };
-    opts.from_reader(bytes)
-        .map_err(|e| DeidError::Malformed(e.to_string()))
+    opts.from_reader(bytes).map_err(|e| DeidError::Malformed(e.to_string()))
 }

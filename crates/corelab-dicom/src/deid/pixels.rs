@@ -43,17 +43,13 @@ pub(crate) struct PixelEncoding {
 
 fn matches(mask: &PixelMask, f: &Facts) -> bool {
     let eq = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
-    let manu_ok = f
-        .manufacturer
-        .as_deref()
-        .is_some_and(|m| eq(m, &mask.manufacturer));
+    let manu_ok = f.manufacturer.as_deref().is_some_and(|m| eq(m, &mask.manufacturer));
     let model_ok = match &mask.model {
         None => true,
-        Some(prefix) => f.model.as_deref().is_some_and(|m| {
-            m.trim()
-                .to_ascii_lowercase()
-                .starts_with(&prefix.trim().to_ascii_lowercase())
-        }),
+        Some(prefix) => f
+            .model
+            .as_deref()
+            .is_some_and(|m| m.trim().to_ascii_lowercase().starts_with(&prefix.trim().to_ascii_lowercase())),
     };
     manu_ok && model_ok && f.rows == Some(mask.rows) && f.columns == Some(mask.columns)
 }
@@ -71,17 +67,13 @@ pub(crate) fn decide(masks: &[PixelMask], f: &Facts, enc: Option<PixelEncoding>)
         return no("float pixel data or pixel data VR other than OB/OW");
     }
     if enc.encapsulated {
-        return no(
-            "compressed (encapsulated) pixel data: the mask needs decoding, which corelab does not do",
-        );
+        return no("compressed (encapsulated) pixel data: the mask needs decoding, which corelab does not do");
     }
     if enc.big_endian {
         return no("big endian pixel data");
     }
     let photometric = f.photometric.as_deref().unwrap_or("");
-    if photometric.starts_with("YBR")
-        && (photometric.ends_with("422") || photometric.ends_with("420"))
-    {
+    if photometric.starts_with("YBR") && (photometric.ends_with("422") || photometric.ends_with("420")) {
         return no("subsampled YBR pixel data");
     }
     let (Some(rows), Some(cols)) = (f.rows, f.columns) else {
@@ -97,11 +89,7 @@ pub(crate) fn decide(masks: &[PixelMask], f: &Facts, enc: Option<PixelEncoding>)
     }
     let frames = f.number_of_frames.unwrap_or(1).max(1);
     let (rows64, cols64, spp64) = (u64::from(rows), u64::from(cols), u64::from(spp));
-    let mut plan = MaskPlan {
-        frames,
-        regions: 0,
-        ..MaskPlan::default()
-    };
+    let mut plan = MaskPlan { frames, regions: 0, ..MaskPlan::default() };
     let planar = f.planar_configuration.unwrap_or(0) == 1 && spp == 3;
     let rects: Vec<(u64, u64, u64, u64)> = mask
         .regions
@@ -142,10 +130,7 @@ pub(crate) fn decide(masks: &[PixelMask], f: &Facts, enc: Option<PixelEncoding>)
                     if planar {
                         for s in 0..spp64 {
                             let plane = base + s * rows64 * cols64 * bps;
-                            ranges.push((
-                                plane + (y * cols64 + x0) * bps,
-                                plane + (y * cols64 + x1) * bps,
-                            ));
+                            ranges.push((plane + (y * cols64 + x0) * bps, plane + (y * cols64 + x1) * bps));
                         }
                     } else {
                         let px = spp64 * bps;
@@ -218,22 +203,11 @@ mod tests {
     }
 
     fn mask(rows: u32, cols: u32, regions: Vec<MaskRegion>) -> PixelMask {
-        PixelMask {
-            manufacturer: "acme".into(),
-            model: Some("scanner".into()),
-            rows,
-            columns: cols,
-            regions,
-        }
+        PixelMask { manufacturer: "acme".into(), model: Some("scanner".into()), rows, columns: cols, regions }
     }
 
     fn native(len: u64) -> Option<PixelEncoding> {
-        Some(PixelEncoding {
-            encapsulated: false,
-            big_endian: false,
-            value_len: len,
-            maskable: true,
-        })
+        Some(PixelEncoding { encapsulated: false, big_endian: false, value_len: len, maskable: true })
     }
 
     /// Reference: blank pixel by pixel.
@@ -257,9 +231,7 @@ mod tests {
                         let bps = ba / 8;
                         for s in 0..spp {
                             let off = if planar {
-                                fr * rows * cols * spp * bps
-                                    + s * rows * cols * bps
-                                    + (y * cols + x) * bps
+                                fr * rows * cols * spp * bps + s * rows * cols * bps + (y * cols + x) * bps
                             } else {
                                 fr * rows * cols * spp * bps + ((y * cols + x) * spp + s) * bps
                             };
@@ -274,34 +246,13 @@ mod tests {
     #[test]
     fn plans_equal_the_pixel_by_pixel_reference() {
         let regions = vec![
-            MaskRegion {
-                x: 1,
-                y: 0,
-                width: 3,
-                height: 2,
-            },
-            MaskRegion {
-                x: 5,
-                y: 4,
-                width: 10,
-                height: 10,
-            },
-            MaskRegion {
-                x: 2,
-                y: 1,
-                width: 2,
-                height: 3,
-            },
+            MaskRegion { x: 1, y: 0, width: 3, height: 2 },
+            MaskRegion { x: 5, y: 4, width: 10, height: 10 },
+            MaskRegion { x: 2, y: 1, width: 2, height: 3 },
         ];
-        for (spp, ba, frames, planar) in [
-            (1, 8, 1, 0),
-            (1, 16, 3, 0),
-            (3, 8, 2, 0),
-            (3, 8, 2, 1),
-            (1, 32, 1, 0),
-            (1, 1, 3, 0),
-            (3, 16, 1, 1),
-        ] {
+        for (spp, ba, frames, planar) in
+            [(1, 8, 1, 0), (1, 16, 3, 0), (3, 8, 2, 0), (3, 8, 2, 1), (1, 32, 1, 0), (1, 1, 3, 0), (3, 16, 1, 1)]
+        {
             let f = facts(7, 9, spp, ba, frames, planar);
             let len = if ba == 1 {
                 (7 * 9 * frames as usize).div_ceil(8)
@@ -309,9 +260,7 @@ mod tests {
                 7 * 9 * spp as usize * (ba as usize / 8) * frames as usize
             };
             let original: Vec<u8> = (0..len).map(|i| (i % 251) as u8 | 1).collect();
-            let MaskDecision::Apply(plan) =
-                decide(&[mask(7, 9, regions.clone())], &f, native(len as u64))
-            else {
+            let MaskDecision::Apply(plan) = decide(&[mask(7, 9, regions.clone())], &f, native(len as u64)) else {
                 panic!("expected a plan for {spp} {ba} {frames} {planar}");
             };
             let mut want = original.clone();
@@ -319,10 +268,7 @@ mod tests {
             // whole buffer
             let mut got = original.clone();
             plan.apply(0, &mut got);
-            assert_eq!(
-                got, want,
-                "spp {spp} ba {ba} frames {frames} planar {planar}"
-            );
+            assert_eq!(got, want, "spp {spp} ba {ba} frames {frames} planar {planar}");
             // in odd-sized chunks, as a stream does
             let mut chunked = original.clone();
             let mut off = 0;
@@ -338,47 +284,18 @@ mod tests {
     #[test]
     fn refusals_and_non_matches() {
         let f = facts(8, 8, 1, 16, 1, 0);
-        let m = mask(
-            8,
-            8,
-            vec![MaskRegion {
-                x: 0,
-                y: 0,
-                width: 2,
-                height: 2,
-            }],
-        );
-        assert_eq!(
-            decide(&[mask(9, 8, vec![])], &f, native(128)),
-            MaskDecision::NoMatch
-        );
-        let other_model = PixelMask {
-            model: Some("other".into()),
-            ..m.clone()
-        };
-        assert_eq!(
-            decide(&[other_model], &f, native(128)),
-            MaskDecision::NoMatch
-        );
-        let enc = Some(PixelEncoding {
-            encapsulated: true,
-            big_endian: false,
-            value_len: 0,
-            maskable: true,
-        });
+        let m = mask(8, 8, vec![MaskRegion { x: 0, y: 0, width: 2, height: 2 }]);
+        assert_eq!(decide(&[mask(9, 8, vec![])], &f, native(128)), MaskDecision::NoMatch);
+        let other_model = PixelMask { model: Some("other".into()), ..m.clone() };
+        assert_eq!(decide(&[other_model], &f, native(128)), MaskDecision::NoMatch);
+        let enc = Some(PixelEncoding { encapsulated: true, big_endian: false, value_len: 0, maskable: true });
         assert!(
             matches!(decide(std::slice::from_ref(&m), &f, enc), MaskDecision::NotApplied(r) if r.contains("compressed"))
         );
         assert!(
             matches!(decide(std::slice::from_ref(&m), &f, native(100)), MaskDecision::NotApplied(r) if r.contains("shorter"))
         );
-        let any_model = PixelMask {
-            model: None,
-            ..m.clone()
-        };
-        assert!(matches!(
-            decide(&[any_model], &f, native(128)),
-            MaskDecision::Apply(_)
-        ));
+        let any_model = PixelMask { model: None, ..m.clone() };
+        assert!(matches!(decide(&[any_model], &f, native(128)), MaskDecision::Apply(_)));
     }
 }

@@ -83,11 +83,7 @@ impl DeidReport {
     /// Count of entries with this outcome for this tag (all nesting levels).
     pub fn count(&self, tag: Tag, outcome: Outcome) -> u32 {
         let t = tag_text(tag);
-        self.entries
-            .iter()
-            .filter(|e| e.tag == t && e.outcome == outcome)
-            .map(|e| e.count)
-            .sum()
+        self.entries.iter().filter(|e| e.tag == t && e.outcome == outcome).map(|e| e.count).sum()
     }
 }
 
@@ -106,10 +102,7 @@ pub(crate) struct ReportBuilder {
 
 impl ReportBuilder {
     pub fn add(&mut self, tag: Tag, nested: bool, outcome: Outcome, rule: impl Into<String>) {
-        *self
-            .entries
-            .entry((tag, nested, outcome, rule.into()))
-            .or_insert(0) += 1;
+        *self.entries.entry((tag, nested, outcome, rule.into())).or_insert(0) += 1;
     }
 
     pub fn build(self, transfer_syntax: &str) -> DeidReport {
@@ -137,9 +130,7 @@ impl ReportBuilder {
             let keyword = if tag.group() % 2 == 1 {
                 "(private)".to_string()
             } else {
-                dict.by_tag(tag)
-                    .map(|e| e.alias.to_string())
-                    .unwrap_or_default()
+                dict.by_tag(tag).map(|e| e.alias.to_string()).unwrap_or_default()
             };
             let slot = match outcome {
                 Outcome::Removed => Some(&mut r.removed),
@@ -154,14 +145,7 @@ impl ReportBuilder {
             if let Some(s) = slot {
                 *s += count;
             }
-            r.entries.push(ReportEntry {
-                tag: tag_text(tag),
-                keyword,
-                nested,
-                outcome,
-                rule,
-                count,
-            });
+            r.entries.push(ReportEntry { tag: tag_text(tag), keyword, nested, outcome, rule, count });
         }
         r
     }

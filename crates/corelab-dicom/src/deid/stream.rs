@@ -71,10 +71,7 @@ impl<R: Read> Src<R> {
     /// Appends exactly `len` bytes to `out`.
     fn copy_into(&mut self, len: u64, out: &mut Vec<u8>, what: &str) -> Result<(), DeidError> {
         let before = out.len();
-        let n = (&mut self.r)
-            .take(len)
-            .read_to_end(out)
-            .map_err(|e| read_err(e, self.pos))?;
+        let n = (&mut self.r).take(len).read_to_end(out).map_err(|e| read_err(e, self.pos))?;
         self.pos += n as u64;
         if (n as u64) < len {
             out.truncate(before);
@@ -104,9 +101,9 @@ struct RawHeader {
 }
 
 const VRS: [&[u8; 2]; 34] = [
-    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
-    b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
-    b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB", b"OD", b"OF", b"OL",
+    b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US",
+    b"UT", b"UV",
 ];
 
 fn known_vr(vr: &[u8; 2]) -> bool {
@@ -114,47 +111,20 @@ fn known_vr(vr: &[u8; 2]) -> bool {
 }
 
 fn long_vr(vr: &[u8; 2]) -> bool {
-    matches!(
-        vr,
-        b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"SQ"
-            | b"UC"
-            | b"UN"
-            | b"UR"
-            | b"UT"
-            | b"SV"
-            | b"UV"
-    )
+    matches!(vr, b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"UC" | b"UN" | b"UR" | b"UT" | b"SV" | b"UV")
 }
 
 fn u16_of(b: [u8; 2], big: bool) -> u16 {
-    if big {
-        u16::from_be_bytes(b)
-    } else {
-        u16::from_le_bytes(b)
-    }
+    if big { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
 }
 
 fn u32_of(b: [u8; 4], big: bool) -> u32 {
-    if big {
-        u32::from_be_bytes(b)
-    } else {
-        u32::from_le_bytes(b)
-    }
+    if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
 }
 
 /// Reads an item, item delimiter or sequence delimiter header (tag and 4-byte length in every
 /// syntax); anything else there means the sequence is broken.
-fn read_item_header<R: Read>(
-    src: &mut Src<R>,
-    syn: Syntax,
-    seq: Tag,
-) -> Result<RawHeader, DeidError> {
+fn read_item_header<R: Read>(src: &mut Src<R>, syn: Syntax, seq: Tag) -> Result<RawHeader, DeidError> {
     let at = src.pos;
     let mut b = [0u8; 8];
     src.fill(&mut b, &format!("sequence {}", tag_str(seq)), false)?;
@@ -167,19 +137,10 @@ fn read_item_header<R: Read>(
             tag_str(tag)
         )));
     }
-    Ok(RawHeader {
-        tag,
-        vr: None,
-        len: u32_of([b[4], b[5], b[6], b[7]], big),
-        raw: b.to_vec(),
-    })
+    Ok(RawHeader { tag, vr: None, len: u32_of([b[4], b[5], b[6], b[7]], big), raw: b.to_vec() })
 }
 
-fn read_header<R: Read>(
-    src: &mut Src<R>,
-    syn: Syntax,
-    eof_ok: bool,
-) -> Result<Option<RawHeader>, DeidError> {
+fn read_header<R: Read>(src: &mut Src<R>, syn: Syntax, eof_ok: bool) -> Result<Option<RawHeader>, DeidError> {
     let at = src.pos;
     let mut t = [0u8; 4];
     if !src.fill(&mut t, "an element header", eof_ok)? {
@@ -192,20 +153,12 @@ fn read_header<R: Read>(
         let mut l = [0u8; 4];
         src.fill(&mut l, "an element header", false)?;
         raw.extend_from_slice(&l);
-        return Ok(Some(RawHeader {
-            tag,
-            vr: None,
-            len: u32_of(l, big),
-            raw,
-        }));
+        return Ok(Some(RawHeader { tag, vr: None, len: u32_of(l, big), raw }));
     }
     let mut vr = [0u8; 2];
     src.fill(&mut vr, "an element header", false)?;
     if !known_vr(&vr) {
-        return Err(DeidError::Malformed(format!(
-            "element {} at byte {at} has no valid VR",
-            tag_str(tag)
-        )));
+        return Err(DeidError::Malformed(format!("element {} at byte {at} has no valid VR", tag_str(tag))));
     }
     raw.extend_from_slice(&vr);
     let len = if long_vr(&vr) {
@@ -219,12 +172,7 @@ fn read_header<R: Read>(
         raw.extend_from_slice(&l);
         u32::from(u16_of(l, big))
     };
-    Ok(Some(RawHeader {
-        tag,
-        vr: Some(vr),
-        len,
-        raw,
-    }))
+    Ok(Some(RawHeader { tag, vr: Some(vr), len, raw }))
 }
 
 /// Copies the value of an element whose header was just read (undefined length: a sequence).
@@ -236,27 +184,13 @@ fn copy_value<R: Read>(
     depth: u32,
 ) -> Result<(), DeidError> {
     if h.len != UNDEFINED {
-        return src.copy_into(
-            u64::from(h.len),
-            out,
-            &format!("element {}", tag_str(h.tag)),
-        );
+        return src.copy_into(u64::from(h.len), out, &format!("element {}", tag_str(h.tag)));
     }
     if depth > MAX_DEPTH {
-        return Err(DeidError::Malformed(format!(
-            "sequences nested deeper than {MAX_DEPTH}"
-        )));
+        return Err(DeidError::Malformed(format!("sequences nested deeper than {MAX_DEPTH}")));
     }
     // An undefined-length UN holds implicit VR little endian content.
-    let inner = if h.vr == Some(*b"UN") {
-        Syntax {
-            explicit: false,
-            big_endian: false,
-            deflated: false,
-        }
-    } else {
-        syn
-    };
+    let inner = if h.vr == Some(*b"UN") { Syntax { explicit: false, big_endian: false, deflated: false } } else { syn };
     let fragments = h.tag == PIXEL_DATA;
     loop {
         let at = src.pos;
@@ -266,15 +200,9 @@ fn copy_value<R: Read>(
             SEQ_END => return Ok(()),
             ITEM if item.len != UNDEFINED || fragments => {
                 if item.len == UNDEFINED {
-                    return Err(DeidError::Malformed(format!(
-                        "pixel data fragment of undefined length at byte {at}"
-                    )));
+                    return Err(DeidError::Malformed(format!("pixel data fragment of undefined length at byte {at}")));
                 }
-                src.copy_into(
-                    u64::from(item.len),
-                    out,
-                    &format!("an item of {}", tag_str(h.tag)),
-                )?;
+                src.copy_into(u64::from(item.len), out, &format!("an item of {}", tag_str(h.tag)))?;
             }
             ITEM => loop {
                 let Some(e) = read_header(src, inner, false)? else {
@@ -310,10 +238,7 @@ pub(crate) fn check_magic(bytes: &[u8]) -> Result<(), DeidError> {
     if (bytes.len() >= 132 && &bytes[128..132] == b"DICM") || bytes.starts_with(b"DICM") {
         Ok(())
     } else if bytes.len() < 132 {
-        Err(DeidError::NotDicom(format!(
-            "only {} bytes and no DICM magic code",
-            bytes.len()
-        )))
+        Err(DeidError::NotDicom(format!("only {} bytes and no DICM magic code", bytes.len())))
     } else {
         Err(DeidError::NotDicom("no DICM magic code at byte 128".into()))
     }
@@ -335,23 +260,12 @@ fn read_meta<R: Read>(input: &mut R) -> Result<FileMetaTable, DeidError> {
     }
     let group_len = u32::from_le_bytes([first[8], first[9], first[10], first[11]]);
     if group_len > MAX_META {
-        return Err(DeidError::Malformed(format!(
-            "file meta group length {group_len} is implausibly large"
-        )));
+        return Err(DeidError::Malformed(format!("file meta group length {group_len} is implausibly large")));
     }
     let mut group = Vec::new();
-    src.copy_into(
-        u64::from(group_len),
-        &mut group,
-        "the file meta information",
-    )?;
-    let le = Syntax {
-        explicit: true,
-        big_endian: false,
-        deflated: false,
-    };
-    validate_lengths(&group, le, 0)
-        .map_err(|e| DeidError::Malformed(format!("file meta information: {e}")))?;
+    src.copy_into(u64::from(group_len), &mut group, "the file meta information")?;
+    let le = Syntax { explicit: true, big_endian: false, deflated: false };
+    validate_lengths(&group, le, 0).map_err(|e| DeidError::Malformed(format!("file meta information: {e}")))?;
     let mut bytes = b"DICM".to_vec();
     bytes.extend_from_slice(&first);
     bytes.extend_from_slice(&group);
@@ -373,12 +287,7 @@ fn slice_header(buf: &[u8], syn: Syntax) -> Option<(Tag, Option<[u8; 2]>, u32, u
         return Some((tag, Some(*b"??"), UNDEFINED, 0));
     }
     if long_vr(&vr) {
-        Some((
-            tag,
-            Some(vr),
-            u32_of([b(8)?, b(9)?, b(10)?, b(11)?], big),
-            12,
-        ))
+        Some((tag, Some(vr), u32_of([b(8)?, b(9)?, b(10)?, b(11)?], big), 12))
     } else {
         Some((tag, Some(vr), u32::from(u16_of([b(6)?, b(7)?], big)), 8))
     }
@@ -403,20 +312,15 @@ fn validate_lengths(buf: &[u8], syn: Syntax, depth: u32) -> Result<(), DeidError
 
 fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize, DeidError> {
     if depth > MAX_DEPTH {
-        return Err(DeidError::Malformed(format!(
-            "sequences nested deeper than {MAX_DEPTH}"
-        )));
+        return Err(DeidError::Malformed(format!("sequences nested deeper than {MAX_DEPTH}")));
     }
     let mut pos = 0usize;
     while pos < buf.len() {
         let rest = buf.get(pos..).unwrap_or_default();
-        let (tag, vr, len, hlen) = slice_header(rest, syn)
-            .ok_or_else(|| DeidError::Truncated(format!("element header cut at byte {pos}")))?;
+        let (tag, vr, len, hlen) =
+            slice_header(rest, syn).ok_or_else(|| DeidError::Truncated(format!("element header cut at byte {pos}")))?;
         if vr == Some(*b"??") {
-            return Err(DeidError::Malformed(format!(
-                "element {} at byte {pos} has no valid VR",
-                tag_str(tag)
-            )));
+            return Err(DeidError::Malformed(format!("element {} at byte {pos} has no valid VR", tag_str(tag))));
         }
         pos += hlen;
         if Some(tag) == until {
@@ -424,15 +328,8 @@ fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize
         }
         let left = buf.len() - pos;
         if len == UNDEFINED {
-            let inner = if vr == Some(*b"UN") {
-                Syntax {
-                    explicit: false,
-                    big_endian: false,
-                    deflated: false,
-                }
-            } else {
-                syn
-            };
+            let inner =
+                if vr == Some(*b"UN") { Syntax { explicit: false, big_endian: false, deflated: false } } else { syn };
             pos += walk_items(buf.get(pos..).unwrap_or_default(), inner, depth, tag)?;
             continue;
         }
@@ -449,9 +346,7 @@ fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize
         pos += len as usize;
     }
     if until.is_some() {
-        return Err(DeidError::Truncated(
-            "an item or sequence is not closed".into(),
-        ));
+        return Err(DeidError::Truncated("an item or sequence is not closed".into()));
     }
     Ok(pos)
 }
@@ -461,24 +356,13 @@ fn walk_items(buf: &[u8], syn: Syntax, depth: u32, seq: Tag) -> Result<usize, De
     let mut pos = 0usize;
     while pos < buf.len() {
         let rest = buf.get(pos..).unwrap_or_default();
-        let (tag, _, len, hlen) = slice_header(
-            rest,
-            Syntax {
-                explicit: false,
-                ..syn
-            },
-        )
-        .ok_or_else(|| DeidError::Truncated(format!("sequence {} cut", tag_str(seq))))?;
+        let (tag, _, len, hlen) = slice_header(rest, Syntax { explicit: false, ..syn })
+            .ok_or_else(|| DeidError::Truncated(format!("sequence {} cut", tag_str(seq))))?;
         pos += hlen;
         match tag {
             SEQ_END => return Ok(pos),
             ITEM if len == UNDEFINED => {
-                pos += walk(
-                    buf.get(pos..).unwrap_or_default(),
-                    syn,
-                    depth + 1,
-                    Some(ITEM_END),
-                )?;
+                pos += walk(buf.get(pos..).unwrap_or_default(), syn, depth + 1, Some(ITEM_END))?;
             }
             ITEM => {
                 let left = buf.len() - pos;
@@ -489,11 +373,7 @@ fn walk_items(buf: &[u8], syn: Syntax, depth: u32, seq: Tag) -> Result<usize, De
                     )));
                 }
                 if seq != PIXEL_DATA {
-                    validate_lengths(
-                        buf.get(pos..pos + len as usize).unwrap_or_default(),
-                        syn,
-                        depth + 1,
-                    )?;
+                    validate_lengths(buf.get(pos..pos + len as usize).unwrap_or_default(), syn, depth + 1)?;
                 }
                 pos += len as usize;
             }
@@ -512,22 +392,12 @@ fn walk_items(buf: &[u8], syn: Syntax, depth: u32, seq: Tag) -> Result<usize, De
 /// Checks a whole Part 10 file the way the stream path reads it (header lengths, pixel data items,
 /// what follows), without de-identifying: used before dicom-rs parses a file in memory.
 pub(crate) fn check_file(bytes: &[u8]) -> Result<(), DeidError> {
-    let Head {
-        syntax,
-        pixel,
-        mut src,
-        ..
-    } = read_head(bytes)?;
+    let Head { syntax, pixel, mut src, .. } = read_head(bytes)?;
     if let Some(h) = &pixel {
-        let data_syntax = Syntax {
-            deflated: false,
-            ..syntax
-        };
+        let data_syntax = Syntax { deflated: false, ..syntax };
         copy_pixel(&mut src, h, data_syntax, &mut std::io::sink(), None)?;
         let mut rest = Vec::new();
-        src.r
-            .read_to_end(&mut rest)
-            .map_err(|e| read_err(e, src.pos))?;
+        src.r.read_to_end(&mut rest).map_err(|e| read_err(e, src.pos))?;
         validate_lengths(&rest, data_syntax, 0)?;
     }
     Ok(())
@@ -565,16 +435,10 @@ fn read_head<'a, R: Read + 'a>(input: R) -> Result<Head<'a>, DeidError> {
     let mut meta_src = std::io::Cursor::new(rest).chain(input);
     let meta = read_meta(&mut meta_src)?;
     let (syntax, ts) = syntax_of(meta.transfer_syntax())?;
-    let body: Box<dyn Read + 'a> = if syntax.deflated {
-        Box::new(DeflateDecoder::new(meta_src))
-    } else {
-        Box::new(meta_src)
-    };
+    let body: Box<dyn Read + 'a> =
+        if syntax.deflated { Box::new(DeflateDecoder::new(meta_src)) } else { Box::new(meta_src) };
     let mut src = Src { r: body, pos: 0 };
-    let data_syntax = Syntax {
-        deflated: false,
-        ..syntax
-    };
+    let data_syntax = Syntax { deflated: false, ..syntax };
     let mut buf = Vec::new();
     let mut pixel = None;
     while let Some(h) = read_header(&mut src, data_syntax, true)? {
@@ -583,10 +447,7 @@ fn read_head<'a, R: Read + 'a>(input: R) -> Result<Head<'a>, DeidError> {
             break;
         }
         if h.tag.group() == 0xFFFE {
-            return Err(DeidError::Malformed(format!(
-                "item tag {} at the top level",
-                tag_str(h.tag)
-            )));
+            return Err(DeidError::Malformed(format!("item tag {} at the top level", tag_str(h.tag))));
         }
         buf.extend_from_slice(&h.raw);
         copy_value(&mut src, &h, data_syntax, &mut buf, 0)?;
@@ -594,14 +455,7 @@ fn read_head<'a, R: Read + 'a>(input: R) -> Result<Head<'a>, DeidError> {
     validate_lengths(&buf, data_syntax, 0)?;
     let header = InMemDicomObject::read_dataset_with_ts(buf.as_slice(), inner_ts(syntax, ts)?)
         .map_err(|e| DeidError::Malformed(format!("data set: {e}")))?;
-    Ok(Head {
-        meta,
-        syntax,
-        ts,
-        header,
-        pixel,
-        src,
-    })
+    Ok(Head { meta, syntax, ts, header, pixel, src })
 }
 
 /// Reads a file's meta and header (up to Pixel Data, without its value) as a dicom-rs object.
@@ -633,27 +487,13 @@ fn werr(e: impl std::fmt::Display) -> DeidError {
     DeidError::Write(e.to_string())
 }
 
-fn encode_header(
-    out: &mut impl Write,
-    tag: Tag,
-    vr: Option<[u8; 2]>,
-    len: u32,
-    syn: Syntax,
-) -> Result<(), DeidError> {
+fn encode_header(out: &mut impl Write, tag: Tag, vr: Option<[u8; 2]>, len: u32, syn: Syntax) -> Result<(), DeidError> {
     let big = syn.big_endian;
     let b16 = |v: u16| {
-        if big {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
+        if big { v.to_be_bytes() } else { v.to_le_bytes() }
     };
     let b32 = |v: u32| {
-        if big {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
+        if big { v.to_be_bytes() } else { v.to_le_bytes() }
     };
     let mut h = Vec::with_capacity(12);
     h.extend_from_slice(&b16(tag.group()));
@@ -705,18 +545,13 @@ fn copy_pixel<R: Read, W: Write>(
         Ok(())
     };
     if h.len != UNDEFINED {
-        let padded = h
-            .len
-            .checked_add(h.len % 2)
-            .ok_or_else(|| DeidError::Malformed("pixel data length overflows".into()))?;
+        let padded =
+            h.len.checked_add(h.len % 2).ok_or_else(|| DeidError::Malformed("pixel data length overflows".into()))?;
         encode_header(out, h.tag, h.vr, padded, syn)?;
         return copy(src, out, u64::from(h.len), &mut buf, plan, "the pixel data");
     }
     if h.tag != PIXEL_DATA {
-        return Err(DeidError::Malformed(format!(
-            "{} with undefined length",
-            tag_str(h.tag)
-        )));
+        return Err(DeidError::Malformed(format!("{} with undefined length", tag_str(h.tag))));
     }
     encode_header(out, h.tag, Some(*b"OB"), UNDEFINED, syn)?;
     let mut first = true;
@@ -740,14 +575,7 @@ fn copy_pixel<R: Read, W: Write>(
                     .checked_add(item.len % 2)
                     .ok_or_else(|| DeidError::Malformed("fragment length overflows".into()))?;
                 encode_header(out, ITEM, None, padded, syn)?;
-                copy(
-                    src,
-                    out,
-                    u64::from(item.len),
-                    &mut buf,
-                    None,
-                    "a pixel data fragment",
-                )?;
+                copy(src, out, u64::from(item.len), &mut buf, None, "a pixel data fragment")?;
                 first = false;
             }
             other => {
@@ -791,11 +619,7 @@ fn final_charset(obj: &InMemDicomObject, cs: &mut SpecificCharacterSet) {
 /// error while the Pixel Data or what follows it is copied (a file truncated inside its pixels) leaves
 /// `output` partly written: write to a temporary file and rename it only when this returns `Ok`, or
 /// use [`deidentify_bytes`], which returns bytes only on success.
-pub fn deidentify_stream<R: Read, W: Write>(
-    input: R,
-    output: W,
-    ctx: &DeidContext,
-) -> Result<DeidReport, DeidError> {
+pub fn deidentify_stream<R: Read, W: Write>(input: R, output: W, ctx: &DeidContext) -> Result<DeidReport, DeidError> {
     ctx.validate()?;
     StreamHead::read(input)?.deidentify(output, ctx)
 }
@@ -827,9 +651,7 @@ impl std::fmt::Debug for StreamHead<'_> {
 impl<'a> StreamHead<'a> {
     /// Reads file meta and header; the Pixel Data value is not read yet.
     pub fn read<R: Read + 'a>(input: R) -> Result<StreamHead<'a>, DeidError> {
-        Ok(StreamHead {
-            head: read_head(input)?,
-        })
+        Ok(StreamHead { head: read_head(input)? })
     }
 
     /// Matching keys of the (not yet de-identified) header.
@@ -839,45 +661,23 @@ impl<'a> StreamHead<'a> {
 
     /// De-identifies the header and streams the rest into `output`; same guarantees as
     /// [`deidentify_stream`].
-    pub fn deidentify<W: Write>(
-        self,
-        output: W,
-        ctx: &DeidContext,
-    ) -> Result<DeidReport, DeidError> {
+    pub fn deidentify<W: Write>(self, output: W, ctx: &DeidContext) -> Result<DeidReport, DeidError> {
         ctx.validate()?;
         deidentify_head(self.head, output, ctx)
     }
 }
 
-fn deidentify_head<W: Write>(
-    head: Head<'_>,
-    output: W,
-    ctx: &DeidContext,
-) -> Result<DeidReport, DeidError> {
-    let Head {
-        meta,
-        syntax,
-        ts,
-        header,
-        pixel,
-        mut src,
-    } = head;
+fn deidentify_head<W: Write>(head: Head<'_>, output: W, ctx: &DeidContext) -> Result<DeidReport, DeidError> {
+    let Head { meta, syntax, ts, header, pixel, mut src } = head;
     let inner = inner_ts(syntax, ts)?;
     let enc = pixel.as_ref().map(|h| PixelEncoding {
         encapsulated: h.len == UNDEFINED,
         big_endian: syntax.big_endian,
-        value_len: if h.len == UNDEFINED {
-            0
-        } else {
-            u64::from(h.len) + u64::from(h.len % 2)
-        },
-        maskable: h.tag == PIXEL_DATA
-            && matches!(h.vr, None | Some([b'O', b'B']) | Some([b'O', b'W'])),
+        value_len: if h.len == UNDEFINED { 0 } else { u64::from(h.len) + u64::from(h.len % 2) },
+        maskable: h.tag == PIXEL_DATA && matches!(h.vr, None | Some([b'O', b'B']) | Some([b'O', b'W'])),
     });
     let pixel_tag = pixel.as_ref().map(|h| h.tag);
-    if let Some((pt, e)) =
-        pixel_tag.and_then(|pt| header.iter().find(|e| e.tag() > pt).map(|e| (pt, e)))
-    {
+    if let Some((pt, e)) = pixel_tag.and_then(|pt| header.iter().find(|e| e.tag() > pt).map(|e| (pt, e))) {
         {
             return Err(DeidError::Malformed(format!(
                 "element {} comes before {} but sorts after it",
@@ -904,35 +704,18 @@ fn deidentify_head<W: Write>(
     } else {
         Out::Plain(&mut w)
     };
-    out_header
-        .write_dataset_with_ts(&mut out, inner)
-        .map_err(werr)?;
+    out_header.write_dataset_with_ts(&mut out, inner).map_err(werr)?;
     if let Some(h) = &pixel {
-        let data_syntax = Syntax {
-            deflated: false,
-            ..syntax
-        };
+        let data_syntax = Syntax { deflated: false, ..syntax };
         copy_pixel(&mut src, h, data_syntax, &mut out, plan.as_ref())?;
         // What follows the pixel data: parse, de-identify, write.
         let mut rest = Vec::new();
-        src.r
-            .read_to_end(&mut rest)
-            .map_err(|e| read_err(e, src.pos))?;
+        src.r.read_to_end(&mut rest).map_err(|e| read_err(e, src.pos))?;
         if !rest.is_empty() {
-            validate_lengths(
-                &rest,
-                Syntax {
-                    deflated: false,
-                    ..syntax
-                },
-                0,
-            )?;
+            validate_lengths(&rest, Syntax { deflated: false, ..syntax }, 0)?;
             let trailing = InMemDicomObject::read_dataset_with_ts(rest.as_slice(), inner)
                 .map_err(|e| DeidError::Malformed(format!("elements after the pixel data: {e}")))?;
-            if let (Some(pt), Some(e)) = (
-                pixel_tag,
-                trailing.iter().find(|e| Some(e.tag()) <= pixel_tag),
-            ) {
+            if let (Some(pt), Some(e)) = (pixel_tag, trailing.iter().find(|e| Some(e.tag()) <= pixel_tag)) {
                 return Err(DeidError::Malformed(format!(
                     "element {} after {} is out of order",
                     tag_str(e.tag()),
@@ -942,9 +725,7 @@ fn deidentify_head<W: Write>(
             let processed = outcome.engine.process(trailing, 0, false);
             let mut cs = SpecificCharacterSet::default();
             final_charset(&out_header, &mut cs);
-            processed
-                .write_dataset_with_ts_cs(&mut out, inner, cs)
-                .map_err(werr)?;
+            processed.write_dataset_with_ts_cs(&mut out, inner, cs).map_err(werr)?;
         }
     }
     match out {
@@ -959,10 +740,7 @@ fn deidentify_head<W: Write>(
 }
 
 /// De-identifies a whole file held in memory; returns the output bytes only on success.
-pub fn deidentify_bytes(
-    input: &[u8],
-    ctx: &DeidContext,
-) -> Result<(Vec<u8>, DeidReport), DeidError> {
+pub fn deidentify_bytes(input: &[u8], ctx: &DeidContext) -> Result<(Vec<u8>, DeidReport), DeidError> {
     let mut out = Vec::with_capacity(input.len());
     let report = deidentify_stream(input, &mut out, ctx)?;
     Ok((out, report))

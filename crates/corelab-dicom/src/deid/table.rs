@@ -44,11 +44,7 @@ impl BasicAction {
 
     /// The code as written in the table, e.g. "X/Z/D".
     pub fn as_text(&self) -> String {
-        self.0
-            .iter()
-            .map(|c| code_text(*c))
-            .collect::<Vec<_>>()
-            .join("/")
+        self.0.iter().map(|c| code_text(*c)).collect::<Vec<_>>().join("/")
     }
 
     fn parse(s: &str) -> Option<BasicAction> {
@@ -67,9 +63,7 @@ impl BasicAction {
             &[Code::X, Code::Z, Code::D],
             &[Code::X, Code::Z, Code::UStar],
         ];
-        allowed
-            .contains(&codes.as_slice())
-            .then_some(BasicAction(codes))
+        allowed.contains(&codes.as_slice()).then_some(BasicAction(codes))
     }
 }
 
@@ -148,9 +142,7 @@ impl TagPattern {
         match (g, e) {
             ("gggg", "eeee") => Some(TagPattern::Private),
             ("50xx", "xxxx") => Some(TagPattern::CurveGroup),
-            ("60xx", e) => u16::from_str_radix(e, 16)
-                .ok()
-                .map(TagPattern::OverlayElement),
+            ("60xx", e) => u16::from_str_radix(e, 16).ok().map(TagPattern::OverlayElement),
             (g, e) => {
                 let g = u16::from_str_radix(g, 16).ok()?;
                 let e = u16::from_str_radix(e, 16).ok()?;
@@ -215,10 +207,7 @@ impl Table {
         let mut seen_header = false;
         for (i, line) in text.lines().enumerate() {
             let line_no = i + 1;
-            let err = |problem: String| TableError {
-                line: line_no,
-                problem,
-            };
+            let err = |problem: String| TableError { line: line_no, problem };
             if line.starts_with('#') || line.trim().is_empty() {
                 continue;
             }
@@ -233,10 +222,8 @@ impl Table {
             if cols.len() != 16 {
                 return Err(err(format!("expected 16 columns, found {}", cols.len())));
             }
-            let pattern =
-                TagPattern::parse(cols[0]).ok_or_else(|| err(format!("bad tag {:?}", cols[0])))?;
-            let basic = BasicAction::parse(cols[4])
-                .ok_or_else(|| err(format!("bad basic action {:?}", cols[4])))?;
+            let pattern = TagPattern::parse(cols[0]).ok_or_else(|| err(format!("bad tag {:?}", cols[0])))?;
+            let basic = BasicAction::parse(cols[4]).ok_or_else(|| err(format!("bad basic action {:?}", cols[4])))?;
             let in_std_iod = match cols[3] {
                 "Y" => true,
                 "N" => false,
@@ -276,27 +263,15 @@ impl Table {
             });
         }
         if !seen_header {
-            return Err(TableError {
-                line: 0,
-                problem: "no header line".into(),
-            });
+            return Err(TableError { line: 0, problem: "no header line".into() });
         }
-        Ok(Table {
-            rows,
-            exact,
-            overlay,
-            curve,
-            private,
-        })
+        Ok(Table { rows, exact, overlay, curve, private })
     }
 
     /// The embedded 2024b table, parsed once.
     pub fn standard() -> Result<&'static Table, TableError> {
         static TABLE: OnceLock<Result<Table, TableError>> = OnceLock::new();
-        TABLE
-            .get_or_init(|| Table::parse(TABLE_TSV))
-            .as_ref()
-            .map_err(Clone::clone)
+        TABLE.get_or_init(|| Table::parse(TABLE_TSV)).as_ref().map_err(Clone::clone)
     }
 
     pub fn rows(&self) -> &[Row] {
@@ -356,17 +331,12 @@ mod tests {
         let dict = StandardDataDictionary;
         let mut checked = 0;
         for r in t.rows() {
-            if let (TagPattern::Exact(tag), Some(entry)) =
-                (r.pattern, r.exact_tag().and_then(|t| dict.by_tag(t)))
-            {
+            if let (TagPattern::Exact(tag), Some(entry)) = (r.pattern, r.exact_tag().and_then(|t| dict.by_tag(t))) {
                 assert_eq!(entry.alias, r.keyword, "keyword of {tag}");
                 checked += 1;
             }
         }
-        assert!(
-            checked > 550,
-            "only {checked} rows checked against the dictionary"
-        );
+        assert!(checked > 550, "only {checked} rows checked against the dictionary");
     }
 
     #[test]
@@ -377,36 +347,16 @@ mod tests {
         assert_eq!(row(0x0010, 0x0020).basic.as_text(), "Z/D");
         assert_eq!(row(0x0008, 0x1140).basic.as_text(), "X/Z/U*");
         assert_eq!(row(0x0020, 0x000D).basic.as_text(), "U");
-        assert_eq!(
-            row(0x0008, 0x0080).option(OptionColumn::RetainInstitutionIdentity),
-            Some(Code::K)
-        );
-        assert_eq!(
-            row(0x0008, 0x0020).option(OptionColumn::RetainLongModifDates),
-            Some(Code::C)
-        );
-        assert_eq!(
-            row(0x0008, 0x103E).option(OptionColumn::CleanDescriptors),
-            Some(Code::C)
-        );
+        assert_eq!(row(0x0008, 0x0080).option(OptionColumn::RetainInstitutionIdentity), Some(Code::K));
+        assert_eq!(row(0x0008, 0x0020).option(OptionColumn::RetainLongModifDates), Some(Code::C));
+        assert_eq!(row(0x0008, 0x103E).option(OptionColumn::CleanDescriptors), Some(Code::C));
         assert_eq!(row(0x0002, 0x0003).basic.as_text(), "U");
         assert_eq!(row(0xFFFA, 0xFFFA).basic.as_text(), "X");
         // patterns
-        assert_eq!(
-            t.lookup(Tag(0x6002, 0x3000)).unwrap().keyword,
-            "OverlayData"
-        );
+        assert_eq!(t.lookup(Tag(0x6002, 0x3000)).unwrap().keyword, "OverlayData");
         assert_eq!(t.lookup(Tag(0x5004, 0x0010)).unwrap().keyword, "CurveData");
-        assert!(
-            t.lookup(Tag(0x6002, 0x0010)).is_none(),
-            "overlay rows are kept"
-        );
-        assert_eq!(
-            t.lookup(Tag(0x0009, 0x1001))
-                .unwrap()
-                .option(OptionColumn::RetainSafePrivate),
-            Some(Code::C)
-        );
+        assert!(t.lookup(Tag(0x6002, 0x0010)).is_none(), "overlay rows are kept");
+        assert_eq!(t.lookup(Tag(0x0009, 0x1001)).unwrap().option(OptionColumn::RetainSafePrivate), Some(Code::C));
         // not listed: kept
         assert!(t.lookup(Tag(0x0008, 0x0060)).is_none());
         assert!(t.lookup(Tag(0x0008, 0x0016)).is_none());
@@ -415,15 +365,9 @@ mod tests {
     #[test]
     fn bad_rows_are_refused() {
         let head = "tag\tkeyword\tvr\tin_std_iod\tbasic\ta\tb\tc\td\te\tf\tg\th\ti\tj\tname\n";
-        let ok =
-            "(0010,0010)\tPatientName\tPN\tY\tZ\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tPatient's Name\n";
+        let ok = "(0010,0010)\tPatientName\tPN\tY\tZ\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tPatient's Name\n";
         assert!(Table::parse(&format!("{head}{ok}")).is_ok());
-        assert!(
-            Table::parse(&format!("{head}{ok}{ok}"))
-                .unwrap_err()
-                .problem
-                .contains("duplicate")
-        );
+        assert!(Table::parse(&format!("{head}{ok}{ok}")).unwrap_err().problem.contains("duplicate"));
         let bad_code = ok.replace("\tZ\t", "\tQ\t");
         assert!(Table::parse(&format!("{head}{bad_code}")).is_err());
         let bad_combo = ok.replace("\tZ\t", "\tD/X\t");

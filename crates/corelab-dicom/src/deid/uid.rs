@@ -94,15 +94,9 @@ mod tests {
         let u = OriginalUid::new("1.2.826.0.1.3680043.8.498.1234\0");
         assert_eq!(u.as_str(), "1.2.826.0.1.3680043.8.498.1234");
         let x = a.map(&u);
-        assert_eq!(
-            x,
-            a.map(&OriginalUid::new("1.2.826.0.1.3680043.8.498.1234"))
-        );
+        assert_eq!(x, a.map(&OriginalUid::new("1.2.826.0.1.3680043.8.498.1234")));
         assert_ne!(x, b.map(&u));
-        assert_ne!(
-            x,
-            a.map(&OriginalUid::new("1.2.826.0.1.3680043.8.498.1235"))
-        );
+        assert_ne!(x, a.map(&OriginalUid::new("1.2.826.0.1.3680043.8.498.1235")));
         let s = x.as_str();
         assert!(s.starts_with("2.25."));
         assert!(s.len() <= 64);
@@ -116,9 +110,7 @@ mod tests {
         // HMAC-SHA-256(key="key", msg="The quick brown fox jumps over the lazy dog") is the RFC-style
         // test vector f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8.
         let m = UidMapper::new(b"key");
-        let got = m.map(&OriginalUid::new(
-            "The quick brown fox jumps over the lazy dog",
-        ));
+        let got = m.map(&OriginalUid::new("The quick brown fox jumps over the lazy dog"));
         let expected = u128::from_str_radix("f7bc83f430538424b13298e6aa6fb143", 16).unwrap();
         assert_eq!(got.as_str(), format!("2.25.{expected}"));
     }
@@ -127,9 +119,6 @@ mod tests {
     fn standard_uids_are_recognised_and_debug_redacts() {
         assert!(OriginalUid::new("1.2.840.10008.5.1.4.1.1.2").is_standard());
         assert!(!OriginalUid::new("1.2.840.113619.2.55").is_standard());
-        assert_eq!(
-            format!("{:?}", OriginalUid::new("1.2.3")),
-            "OriginalUid(<redacted>)"
-        );
+        assert_eq!(format!("{:?}", OriginalUid::new("1.2.3")), "OriginalUid(<redacted>)");
     }
 }

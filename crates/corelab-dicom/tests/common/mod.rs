@@ -40,11 +40,8 @@ pub fn python_with_pydicom(test: &str) -> Option<(String, PathBuf)> {
         return miss("shared/bench/gen_corpus.py not found (set CORELAB_BENCH_DIR)".into());
     };
     let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import numpy, pydicom"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let ok =
+        Command::new(&py).args(["-c", "import numpy, pydicom"]).output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
         return miss(format!("{py} with numpy and pydicom is not available"));
     }

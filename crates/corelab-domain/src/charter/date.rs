@@ -20,9 +20,7 @@ impl Date {
         if day == 0 || day > days_in_month(year, month) {
             return None;
         }
-        Some(Date {
-            days: days_from_civil(year, month, day),
-        })
+        Some(Date { days: days_from_civil(year, month, day) })
     }
 
     /// `YYYY-MM-DD`.
@@ -63,9 +61,7 @@ impl Date {
 
     /// The date `days` later (earlier when negative); saturates at the ends of the range.
     pub fn add_days(self, days: i32) -> Date {
-        Date {
-            days: self.days.saturating_add(days),
-        }
+        Date { days: self.days.saturating_add(days) }
     }
 
     /// Days from `self` to `later` (negative when `later` is earlier).
@@ -128,11 +124,7 @@ fn civil_from_days(days: i32) -> (i32, u32, u32) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        i32::try_from(y).unwrap_or(i32::MAX),
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
+    (i32::try_from(y).unwrap_or(i32::MAX), u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
 }
 
 #[cfg(test)]
@@ -176,14 +168,7 @@ mod tests {
         assert_eq!(Date::parse_dicom("20260227"), Some(d("2026-02-27")));
         assert_eq!(Date::parse_dicom("20260227 "), Some(d("2026-02-27")));
         assert_eq!(d("2026-02-27").to_dicom(), "20260227");
-        for bad in [
-            "2026-02-29",
-            "2026-13-01",
-            "2026-00-10",
-            "2026-1-01",
-            "0000-01-01",
-            "2026-04-31",
-        ] {
+        for bad in ["2026-02-29", "2026-13-01", "2026-00-10", "2026-1-01", "0000-01-01", "2026-04-31"] {
             assert_eq!(Date::parse_iso(bad), None, "{bad}");
         }
         assert_eq!(Date::parse_dicom("2026022"), None);

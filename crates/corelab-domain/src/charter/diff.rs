@@ -115,12 +115,8 @@ pub fn diff(old: &Charter, new: &Charter) -> Vec<Change> {
     keyed(
         &mut out,
         Entity::Visit,
-        old.scheduled_visits()
-            .into_iter()
-            .map(|v| (v.id.clone(), flatten_of(&v))),
-        new.scheduled_visits()
-            .into_iter()
-            .map(|v| (v.id.clone(), flatten_of(&v))),
+        old.scheduled_visits().into_iter().map(|v| (v.id.clone(), flatten_of(&v))),
+        new.scheduled_visits().into_iter().map(|v| (v.id.clone(), flatten_of(&v))),
     );
     let requirements = |c: &Charter| -> Vec<(String, Fields)> {
         c.imaging
@@ -132,12 +128,7 @@ pub fn diff(old: &Charter, new: &Charter) -> Vec<Change> {
             })
             .collect()
     };
-    keyed(
-        &mut out,
-        Entity::Imaging,
-        requirements(old),
-        requirements(new),
-    );
+    keyed(&mut out, Entity::Imaging, requirements(old), requirements(new));
     let series = |c: &Charter| -> Vec<(String, Fields)> {
         c.imaging
             .iter()
@@ -151,12 +142,7 @@ pub fn diff(old: &Charter, new: &Charter) -> Vec<Change> {
             .collect()
     };
     keyed(&mut out, Entity::Series, series(old), series(new));
-    section(
-        &mut out,
-        Entity::Deidentification,
-        &old.deidentification,
-        &new.deidentification,
-    );
+    section(&mut out, Entity::Deidentification, &old.deidentification, &new.deidentification);
     section(&mut out, Entity::Qc, &old.qc, &new.qc);
     section(&mut out, Entity::Reads, &old.reads, &new.reads);
     out
@@ -167,11 +153,7 @@ type Fields = BTreeMap<String, String>;
 
 fn flatten_of<T: Serialize>(value: &T) -> Fields {
     let mut out = Fields::new();
-    flatten(
-        &serde_json::to_value(value).unwrap_or(Value::Null),
-        "",
-        &mut out,
-    );
+    flatten(&serde_json::to_value(value).unwrap_or(Value::Null), "", &mut out);
     out.remove("id");
     out
 }
@@ -180,11 +162,7 @@ fn flatten(value: &Value, prefix: &str, out: &mut Fields) {
     match value {
         Value::Object(map) => {
             for (k, v) in map {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                 flatten(v, &path, out);
             }
         }
@@ -205,10 +183,7 @@ fn render(value: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), fmt_num),
         Value::String(s) => quote(s),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(render).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Array(items) => format!("[{}]", items.iter().map(render).collect::<Vec<_>>().join(", ")),
         Value::Object(_) => "{...}".into(),
     }
 }
@@ -231,11 +206,7 @@ fn fields_changed(out: &mut Vec<Change>, entity: Entity, old: &Fields, new: &Fie
         if a != b {
             out.push(Change {
                 entity: entity.clone(),
-                kind: ChangeKind::Modified {
-                    field: key.clone(),
-                    old: a.clone(),
-                    new: b.clone(),
-                },
+                kind: ChangeKind::Modified { field: key.clone(), old: a.clone(), new: b.clone() },
             });
         }
     }
@@ -253,18 +224,12 @@ fn keyed(
     let new: Vec<(String, Fields)> = new.into_iter().collect();
     for (id, _) in &old {
         if !new.iter().any(|(n, _)| n == id) {
-            out.push(Change {
-                entity: entity(id.clone()),
-                kind: ChangeKind::Removed,
-            });
+            out.push(Change { entity: entity(id.clone()), kind: ChangeKind::Removed });
         }
     }
     for (id, fields) in &new {
         match old.iter().find(|(o, _)| o == id) {
-            None => out.push(Change {
-                entity: entity(id.clone()),
-                kind: ChangeKind::Added,
-            }),
+            None => out.push(Change { entity: entity(id.clone()), kind: ChangeKind::Added }),
             Some((_, before)) => fields_changed(out, entity(id.clone()), before, fields),
         }
     }

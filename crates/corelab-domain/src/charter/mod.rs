@@ -28,9 +28,7 @@ pub use diff::{Change, ChangeKind, Entity, diff};
 pub use model::*;
 pub use pattern::{SubjectIdPattern, glob_matches, subject_id_matches};
 pub use problem::{Problem, ProblemCode, Severity};
-pub use schedule::{
-    MAX_SCHEDULED_VISITS, PlannedVisit, ScheduledVisit, VisitCalendar, visit_calendar,
-};
+pub use schedule::{MAX_SCHEDULED_VISITS, PlannedVisit, ScheduledVisit, VisitCalendar, visit_calendar};
 pub use validate::MAX_ID_LEN;
 
 use problem::{Finding, LineIndex, is_under};
@@ -71,9 +69,7 @@ pub fn check_charter(text: &str) -> CharterCheck {
         // After a syntax error the parser's recovery produces follow-on errors (an unclosed
         // array swallows the next tables), and the recovered document is unreliable: report the
         // first syntax error only.
-        let first = syntax_errors
-            .iter()
-            .min_by_key(|e| e.span().map_or(0, |s| s.start));
+        let first = syntax_errors.iter().min_by_key(|e| e.span().map_or(0, |s| s.start));
         let problems = first
             .into_iter()
             .map(|e| {
@@ -89,26 +85,17 @@ pub fn check_charter(text: &str) -> CharterCheck {
                 }
             })
             .collect();
-        return CharterCheck {
-            charter: None,
-            problems: sorted(problems),
-        };
+        return CharterCheck { charter: None, problems: sorted(problems) };
     }
 
     let mut reader = Reader::default();
     let charter = read::read_charter(&mut reader, doc.get_ref());
     let semantic = validate::validate(&charter);
 
-    let Reader {
-        findings,
-        spans,
-        broken,
-    } = reader;
+    let Reader { findings, spans, broken } = reader;
     let trusted = semantic.into_iter().filter(|f| {
         let under_broken = broken.iter().any(|b| is_under(&f.path, b));
-        let reference_into_broken = f
-            .refers_to
-            .is_some_and(|root| broken.iter().any(|b| may_hide_ids(b, root)));
+        let reference_into_broken = f.refers_to.is_some_and(|root| broken.iter().any(|b| may_hide_ids(b, root)));
         !under_broken && !reference_into_broken
     });
     let problems: Vec<Problem> = findings
@@ -117,23 +104,12 @@ pub fn check_charter(text: &str) -> CharterCheck {
         .map(|f: Finding| {
             let offset = f.offset.unwrap_or_else(|| spans.locate(&f.path));
             let (line, column) = lines.locate(offset);
-            Problem {
-                severity: f.severity,
-                code: f.code,
-                line,
-                column,
-                key: f.path,
-                message: f.message,
-                hint: f.hint,
-            }
+            Problem { severity: f.severity, code: f.code, line, column, key: f.path, message: f.message, hint: f.hint }
         })
         .collect();
     let problems = sorted(problems);
     let ok = !problems.iter().any(Problem::is_error);
-    CharterCheck {
-        charter: ok.then_some(charter),
-        problems,
-    }
+    CharterCheck { charter: ok.then_some(charter), problems }
 }
 
 /// Whether a broken scope may have lost IDs of the collection `root`: the collection itself, one
@@ -148,9 +124,7 @@ fn may_hide_ids(broken: &str, root: &str) -> bool {
 }
 
 fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
-    problems.sort_by(|a, b| {
-        (a.line, a.column, &a.key, &a.message).cmp(&(b.line, b.column, &b.key, &b.message))
-    });
+    problems.sort_by(|a, b| (a.line, a.column, &a.key, &a.message).cmp(&(b.line, b.column, &b.key, &b.message)));
     problems.dedup();
     problems
 }

@@ -199,11 +199,7 @@ pub enum VisitTiming {
     /// `days = [..]`: one visit per listed day.
     Days(Vec<i32>),
     /// `every_weeks = N`, `from_week` (default N), `until_week` (inclusive).
-    EveryWeeks {
-        every_weeks: u32,
-        from_week: u32,
-        until_week: u32,
-    },
+    EveryWeeks { every_weeks: u32, from_week: u32, until_week: u32 },
 }
 
 impl Serialize for VisitDefinition {
@@ -215,11 +211,7 @@ impl Serialize for VisitDefinition {
             VisitTiming::Baseline => map.serialize_entry("baseline", &true)?,
             VisitTiming::Day(day) => map.serialize_entry("day", day)?,
             VisitTiming::Days(days) => map.serialize_entry("days", days)?,
-            VisitTiming::EveryWeeks {
-                every_weeks,
-                from_week,
-                until_week,
-            } => {
+            VisitTiming::EveryWeeks { every_weeks, from_week, until_week } => {
                 map.serialize_entry("every_weeks", every_weeks)?;
                 map.serialize_entry("from_week", from_week)?;
                 map.serialize_entry("until_week", until_week)?;
@@ -507,9 +499,7 @@ pub struct ReadDesign {
 impl ReadDesign {
     /// Whether the read uses RECIST 1.1 or iRECIST.
     pub fn is_recist_family(&self) -> bool {
-        self.criteria
-            .iter()
-            .any(|c| matches!(c, Criteria::Recist11 | Criteria::Irecist))
+        self.criteria.iter().any(|c| matches!(c, Criteria::Recist11 | Criteria::Irecist))
     }
 }
 
@@ -601,20 +591,13 @@ impl Charter {
     /// not significant; case-insensitive, as the uniqueness check).
     pub fn site_for_ae_title(&self, calling_ae: &str) -> Option<&Site> {
         let wanted = calling_ae.trim();
-        self.sites.iter().find(|s| {
-            s.ae_titles
-                .iter()
-                .any(|ae| ae.trim().eq_ignore_ascii_case(wanted))
-        })
+        self.sites.iter().find(|s| s.ae_titles.iter().any(|ae| ae.trim().eq_ignore_ascii_case(wanted)))
     }
 
     /// Whether `called_ae` is one of this trial's called AE titles.
     pub fn is_called_ae_title(&self, called_ae: &str) -> bool {
         let wanted = called_ae.trim();
-        self.dimse
-            .called_ae_titles
-            .iter()
-            .any(|ae| ae.trim().eq_ignore_ascii_case(wanted))
+        self.dimse.called_ae_titles.iter().any(|ae| ae.trim().eq_ignore_ascii_case(wanted))
     }
 
     /// Whether `subject_id` is a valid subject ID for `site_id` under the charter's pattern.
@@ -624,10 +607,7 @@ impl Charter {
 
     /// The site whose pattern `subject_id` follows, if exactly one does.
     pub fn site_for_subject(&self, subject_id: &str) -> Option<&Site> {
-        let mut found = self
-            .sites
-            .iter()
-            .filter(|s| self.subjects.id_pattern.matches(&s.id, subject_id));
+        let mut found = self.sites.iter().filter(|s| self.subjects.id_pattern.matches(&s.id, subject_id));
         let first = found.next()?;
         found.next().is_none().then_some(first)
     }
@@ -638,16 +618,11 @@ impl Charter {
 
     /// A series by ID, with the imaging requirement that holds it.
     pub fn series(&self, id: &str) -> Option<(&ImagingRequirement, &SeriesSpec)> {
-        self.imaging
-            .iter()
-            .find_map(|r| r.series.iter().find(|s| s.id == id).map(|s| (r, s)))
+        self.imaging.iter().find_map(|r| r.series.iter().find(|s| s.id == id).map(|s| (r, s)))
     }
 
     /// The charter as blinded roles may see it: the same, without treatment arms.
     pub fn without_arms(&self) -> Charter {
-        Charter {
-            arms: Vec::new(),
-            ..self.clone()
-        }
+        Charter { arms: Vec::new(), ..self.clone() }
     }
 }

@@ -79,21 +79,18 @@ impl SubjectIdPattern {
             parts.push(Part::Literal(literal));
         }
         if !has_digits {
-            return Err("the pattern has no digit placeholder such as {nnn}, so every subject of a site would get the same ID".into());
+            return Err(
+                "the pattern has no digit placeholder such as {nnn}, so every subject of a site would get the same ID"
+                    .into(),
+            );
         }
-        Ok(SubjectIdPattern {
-            source: source.to_string(),
-            parts,
-        })
+        Ok(SubjectIdPattern { source: source.to_string(), parts })
     }
 
     /// Stand-in used while reading a charter whose pattern is broken; such a charter is never
     /// returned, so this value never reaches callers.
     pub(crate) fn placeholder() -> SubjectIdPattern {
-        SubjectIdPattern {
-            source: "{n}".into(),
-            parts: vec![Part::Digits(1)],
-        }
+        SubjectIdPattern { source: "{n}".into(), parts: vec![Part::Digits(1)] }
     }
 
     /// The pattern as written.
@@ -147,10 +144,7 @@ impl SubjectIdPattern {
     /// digit placeholders. With several digit placeholders the number fills the last one and the
     /// others are zero.
     pub fn format(&self, site_id: &str, number: u64) -> Option<String> {
-        let last_digits = self
-            .parts
-            .iter()
-            .rposition(|p| matches!(p, Part::Digits(_)))?;
+        let last_digits = self.parts.iter().rposition(|p| matches!(p, Part::Digits(_)))?;
         let mut out = String::new();
         for (i, part) in self.parts.iter().enumerate() {
             match part {
@@ -223,15 +217,10 @@ pub fn glob_error(pattern: &str) -> Option<String> {
         return Some("pattern is empty".into());
     }
     if pattern.chars().count() > 64 {
-        return Some(
-            "pattern is longer than 64 characters, the longest value it could match".into(),
-        );
+        return Some("pattern is longer than 64 characters, the longest value it could match".into());
     }
     if pattern.chars().any(|c| c.is_control() || c == '\\') {
-        return Some(
-            "pattern contains a backslash or control character, which header values never hold"
-                .into(),
-        );
+        return Some("pattern contains a backslash or control character, which header values never hold".into());
     }
     if pattern.chars().all(|c| c == '*') {
         return Some("pattern matches everything, so it cannot tell series apart".into());

@@ -110,10 +110,7 @@ impl Finding {
     }
 
     pub fn warning(code: ProblemCode, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Finding {
-            severity: Severity::Warning,
-            ..Finding::error(code, path, message)
-        }
+        Finding { severity: Severity::Warning, ..Finding::error(code, path, message) }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -149,10 +146,7 @@ impl<'s> LineIndex<'s> {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         let start = self.starts.get(line - 1).copied().unwrap_or(0);
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count());
+        let column = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count());
         (to_u32(line), to_u32(column + 1))
     }
 }
@@ -203,9 +197,7 @@ pub(crate) fn is_under(path: &str, ancestor: &str) -> bool {
     if ancestor.is_empty() {
         return true;
     }
-    path == ancestor
-        || (path.starts_with(ancestor)
-            && matches!(path.as_bytes().get(ancestor.len()), Some(b'.' | b'[')))
+    path == ancestor || (path.starts_with(ancestor) && matches!(path.as_bytes().get(ancestor.len()), Some(b'.' | b'[')))
 }
 
 #[cfg(test)]
@@ -227,10 +219,7 @@ mod tests {
 
     #[test]
     fn paths_walk_up_by_segment() {
-        assert_eq!(
-            parent_path("visits[2].window.plus_days"),
-            Some("visits[2].window")
-        );
+        assert_eq!(parent_path("visits[2].window.plus_days"), Some("visits[2].window"));
         assert_eq!(parent_path("visits[2].window"), Some("visits[2]"));
         assert_eq!(parent_path("visits[2]"), Some("visits"));
         assert_eq!(parent_path("visits"), Some(""));
@@ -266,14 +255,7 @@ mod tests {
             p.to_string(),
             "12:3: visits[2].window.plus_days: window ends before it starts (hint: make plus_days >= -minus_days)"
         );
-        let w = Problem {
-            severity: Severity::Warning,
-            key: String::new(),
-            ..p
-        };
-        assert_eq!(
-            w.to_string(),
-            "12:3: warning: window ends before it starts (hint: make plus_days >= -minus_days)"
-        );
+        let w = Problem { severity: Severity::Warning, key: String::new(), ..p };
+        assert_eq!(w.to_string(), "12:3: warning: window ends before it starts (hint: make plus_days >= -minus_days)");
     }
 }

@@ -34,18 +34,8 @@ pub(crate) mod keys {
         "qc",
         "reads",
     ];
-    pub const TRIAL: &[&str] = &[
-        "sponsor",
-        "protocol_id",
-        "protocol_name",
-        "therapeutic_area",
-        "blinding",
-    ];
-    pub const BLINDING: &[&str] = &[
-        "readers_blinded_to_dates",
-        "timepoint_labels",
-        "sponsor_blinded",
-    ];
+    pub const TRIAL: &[&str] = &["sponsor", "protocol_id", "protocol_name", "therapeutic_area", "blinding"];
+    pub const BLINDING: &[&str] = &["readers_blinded_to_dates", "timepoint_labels", "sponsor_blinded"];
     pub const DIMSE: &[&str] = &["called_ae_titles"];
     pub const SITE: &[&str] = &["id", "name", "country", "ae_titles"];
     pub const SUBJECTS: &[&str] = &["id_pattern"];
@@ -66,20 +56,9 @@ pub(crate) mod keys {
         "series",
     ];
     pub const WINDOW: &[&str] = &["minus_days", "plus_days"];
-    pub const IMAGING: &[&str] = &[
-        "id",
-        "modality",
-        "body_region",
-        "body_part_examined",
-        "series",
-    ];
+    pub const IMAGING: &[&str] = &["id", "modality", "body_region", "body_part_examined", "series"];
     pub const SERIES: &[&str] = &["id", "description", "required", "identify", "constraints"];
-    pub const IDENTIFY: &[&str] = &[
-        "series_description",
-        "protocol_name",
-        "image_type",
-        "contrast",
-    ];
+    pub const IDENTIFY: &[&str] = &["series_description", "protocol_name", "image_type", "contrast"];
     pub const CONSTRAINTS: &[&str] = &[
         "slice_thickness_mm",
         "slice_spacing_mm",
@@ -96,12 +75,7 @@ pub(crate) mod keys {
     ];
     pub const RANGE: &[&str] = &["min", "max"];
     pub const CONTRAST: &[&str] = &["agent", "phase", "min_delay_minutes"];
-    pub const BASELINE_TOLERANCE: &[&str] = &[
-        "slice_thickness_mm",
-        "pixel_spacing_mm",
-        "kvp",
-        "field_strength_t",
-    ];
+    pub const BASELINE_TOLERANCE: &[&str] = &["slice_thickness_mm", "pixel_spacing_mm", "kvp", "field_strength_t"];
     /// The fields of [`crate::deid_profile::DeidProfile`].
     pub const DEIDENTIFICATION: &[&str] = &[
         "dates",
@@ -132,8 +106,7 @@ pub(crate) mod keys {
         "reader_qualifications",
     ];
     pub const ADJUDICATION: &[&str] = &["triggers", "choice"];
-    pub const READER_QUALIFICATIONS: &[&str] =
-        &["therapeutic_area", "criteria", "training_current"];
+    pub const READER_QUALIFICATIONS: &[&str] = &["therapeutic_area", "criteria", "training_current"];
 
     /// (schema `$defs` name, keys); "charter" is the document root.
     pub const TABLES: &[(&str, &[&str])] = &[
@@ -228,11 +201,7 @@ fn type_hint(expected: Kind, found: &DeValue<'_>, key: &str) -> String {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 /// The key a path ends with, without list indexes: `reads.criteria[0]` -> `criteria`.
@@ -309,37 +278,22 @@ impl Reader {
     }
 
     fn invalid(&mut self, path: &str, at: usize, kind: Kind, message: String, hint: String) {
-        let f = Finding::error(ProblemCode::InvalidValue, path, message)
-            .hint(hint)
-            .at(at);
+        let f = Finding::error(ProblemCode::InvalidValue, path, message).hint(hint).at(at);
         self.fail(f, kind);
     }
 
     fn missing(&mut self, t: &Tbl<'_, '_>, key: &str, kind: Kind) {
         let path = join(&t.path, key);
-        let place = if t.path.is_empty() {
-            "the top level of the charter".to_string()
-        } else {
-            format!("`{}`", t.path)
-        };
-        let f = Finding::error(
-            ProblemCode::MissingKey,
-            &path,
-            format!("missing required key `{key}`"),
-        )
-        .hint(format!("add `{key}` ({}) to {place}", kind.noun()))
-        .at(t.at);
+        let place =
+            if t.path.is_empty() { "the top level of the charter".to_string() } else { format!("`{}`", t.path) };
+        let f = Finding::error(ProblemCode::MissingKey, &path, format!("missing required key `{key}`"))
+            .hint(format!("add `{key}` ({}) to {place}", kind.noun()))
+            .at(t.at);
         self.fail(f, kind);
     }
 
     /// Open `v` as a table and report its unknown keys.
-    fn table<'a, 'i>(
-        &mut self,
-        path: &str,
-        at: usize,
-        v: &'a Val<'i>,
-        allowed: &[&str],
-    ) -> Option<Tbl<'a, 'i>> {
+    fn table<'a, 'i>(&mut self, path: &str, at: usize, v: &'a Val<'i>, allowed: &[&str]) -> Option<Tbl<'a, 'i>> {
         let DeValue::Table(table) = v.get_ref() else {
             self.wrong_type(path, at, Kind::Table, v.get_ref());
             return None;
@@ -360,21 +314,13 @@ impl Reader {
                     },
                 };
                 self.findings.push(
-                    Finding::error(
-                        ProblemCode::UnknownKey,
-                        &kpath,
-                        format!("unknown key `{name}`"),
-                    )
-                    .hint(hint)
-                    .at(k.span().start),
+                    Finding::error(ProblemCode::UnknownKey, &kpath, format!("unknown key `{name}`"))
+                        .hint(hint)
+                        .at(k.span().start),
                 );
             }
         }
-        Some(Tbl {
-            path: path.to_string(),
-            at,
-            table,
-        })
+        Some(Tbl { path: path.to_string(), at, table })
     }
 
     /// A required field: reported as missing when absent.
@@ -420,13 +366,7 @@ impl Reader {
         let s = self.string(path, at, v)?;
         if s.trim().is_empty() {
             let key = last_segment(path);
-            self.invalid(
-                path,
-                at,
-                Kind::Str,
-                format!("`{key}` is empty"),
-                format!("write a value: {key} = \"...\""),
-            );
+            self.invalid(path, at, Kind::Str, format!("`{key}` is empty"), format!("write a value: {key} = \"...\""));
             return None;
         }
         Some(s)
@@ -465,20 +405,16 @@ impl Reader {
     }
 
     fn u32_in(&mut self, path: &str, at: usize, v: &Val<'_>, min: u32, max: u32) -> Option<u32> {
-        self.int(path, at, v, i64::from(min), i64::from(max))
-            .and_then(|n| u32::try_from(n).ok())
+        self.int(path, at, v, i64::from(min), i64::from(max)).and_then(|n| u32::try_from(n).ok())
     }
 
     fn i32_in(&mut self, path: &str, at: usize, v: &Val<'_>, min: i32, max: i32) -> Option<i32> {
-        self.int(path, at, v, i64::from(min), i64::from(max))
-            .and_then(|n| i32::try_from(n).ok())
+        self.int(path, at, v, i64::from(min), i64::from(max)).and_then(|n| i32::try_from(n).ok())
     }
 
     fn number(&mut self, path: &str, at: usize, v: &Val<'_>) -> Option<f64> {
         let n = match v.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .map(|n| n as f64),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(|n| n as f64),
             DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
             other => {
                 self.wrong_type(path, at, Kind::Num, other);
@@ -501,13 +437,7 @@ impl Reader {
         }
     }
 
-    fn choice<T: Copy>(
-        &mut self,
-        path: &str,
-        at: usize,
-        v: &Val<'_>,
-        options: &[(&'static str, T)],
-    ) -> Option<T> {
+    fn choice<T: Copy>(&mut self, path: &str, at: usize, v: &Val<'_>, options: &[(&'static str, T)]) -> Option<T> {
         let s = self.string(path, at, v)?;
         if let Some((_, value)) = options.iter().find(|(name, _)| *name == s) {
             return Some(*value);
@@ -525,10 +455,7 @@ impl Reader {
             path,
             at,
             Kind::Str,
-            format!(
-                "\"{s}\" is not a valid `{key}`; expected one of {}",
-                quoted(&names)
-            ),
+            format!("\"{s}\" is not a valid `{key}`; expected one of {}", quoted(&names)),
             hint,
         );
         None
@@ -570,9 +497,7 @@ impl Reader {
         v: &Val<'_>,
         options: &[(&'static str, T)],
     ) -> Option<Vec<T>> {
-        self.list(path, at, v, Kind::List, |r, p, a, it| {
-            r.choice(p, a, it, options)
-        })
+        self.list(path, at, v, Kind::List, |r, p, a, it| r.choice(p, a, it, options))
     }
 
     fn tables<'a, 'i, T>(
@@ -591,21 +516,13 @@ impl Reader {
 }
 
 fn quoted(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("\"{n}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
 }
 
 /// Read the whole document. Always returns a model (with stand-ins where values were broken);
 /// the caller decides from the findings whether it may be used.
 pub(crate) fn read_charter(r: &mut Reader, root: &DeTable<'_>) -> Charter {
-    let t = Tbl {
-        path: String::new(),
-        at: 0,
-        table: root,
-    };
+    let t = Tbl { path: String::new(), at: 0, table: root };
     for (k, _) in root.iter() {
         let name: &str = k.get_ref();
         if !keys::CHARTER.contains(&name) {
@@ -614,13 +531,9 @@ pub(crate) fn read_charter(r: &mut Reader, root: &DeTable<'_>) -> Charter {
                 None => format!("top-level keys: {}", keys::CHARTER.join(", ")),
             };
             r.findings.push(
-                Finding::error(
-                    ProblemCode::UnknownKey,
-                    name,
-                    format!("unknown key `{name}`"),
-                )
-                .hint(hint)
-                .at(k.span().start),
+                Finding::error(ProblemCode::UnknownKey, name, format!("unknown key `{name}`"))
+                    .hint(hint)
+                    .at(k.span().start),
             );
         }
         r.spans.insert(name, k.span().start);
@@ -642,9 +555,7 @@ pub(crate) fn read_charter(r: &mut Reader, root: &DeTable<'_>) -> Charter {
             Some(FORMAT_VERSION)
         })
         .unwrap_or(FORMAT_VERSION);
-    let version = r
-        .req(&t, "version", Kind::Str, Reader::text)
-        .unwrap_or_default();
+    let version = r.req(&t, "version", Kind::Str, Reader::text).unwrap_or_default();
     let trial = r
         .req(&t, "trial", Kind::Table, |r, p, a, v| {
             let t = r.table(p, a, v, keys::TRIAL)?;
@@ -654,19 +565,12 @@ pub(crate) fn read_charter(r: &mut Reader, root: &DeTable<'_>) -> Charter {
     let dimse = r
         .req(&t, "dimse", Kind::Table, |r, p, a, v| {
             let t = r.table(p, a, v, keys::DIMSE)?;
-            let called_ae_titles = r
-                .req(&t, "called_ae_titles", Kind::List, Reader::strings)
-                .unwrap_or_default();
+            let called_ae_titles = r.req(&t, "called_ae_titles", Kind::List, Reader::strings).unwrap_or_default();
             Some(Dimse { called_ae_titles })
         })
-        .unwrap_or(Dimse {
-            called_ae_titles: Vec::new(),
-        });
-    let sites = r
-        .req(&t, "sites", Kind::Tables, |r, p, a, v| {
-            r.tables(p, a, v, read_site, keys::SITE)
-        })
-        .unwrap_or_default();
+        .unwrap_or(Dimse { called_ae_titles: Vec::new() });
+    let sites =
+        r.req(&t, "sites", Kind::Tables, |r, p, a, v| r.tables(p, a, v, read_site, keys::SITE)).unwrap_or_default();
     let subjects = r
         .req(&t, "subjects", Kind::Table, |r, p, a, v| {
             let t = r.table(p, a, v, keys::SUBJECTS)?;
@@ -689,9 +593,7 @@ pub(crate) fn read_charter(r: &mut Reader, root: &DeTable<'_>) -> Charter {
             })?;
             Some(Subjects { id_pattern })
         })
-        .unwrap_or_else(|| Subjects {
-            id_pattern: SubjectIdPattern::placeholder(),
-        });
+        .unwrap_or_else(|| Subjects { id_pattern: SubjectIdPattern::placeholder() });
     let arms = r
         .opt(&t, "arms", |r, p, a, v| {
             r.tables(
@@ -701,9 +603,7 @@ pub(crate) fn read_charter(r: &mut Reader, root: &DeTable<'_>) -> Charter {
                 |r, t| {
                     Some(Arm {
                         id: r.req(&t, "id", Kind::Str, Reader::text).unwrap_or_default(),
-                        label: r
-                            .req(&t, "label", Kind::Str, Reader::text)
-                            .unwrap_or_default(),
+                        label: r.req(&t, "label", Kind::Str, Reader::text).unwrap_or_default(),
                     })
                 },
                 keys::ARM,
@@ -715,33 +615,18 @@ pub(crate) fn read_charter(r: &mut Reader, root: &DeTable<'_>) -> Charter {
             let t = r.table(p, a, v, keys::SCHEDULE)?;
             Some(Schedule {
                 anchor: r
-                    .req(&t, "anchor", Kind::Str, |r, p, a, v| {
-                        r.choice(p, a, v, &Anchor::options())
-                    })
+                    .req(&t, "anchor", Kind::Str, |r, p, a, v| r.choice(p, a, v, &Anchor::options()))
                     .unwrap_or(Anchor::Randomization),
                 unscheduled_visits_allowed: r
-                    .req(
-                        &t,
-                        "unscheduled_visits_allowed",
-                        Kind::Bool,
-                        Reader::boolean,
-                    )
+                    .req(&t, "unscheduled_visits_allowed", Kind::Bool, Reader::boolean)
                     .unwrap_or(false),
             })
         })
-        .unwrap_or(Schedule {
-            anchor: Anchor::Randomization,
-            unscheduled_visits_allowed: false,
-        });
-    let visits = r
-        .req(&t, "visits", Kind::Tables, |r, p, a, v| {
-            r.tables(p, a, v, read_visit, keys::VISIT)
-        })
-        .unwrap_or_default();
+        .unwrap_or(Schedule { anchor: Anchor::Randomization, unscheduled_visits_allowed: false });
+    let visits =
+        r.req(&t, "visits", Kind::Tables, |r, p, a, v| r.tables(p, a, v, read_visit, keys::VISIT)).unwrap_or_default();
     let imaging = r
-        .req(&t, "imaging", Kind::Tables, |r, p, a, v| {
-            r.tables(p, a, v, read_imaging, keys::IMAGING)
-        })
+        .req(&t, "imaging", Kind::Tables, |r, p, a, v| r.tables(p, a, v, read_imaging, keys::IMAGING))
         .unwrap_or_default();
     let deidentification = r
         .opt(&t, "deidentification", |r, p, a, v| {
@@ -752,14 +637,10 @@ pub(crate) fn read_charter(r: &mut Reader, root: &DeTable<'_>) -> Charter {
     let qc = r
         .req(&t, "qc", Kind::Table, |r, p, a, v| {
             let t = r.table(p, a, v, keys::QC)?;
-            let stages = r.req(&t, "stages", Kind::Str, |r, p, a, v| {
-                r.choice(p, a, v, &QcStages::options())
-            })?;
+            let stages = r.req(&t, "stages", Kind::Str, |r, p, a, v| r.choice(p, a, v, &QcStages::options()))?;
             Some(Qc { stages })
         })
-        .unwrap_or(Qc {
-            stages: QcStages::Automated,
-        });
+        .unwrap_or(Qc { stages: QcStages::Automated });
     let reads = r
         .req(&t, "reads", Kind::Table, |r, p, a, v| {
             let t = r.table(p, a, v, keys::READS)?;
@@ -801,19 +682,11 @@ fn read_trial_default() -> Trial {
 fn read_trial(r: &mut Reader, t: &Tbl<'_, '_>) -> Trial {
     let d = read_trial_default();
     Trial {
-        sponsor: r
-            .req(t, "sponsor", Kind::Str, Reader::text)
-            .unwrap_or_default(),
-        protocol_id: r
-            .req(t, "protocol_id", Kind::Str, Reader::text)
-            .unwrap_or_default(),
-        protocol_name: r
-            .req(t, "protocol_name", Kind::Str, Reader::text)
-            .unwrap_or_default(),
+        sponsor: r.req(t, "sponsor", Kind::Str, Reader::text).unwrap_or_default(),
+        protocol_id: r.req(t, "protocol_id", Kind::Str, Reader::text).unwrap_or_default(),
+        protocol_name: r.req(t, "protocol_name", Kind::Str, Reader::text).unwrap_or_default(),
         therapeutic_area: r
-            .req(t, "therapeutic_area", Kind::Str, |r, p, a, v| {
-                r.choice(p, a, v, &TherapeuticArea::options())
-            })
+            .req(t, "therapeutic_area", Kind::Str, |r, p, a, v| r.choice(p, a, v, &TherapeuticArea::options()))
             .unwrap_or(d.therapeutic_area),
         blinding: r
             .req(t, "blinding", Kind::Table, |r, p, a, v| {
@@ -827,9 +700,7 @@ fn read_trial(r: &mut Reader, t: &Tbl<'_, '_>) -> Trial {
                             r.choice(p, a, v, &TimepointLabels::options())
                         })
                         .unwrap_or(TimepointLabels::Pseudo),
-                    sponsor_blinded: r
-                        .req(&t, "sponsor_blinded", Kind::Bool, Reader::boolean)
-                        .unwrap_or(true),
+                    sponsor_blinded: r.req(&t, "sponsor_blinded", Kind::Bool, Reader::boolean).unwrap_or(true),
                 })
             })
             .unwrap_or(d.blinding),
@@ -839,48 +710,27 @@ fn read_trial(r: &mut Reader, t: &Tbl<'_, '_>) -> Trial {
 fn read_site(r: &mut Reader, t: Tbl<'_, '_>) -> Option<Site> {
     Some(Site {
         id: r.req(&t, "id", Kind::Str, Reader::text).unwrap_or_default(),
-        name: r
-            .req(&t, "name", Kind::Str, Reader::text)
-            .unwrap_or_default(),
-        country: r
-            .req(&t, "country", Kind::Str, Reader::text)
-            .unwrap_or_default(),
+        name: r.req(&t, "name", Kind::Str, Reader::text).unwrap_or_default(),
+        country: r.req(&t, "country", Kind::Str, Reader::text).unwrap_or_default(),
         ae_titles: r.opt(&t, "ae_titles", Reader::strings).unwrap_or_default(),
     })
 }
 
 fn read_visit(r: &mut Reader, t: Tbl<'_, '_>) -> Option<VisitDefinition> {
     let id = r.req(&t, "id", Kind::Str, Reader::text).unwrap_or_default();
-    let label = r
-        .req(&t, "label", Kind::Str, Reader::text)
-        .unwrap_or_default();
+    let label = r.req(&t, "label", Kind::Str, Reader::text).unwrap_or_default();
     let timing = read_timing(r, &t);
     let window = r
         .req(&t, "window", Kind::Table, |r, p, a, v| {
             let w = r.table(p, a, v, keys::WINDOW)?;
-            let minus_days = r.req(&w, "minus_days", Kind::Int, |r, p, a, v| {
-                r.i32_in(p, a, v, -3650, 3650)
-            });
-            let plus_days = r.req(&w, "plus_days", Kind::Int, |r, p, a, v| {
-                r.i32_in(p, a, v, -3650, 3650)
-            });
-            Some(Window {
-                minus_days: minus_days?,
-                plus_days: plus_days?,
-            })
+            let minus_days = r.req(&w, "minus_days", Kind::Int, |r, p, a, v| r.i32_in(p, a, v, -3650, 3650));
+            let plus_days = r.req(&w, "plus_days", Kind::Int, |r, p, a, v| r.i32_in(p, a, v, -3650, 3650));
+            Some(Window { minus_days: minus_days?, plus_days: plus_days? })
         })
-        .unwrap_or(Window {
-            minus_days: 0,
-            plus_days: 0,
-        });
-    let imaging = r
-        .req(&t, "imaging", Kind::List, Reader::strings)
-        .unwrap_or_default();
-    let imaging_rule = r
-        .opt(&t, "imaging_rule", |r, p, a, v| {
-            r.choice(p, a, v, &ImagingRule::options())
-        })
-        .unwrap_or(ImagingRule::All);
+        .unwrap_or(Window { minus_days: 0, plus_days: 0 });
+    let imaging = r.req(&t, "imaging", Kind::List, Reader::strings).unwrap_or_default();
+    let imaging_rule =
+        r.opt(&t, "imaging_rule", |r, p, a, v| r.choice(p, a, v, &ImagingRule::options())).unwrap_or(ImagingRule::All);
     let series = r.opt(&t, "series", Reader::strings).unwrap_or_default();
     Some(VisitDefinition {
         id,
@@ -915,9 +765,7 @@ fn read_timing(r: &mut Reader, t: &Tbl<'_, '_>) -> Option<VisitTiming> {
         }
     }
     if let Some((p, a, v)) = t.get("days") {
-        match r.list(&p, a, v, Kind::List, |r, p, a, v| {
-            r.i32_in(p, a, v, -MAX_DAY, MAX_DAY)
-        }) {
+        match r.list(&p, a, v, Kind::List, |r, p, a, v| r.i32_in(p, a, v, -MAX_DAY, MAX_DAY)) {
             Some(d) => given.push(("days", VisitTiming::Days(d))),
             None => broken = true,
         }
@@ -950,13 +798,10 @@ fn read_timing(r: &mut Reader, t: &Tbl<'_, '_>) -> Option<VisitTiming> {
     } else {
         for key in ["from_week", "until_week"] {
             if let Some((p, a, _)) = t.get(key) {
-                let f = Finding::error(
-                    ProblemCode::Inconsistent,
-                    &p,
-                    format!("`{key}` only applies to a repeating visit"),
-                )
-                .hint("add every_weeks = N, or remove this key")
-                .at(a);
+                let f =
+                    Finding::error(ProblemCode::Inconsistent, &p, format!("`{key}` only applies to a repeating visit"))
+                        .hint("add every_weeks = N, or remove this key")
+                        .at(a);
                 // The visit's timing is still sound: nothing downstream depends on this key.
                 r.findings.push(f);
             }
@@ -966,13 +811,9 @@ fn read_timing(r: &mut Reader, t: &Tbl<'_, '_>) -> Option<VisitTiming> {
         1 => given.pop().map(|(_, timing)| timing),
         0 => {
             if !broken {
-                let f = Finding::error(
-                    ProblemCode::MissingKey,
-                    &t.path,
-                    "visit has no timing",
-                )
-                .hint("add one of: baseline = true, day = N, days = [N, ...], every_weeks = N with until_week = M")
-                .at(t.at);
+                let f = Finding::error(ProblemCode::MissingKey, &t.path, "visit has no timing")
+                    .hint("add one of: baseline = true, day = N, days = [N, ...], every_weeks = N with until_week = M")
+                    .at(t.at);
                 r.fail(f, Kind::Table);
             }
             None
@@ -980,16 +821,11 @@ fn read_timing(r: &mut Reader, t: &Tbl<'_, '_>) -> Option<VisitTiming> {
         _ => {
             let names: Vec<&str> = given.iter().map(|(k, _)| *k).collect();
             let second = names.get(1).copied().unwrap_or_default();
-            let (p, a) = t
-                .get(second)
-                .map_or((t.path.clone(), t.at), |(p, a, _)| (p, a));
+            let (p, a) = t.get(second).map_or((t.path.clone(), t.at), |(p, a, _)| (p, a));
             let f = Finding::error(
                 ProblemCode::Inconsistent,
                 p,
-                format!(
-                    "a visit has exactly one timing, this one has {}",
-                    names.join(" and ")
-                ),
+                format!("a visit has exactly one timing, this one has {}", names.join(" and ")),
             )
             .hint("keep one of baseline, day, days, every_weeks; write another [[visits]] entry for the rest")
             .at(a);
@@ -1005,20 +841,12 @@ fn read_imaging(r: &mut Reader, t: Tbl<'_, '_>) -> Option<ImagingRequirement> {
     Some(ImagingRequirement {
         id: r.req(&t, "id", Kind::Str, Reader::text).unwrap_or_default(),
         modality: r
-            .req(&t, "modality", Kind::Str, |r, p, a, v| {
-                r.choice(p, a, v, &Modality::options())
-            })
+            .req(&t, "modality", Kind::Str, |r, p, a, v| r.choice(p, a, v, &Modality::options()))
             .unwrap_or(Modality::Ct),
-        body_region: r
-            .req(&t, "body_region", Kind::Str, Reader::text)
-            .unwrap_or_default(),
-        body_part_examined: r
-            .opt(&t, "body_part_examined", Reader::strings)
-            .unwrap_or_default(),
+        body_region: r.req(&t, "body_region", Kind::Str, Reader::text).unwrap_or_default(),
+        body_part_examined: r.opt(&t, "body_part_examined", Reader::strings).unwrap_or_default(),
         series: r
-            .req(&t, "series", Kind::Tables, |r, p, a, v| {
-                r.tables(p, a, v, read_series, keys::SERIES)
-            })
+            .req(&t, "series", Kind::Tables, |r, p, a, v| r.tables(p, a, v, read_series, keys::SERIES))
             .unwrap_or_default(),
     })
 }
@@ -1026,20 +854,14 @@ fn read_imaging(r: &mut Reader, t: Tbl<'_, '_>) -> Option<ImagingRequirement> {
 fn read_series(r: &mut Reader, t: Tbl<'_, '_>) -> Option<SeriesSpec> {
     Some(SeriesSpec {
         id: r.req(&t, "id", Kind::Str, Reader::text).unwrap_or_default(),
-        description: r
-            .req(&t, "description", Kind::Str, Reader::text)
-            .unwrap_or_default(),
+        description: r.req(&t, "description", Kind::Str, Reader::text).unwrap_or_default(),
         required: r.opt(&t, "required", Reader::boolean).unwrap_or(true),
         identify: r
             .req(&t, "identify", Kind::Table, |r, p, a, v| {
                 let t = r.table(p, a, v, keys::IDENTIFY)?;
                 Some(SeriesIdentification {
-                    series_description: r
-                        .opt(&t, "series_description", Reader::strings)
-                        .unwrap_or_default(),
-                    protocol_name: r
-                        .opt(&t, "protocol_name", Reader::strings)
-                        .unwrap_or_default(),
+                    series_description: r.opt(&t, "series_description", Reader::strings).unwrap_or_default(),
+                    protocol_name: r.opt(&t, "protocol_name", Reader::strings).unwrap_or_default(),
                     image_type: r.opt(&t, "image_type", Reader::strings).unwrap_or_default(),
                     contrast: r.opt(&t, "contrast", Reader::boolean),
                 })
@@ -1059,13 +881,9 @@ fn read_range(r: &mut Reader, p: &str, a: usize, v: &Val<'_>) -> Option<Range> {
     let min = r.opt(&t, "min", Reader::number);
     let max = r.opt(&t, "max", Reader::number);
     if !t.has("min") && !t.has("max") {
-        let f = Finding::error(
-            ProblemCode::MissingKey,
-            p,
-            "a range needs `min`, `max` or both",
-        )
-        .hint("write e.g. { max = 5.0 } or { min = 1.5, max = 3.0 }")
-        .at(a);
+        let f = Finding::error(ProblemCode::MissingKey, p, "a range needs `min`, `max` or both")
+            .hint("write e.g. { max = 5.0 } or { min = 1.5, max = 3.0 }")
+            .at(a);
         r.fail(f, Kind::Table);
         return None;
     }
@@ -1082,29 +900,17 @@ fn read_constraints(r: &mut Reader, t: &Tbl<'_, '_>) -> AcquisitionConstraints {
         kvp: r.opt(t, "kvp", read_range),
         contrast: r.opt(t, "contrast", |r, p, a, v| {
             let c = r.table(p, a, v, keys::CONTRAST)?;
-            let agent = r.req(&c, "agent", Kind::Str, |r, p, a, v| {
-                r.choice(p, a, v, &ContrastAgent::options())
-            })?;
+            let agent = r.req(&c, "agent", Kind::Str, |r, p, a, v| r.choice(p, a, v, &ContrastAgent::options()))?;
             Some(ContrastRule {
                 agent,
-                phase: r.opt(&c, "phase", |r, p, a, v| {
-                    r.choice(p, a, v, &ContrastPhase::options())
-                }),
-                min_delay_minutes: r.opt(&c, "min_delay_minutes", |r, p, a, v| {
-                    r.u32_in(p, a, v, 0, 600)
-                }),
+                phase: r.opt(&c, "phase", |r, p, a, v| r.choice(p, a, v, &ContrastPhase::options())),
+                min_delay_minutes: r.opt(&c, "min_delay_minutes", |r, p, a, v| r.u32_in(p, a, v, 0, 600)),
             })
         }),
         field_strength_t: r.opt(t, "field_strength_t", read_range),
-        mr_sequence: r.opt(t, "mr_sequence", |r, p, a, v| {
-            r.choice(p, a, v, &MrSequence::options())
-        }),
-        mr_acquisition: r.opt(t, "mr_acquisition", |r, p, a, v| {
-            r.choice(p, a, v, &MrAcquisition::options())
-        }),
-        same_scanner_as_baseline: r
-            .opt(t, "same_scanner_as_baseline", Reader::boolean)
-            .unwrap_or(false),
+        mr_sequence: r.opt(t, "mr_sequence", |r, p, a, v| r.choice(p, a, v, &MrSequence::options())),
+        mr_acquisition: r.opt(t, "mr_acquisition", |r, p, a, v| r.choice(p, a, v, &MrAcquisition::options())),
+        same_scanner_as_baseline: r.opt(t, "same_scanner_as_baseline", Reader::boolean).unwrap_or(false),
         baseline_tolerance: r.opt(t, "baseline_tolerance", |r, p, a, v| {
             let b = r.table(p, a, v, keys::BASELINE_TOLERANCE)?;
             let tol = BaselineTolerance {
@@ -1127,34 +933,16 @@ fn read_constraints(r: &mut Reader, t: &Tbl<'_, '_>) -> AcquisitionConstraints {
 
 fn read_deid(r: &mut Reader, t: &Tbl<'_, '_>) -> DeidProfile {
     let d = DeidProfile::default();
-    let dates = [
-        ("remove", DateHandling::Remove),
-        ("keep", DateHandling::Keep),
-        ("shift", DateHandling::Shift),
-    ];
-    let flag = |r: &mut Reader, key: &str, default: bool| {
-        r.opt(t, key, Reader::boolean).unwrap_or(default)
-    };
+    let dates = [("remove", DateHandling::Remove), ("keep", DateHandling::Keep), ("shift", DateHandling::Shift)];
+    let flag = |r: &mut Reader, key: &str, default: bool| r.opt(t, key, Reader::boolean).unwrap_or(default);
     DeidProfile {
-        dates: r
-            .opt(t, "dates", |r, p, a, v| r.choice(p, a, v, &dates))
-            .unwrap_or(d.dates),
+        dates: r.opt(t, "dates", |r, p, a, v| r.choice(p, a, v, &dates)).unwrap_or(d.dates),
         max_shift_days: r
-            .opt(t, "max_shift_days", |r, p, a, v| {
-                r.u32_in(p, a, v, 0, 36_500)
-            })
+            .opt(t, "max_shift_days", |r, p, a, v| r.u32_in(p, a, v, 0, 36_500))
             .unwrap_or(d.max_shift_days),
-        retain_patient_characteristics: flag(
-            r,
-            "retain_patient_characteristics",
-            d.retain_patient_characteristics,
-        ),
+        retain_patient_characteristics: flag(r, "retain_patient_characteristics", d.retain_patient_characteristics),
         retain_device_identity: flag(r, "retain_device_identity", d.retain_device_identity),
-        retain_institution_identity: flag(
-            r,
-            "retain_institution_identity",
-            d.retain_institution_identity,
-        ),
+        retain_institution_identity: flag(r, "retain_institution_identity", d.retain_institution_identity),
         retain_uids: flag(r, "retain_uids", d.retain_uids),
         retain_safe_private: flag(r, "retain_safe_private", d.retain_safe_private),
         safe_private: r
@@ -1166,40 +954,27 @@ fn read_deid(r: &mut Reader, t: &Tbl<'_, '_>) -> DeidProfile {
                     |r, t| {
                         let creator = r.req(&t, "creator", Kind::Str, Reader::text);
                         let group = r.req(&t, "group", Kind::Int, |r, p, a, v| {
-                            r.int(p, a, v, 0, 0xFFFF)
-                                .and_then(|n| u16::try_from(n).ok())
+                            r.int(p, a, v, 0, 0xFFFF).and_then(|n| u16::try_from(n).ok())
                         });
                         let element = r.req(&t, "element", Kind::Int, |r, p, a, v| {
                             r.int(p, a, v, 0, 0xFF).and_then(|n| u8::try_from(n).ok())
                         });
-                        Some(SafePrivateTag {
-                            creator: creator?,
-                            group: group?,
-                            element: element?,
-                        })
+                        Some(SafePrivateTag { creator: creator?, group: group?, element: element? })
                     },
                     keys::SAFE_PRIVATE_TAG,
                 )
             })
             .unwrap_or_default(),
         clean_descriptors: flag(r, "clean_descriptors", d.clean_descriptors),
-        descriptor_allow_list: r
-            .opt(t, "descriptor_allow_list", Reader::strings)
-            .unwrap_or_default(),
+        descriptor_allow_list: r.opt(t, "descriptor_allow_list", Reader::strings).unwrap_or_default(),
         pixel_masks: r
-            .opt(t, "pixel_masks", |r, p, a, v| {
-                r.tables(p, a, v, read_pixel_mask, keys::PIXEL_MASK)
-            })
+            .opt(t, "pixel_masks", |r, p, a, v| r.tables(p, a, v, read_pixel_mask, keys::PIXEL_MASK))
             .unwrap_or_default(),
     }
 }
 
 fn read_pixel_mask(r: &mut Reader, t: Tbl<'_, '_>) -> Option<PixelMask> {
-    let dim = |r: &mut Reader, key: &str| {
-        r.req(&t, key, Kind::Int, |r, p, a, v| {
-            r.u32_in(p, a, v, 1, 65_535)
-        })
-    };
+    let dim = |r: &mut Reader, key: &str| r.req(&t, key, Kind::Int, |r, p, a, v| r.u32_in(p, a, v, 1, 65_535));
     let manufacturer = r.req(&t, "manufacturer", Kind::Str, Reader::text);
     let model = r.opt(&t, "model", Reader::text);
     let rows = dim(r, "rows");
@@ -1210,29 +985,15 @@ fn read_pixel_mask(r: &mut Reader, t: Tbl<'_, '_>) -> Option<PixelMask> {
             a,
             v,
             |r, t| {
-                let n = |r: &mut Reader, key: &str| {
-                    r.req(&t, key, Kind::Int, |r, p, a, v| {
-                        r.u32_in(p, a, v, 0, 65_535)
-                    })
-                };
+                let n =
+                    |r: &mut Reader, key: &str| r.req(&t, key, Kind::Int, |r, p, a, v| r.u32_in(p, a, v, 0, 65_535));
                 let (x, y, width, height) = (n(r, "x"), n(r, "y"), n(r, "width"), n(r, "height"));
-                Some(MaskRegion {
-                    x: x?,
-                    y: y?,
-                    width: width?,
-                    height: height?,
-                })
+                Some(MaskRegion { x: x?, y: y?, width: width?, height: height? })
             },
             keys::MASK_REGION,
         )
     });
-    Some(PixelMask {
-        manufacturer: manufacturer?,
-        model,
-        rows: rows?,
-        columns: columns?,
-        regions: regions?,
-    })
+    Some(PixelMask { manufacturer: manufacturer?, model, rows: rows?, columns: columns?, regions: regions? })
 }
 
 fn read_reads_default() -> ReadDesign {
@@ -1255,66 +1016,41 @@ fn read_reads_default() -> ReadDesign {
 
 fn read_reads(r: &mut Reader, t: &Tbl<'_, '_>) -> ReadDesign {
     let d = read_reads_default();
-    let confirmation_required = r
-        .opt(t, "confirmation_required", Reader::boolean)
-        .unwrap_or(false);
+    let confirmation_required = r.opt(t, "confirmation_required", Reader::boolean).unwrap_or(false);
     let confirmation_min_days = r
-        .opt(t, "confirmation_min_days", |r, p, a, v| {
-            r.u32_in(p, a, v, 1, 3650)
-        })
+        .opt(t, "confirmation_min_days", |r, p, a, v| r.u32_in(p, a, v, 1, 3650))
         .or(confirmation_required.then_some(28));
     ReadDesign {
         criteria: r
-            .req(t, "criteria", Kind::List, |r, p, a, v| {
-                r.choices(p, a, v, &Criteria::options())
-            })
+            .req(t, "criteria", Kind::List, |r, p, a, v| r.choices(p, a, v, &Criteria::options()))
             .unwrap_or_default(),
         readers_per_case: r
-            .req(t, "readers_per_case", Kind::Int, |r, p, a, v| {
-                r.int(p, a, v, 1, 2).and_then(|n| u8::try_from(n).ok())
-            })
+            .req(t, "readers_per_case", Kind::Int, |r, p, a, v| r.int(p, a, v, 1, 2).and_then(|n| u8::try_from(n).ok()))
             .unwrap_or(d.readers_per_case),
         paradigm: r
-            .req(t, "paradigm", Kind::Str, |r, p, a, v| {
-                r.choice(p, a, v, &ReadParadigm::options())
-            })
+            .req(t, "paradigm", Kind::Str, |r, p, a, v| r.choice(p, a, v, &ReadParadigm::options()))
             .unwrap_or(d.paradigm),
         adjudication: r.opt(t, "adjudication", |r, p, a, v| {
             let t = r.table(p, a, v, keys::ADJUDICATION)?;
-            let triggers = r.req(&t, "triggers", Kind::List, |r, p, a, v| {
-                r.choices(p, a, v, &AdjudicationTrigger::options())
-            });
-            let choice = r.req(&t, "choice", Kind::Str, |r, p, a, v| {
-                r.choice(p, a, v, &AdjudicationChoice::options())
-            });
-            Some(Adjudication {
-                triggers: triggers?,
-                choice: choice?,
-            })
+            let triggers =
+                r.req(&t, "triggers", Kind::List, |r, p, a, v| r.choices(p, a, v, &AdjudicationTrigger::options()));
+            let choice = r.req(&t, "choice", Kind::Str, |r, p, a, v| r.choice(p, a, v, &AdjudicationChoice::options()));
+            Some(Adjudication { triggers: triggers?, choice: choice? })
         }),
         sd_min_days: r.opt(t, "sd_min_days", |r, p, a, v| r.u32_in(p, a, v, 0, 3650)),
         confirmation_required,
         confirmation_min_days,
-        measures: r
-            .opt(t, "measures", |r, p, a, v| {
-                r.choices(p, a, v, &Measure::options())
-            })
-            .unwrap_or_default(),
+        measures: r.opt(t, "measures", |r, p, a, v| r.choices(p, a, v, &Measure::options())).unwrap_or_default(),
         reader_qualifications: r
             .req(t, "reader_qualifications", Kind::Table, |r, p, a, v| {
                 let q = r.table(p, a, v, keys::READER_QUALIFICATIONS)?;
                 Some(ReaderQualifications {
-                    therapeutic_area: r.opt(&q, "therapeutic_area", |r, p, a, v| {
-                        r.choice(p, a, v, &TherapeuticArea::options())
-                    }),
+                    therapeutic_area: r
+                        .opt(&q, "therapeutic_area", |r, p, a, v| r.choice(p, a, v, &TherapeuticArea::options())),
                     criteria: r
-                        .opt(&q, "criteria", |r, p, a, v| {
-                            r.choices(p, a, v, &Criteria::options())
-                        })
+                        .opt(&q, "criteria", |r, p, a, v| r.choices(p, a, v, &Criteria::options()))
                         .unwrap_or_default(),
-                    training_current: r
-                        .req(&q, "training_current", Kind::Bool, Reader::boolean)
-                        .unwrap_or(true),
+                    training_current: r.req(&q, "training_current", Kind::Bool, Reader::boolean).unwrap_or(true),
                 })
             })
             .unwrap_or(d.reader_qualifications),

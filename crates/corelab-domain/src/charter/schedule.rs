@@ -45,11 +45,7 @@ pub(crate) fn definition_days(timing: &VisitTiming) -> Vec<i32> {
         VisitTiming::Baseline => vec![0],
         VisitTiming::Day(d) => vec![*d],
         VisitTiming::Days(days) => days.clone(),
-        VisitTiming::EveryWeeks {
-            every_weeks,
-            from_week,
-            until_week,
-        } => {
+        VisitTiming::EveryWeeks { every_weeks, from_week, until_week } => {
             if *every_weeks == 0 {
                 return Vec::new();
             }
@@ -152,11 +148,7 @@ impl VisitCalendar {
                 day: v.day,
             })
             .collect();
-        VisitCalendar {
-            anchor: charter.schedule.anchor,
-            anchor_date,
-            visits,
-        }
+        VisitCalendar { anchor: charter.schedule.anchor, anchor_date, visits }
     }
 
     pub fn visit(&self, visit_id: &str) -> Option<&PlannedVisit> {
@@ -171,17 +163,12 @@ impl VisitCalendar {
     /// The visits whose window contains `study_date`, in schedule order. Empty = unscheduled
     /// (or out of window); more than one when windows overlap.
     pub fn visits_containing(&self, study_date: Date) -> Vec<&PlannedVisit> {
-        self.visits
-            .iter()
-            .filter(|v| v.window_contains(study_date))
-            .collect()
+        self.visits.iter().filter(|v| v.window_contains(study_date)).collect()
     }
 
     /// The visit whose expected date is closest to `study_date` (the earlier one on a tie).
     pub fn nearest_visit(&self, study_date: Date) -> Option<&PlannedVisit> {
-        self.visits
-            .iter()
-            .min_by_key(|v| (v.expected_date.days_until(study_date).unsigned_abs(), v.day))
+        self.visits.iter().min_by_key(|v| (v.expected_date.days_until(study_date).unsigned_abs(), v.day))
     }
 }
 
@@ -196,39 +183,20 @@ mod tests {
 
     #[test]
     fn repeating_definitions_expand_by_week() {
-        let t = VisitTiming::EveryWeeks {
-            every_weeks: 8,
-            from_week: 8,
-            until_week: 40,
-        };
+        let t = VisitTiming::EveryWeeks { every_weeks: 8, from_week: 8, until_week: 40 };
         assert_eq!(definition_days(&t), vec![56, 112, 168, 224, 280]);
-        let t = VisitTiming::EveryWeeks {
-            every_weeks: 12,
-            from_week: 6,
-            until_week: 30,
-        };
+        let t = VisitTiming::EveryWeeks { every_weeks: 12, from_week: 6, until_week: 30 };
         assert_eq!(definition_days(&t), vec![42, 126, 210]);
-        let empty = VisitTiming::EveryWeeks {
-            every_weeks: 4,
-            from_week: 10,
-            until_week: 8,
-        };
+        let empty = VisitTiming::EveryWeeks { every_weeks: 4, from_week: 10, until_week: 8 };
         assert!(definition_days(&empty).is_empty());
-        let huge = VisitTiming::EveryWeeks {
-            every_weeks: 1,
-            from_week: 1,
-            until_week: 5200,
-        };
+        let huge = VisitTiming::EveryWeeks { every_weeks: 1, from_week: 1, until_week: 5200 };
         assert_eq!(definition_days(&huge).len(), MAX_SCHEDULED_VISITS + 1);
     }
 
     #[test]
     fn templates() {
         assert_eq!(fill_template("W{week}", 56), "W8");
-        assert_eq!(
-            fill_template("Day {day} (week {week})", 84),
-            "Day 84 (week 12)"
-        );
+        assert_eq!(fill_template("Day {day} (week {week})", 84), "Day 84 (week 12)");
         assert_eq!(fill_template("W{week}", 60), "W{week}");
         assert_eq!(fill_template("EOT", 60), "EOT");
     }

@@ -19,10 +19,7 @@ pub fn ae_title_error(ae: &str) -> Option<String> {
         return Some("AE title contains a non-ASCII character".into());
     }
     if ae.len() > 16 {
-        return Some(format!(
-            "AE title has {} characters, at most 16 are allowed",
-            ae.len()
-        ));
+        return Some(format!("AE title has {} characters, at most 16 are allowed", ae.len()));
     }
     if ae.trim().is_empty() {
         return Some("AE title is all spaces".into());
@@ -58,15 +55,9 @@ pub fn cs_error(value: &str) -> Option<String> {
         return Some("is empty".into());
     }
     if value.len() > 16 {
-        return Some(format!(
-            "has {} characters, a DICOM code string has at most 16",
-            value.len()
-        ));
+        return Some(format!("has {} characters, a DICOM code string has at most 16", value.len()));
     }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' ' || c == '_')
-    {
+    if !value.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' ' || c == '_') {
         return Some("may only hold upper case letters, digits, space and underscore".into());
     }
     None
@@ -81,35 +72,28 @@ pub fn id_error(id: &str, max: usize) -> Option<String> {
     if id.chars().count() > max {
         return Some(format!("is longer than {max} characters"));
     }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Some(format!(
-            "contains {c:?}; IDs may only hold letters, digits, '-', '_' and '.'"
-        ));
+    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Some(format!("contains {c:?}; IDs may only hold letters, digits, '-', '_' and '.'"));
     }
     None
 }
 
 /// ISO 3166-1 alpha-2 officially assigned codes (249), sorted.
 pub const ISO_3166_ALPHA2: &[&str] = &[
-    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
-    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
-    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
-    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
-    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
-    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
-    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
-    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
-    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
-    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
-    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
-    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
-    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
-    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
-    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
-    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ", "BA", "BB", "BD",
+    "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS", "BT", "BV", "BW", "BY", "BZ", "CA",
+    "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE",
+    "DJ", "DK", "DM", "DO", "DZ", "EC", "EE", "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA",
+    "GB", "GD", "GE", "GF", "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK",
+    "HM", "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM", "JO", "JP",
+    "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC", "LI", "LK", "LR", "LS", "LT",
+    "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK", "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS",
+    "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA", "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ",
+    "OM", "PA", "PE", "PF", "PG", "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS",
+    "RU", "RW", "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", "ST",
+    "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO", "TR", "TT", "TV", "TW",
+    "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI", "VN", "VU", "WF", "WS", "YE", "YT", "ZA",
+    "ZM", "ZW",
 ];
 
 /// Why `code` is not an ISO 3166-1 alpha-2 country code, with a hint; None when it is one.
@@ -127,10 +111,7 @@ pub fn country_error(code: &str) -> Option<(String, String)> {
     } else {
         "use the ISO 3166-1 alpha-2 code, e.g. \"FR\", \"DE\", \"US\"".to_string()
     };
-    Some((
-        format!("\"{code}\" is not an ISO 3166-1 alpha-2 country code"),
-        hint,
-    ))
+    Some((format!("\"{code}\" is not an ISO 3166-1 alpha-2 country code"), hint))
 }
 
 /// Edit distance (Levenshtein) between two short strings, case-insensitive.
@@ -214,10 +195,7 @@ mod tests {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("same", "SAME"), 0);
         let keys = ["slice_thickness_mm", "slice_spacing_mm", "kvp"];
-        assert_eq!(
-            closest("slice_thicknes_mm", keys),
-            Some("slice_thickness_mm")
-        );
+        assert_eq!(closest("slice_thicknes_mm", keys), Some("slice_thickness_mm"));
         assert_eq!(closest("kv", keys), Some("kvp"));
         assert_eq!(closest("colour", keys), None);
     }

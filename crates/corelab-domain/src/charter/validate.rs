@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use super::model::*;
 use super::pattern::{glob_error, glob_matches};
 use super::problem::{Finding, ProblemCode as P};
-use super::schedule::{
-    MAX_SCHEDULED_VISITS, ScheduledVisit, definition_days, expand_definition, fill_template,
-};
+use super::schedule::{MAX_SCHEDULED_VISITS, ScheduledVisit, definition_days, expand_definition, fill_template};
 use super::text::{ae_key, ae_title_error, closest, country_error, cs_error, id_error, lo_error};
 use crate::deid_profile::DateHandling;
 
@@ -42,9 +40,8 @@ impl Validator {
     fn id(&mut self, path: String, id: &str, what: &str) {
         if let Some(e) = id_error(id, MAX_ID_LEN) {
             self.push(
-                Finding::error(P::InvalidValue, path, format!("{what} ID \"{id}\" {e}")).hint(
-                    format!("use 1-{MAX_ID_LEN} letters, digits, '-', '_' or '.'"),
-                ),
+                Finding::error(P::InvalidValue, path, format!("{what} ID \"{id}\" {e}"))
+                    .hint(format!("use 1-{MAX_ID_LEN} letters, digits, '-', '_' or '.'")),
             );
         }
     }
@@ -58,12 +55,8 @@ impl Validator {
             }
             if let Some(first) = seen.get(id) {
                 self.push(
-                    Finding::error(
-                        P::DuplicateId,
-                        path,
-                        format!("{what} ID \"{id}\" is already used at {first}"),
-                    )
-                    .hint(format!("give each {what} its own ID")),
+                    Finding::error(P::DuplicateId, path, format!("{what} ID \"{id}\" is already used at {first}"))
+                        .hint(format!("give each {what} its own ID")),
                 );
             } else {
                 seen.insert(id, path);
@@ -74,29 +67,16 @@ impl Validator {
     fn lo(&mut self, path: String, value: &str, element: &str) {
         if let Some(e) = lo_error(value) {
             self.push(
-                Finding::error(P::InvalidValue, path, format!("value {e}")).hint(format!(
-                    "it is written to DICOM {element}: at most 64 characters, no backslash"
-                )),
+                Finding::error(P::InvalidValue, path, format!("value {e}"))
+                    .hint(format!("it is written to DICOM {element}: at most 64 characters, no backslash")),
             );
         }
     }
 
     fn trial(&mut self, c: &Charter) {
-        self.lo(
-            "trial.sponsor".into(),
-            &c.trial.sponsor,
-            "Clinical Trial Sponsor Name (0012,0010)",
-        );
-        self.lo(
-            "trial.protocol_id".into(),
-            &c.trial.protocol_id,
-            "Clinical Trial Protocol ID (0012,0020)",
-        );
-        self.lo(
-            "trial.protocol_name".into(),
-            &c.trial.protocol_name,
-            "Clinical Trial Protocol Name (0012,0021)",
-        );
+        self.lo("trial.sponsor".into(), &c.trial.sponsor, "Clinical Trial Sponsor Name (0012,0010)");
+        self.lo("trial.protocol_id".into(), &c.trial.protocol_id, "Clinical Trial Protocol ID (0012,0020)");
+        self.lo("trial.protocol_name".into(), &c.trial.protocol_name, "Clinical Trial Protocol Name (0012,0021)");
     }
 
     fn ae_title(&mut self, path: String, ae: &str) -> bool {
@@ -112,9 +92,7 @@ impl Validator {
                 Finding::warning(
                     P::InvalidValue,
                     path,
-                    format!(
-                        "AE title \"{ae}\" has leading or trailing spaces, which DICOM ignores"
-                    ),
+                    format!("AE title \"{ae}\" has leading or trailing spaces, which DICOM ignores"),
                 )
                 .hint(format!("write \"{}\"", ae.trim())),
             );
@@ -161,18 +139,11 @@ impl Validator {
         let mut ae_owner: HashMap<String, (String, String)> = HashMap::new();
         for (i, s) in c.sites.iter().enumerate() {
             self.id(format!("sites[{i}].id"), &s.id, "site");
-            self.lo(
-                format!("sites[{i}].name"),
-                &s.name,
-                "Clinical Trial Site Name (0012,0031)",
-            );
+            self.lo(format!("sites[{i}].name"), &s.name, "Clinical Trial Site Name (0012,0031)");
             if !s.country.is_empty()
                 && let Some((message, hint)) = country_error(&s.country)
             {
-                self.push(
-                    Finding::error(P::InvalidValue, format!("sites[{i}].country"), message)
-                        .hint(hint),
-                );
+                self.push(Finding::error(P::InvalidValue, format!("sites[{i}].country"), message).hint(hint));
             }
             for (k, ae) in s.ae_titles.iter().enumerate() {
                 let path = format!("sites[{i}].ae_titles[{k}]");
@@ -181,11 +152,7 @@ impl Validator {
                 }
                 match ae_owner.get(&ae_key(ae)) {
                     Some((site, first)) => {
-                        let whose = if *site == s.id {
-                            "this site".to_string()
-                        } else {
-                            format!("site {site}")
-                        };
+                        let whose = if *site == s.id { "this site".to_string() } else { format!("site {site}") };
                         self.push(
                             Finding::error(
                                 P::DuplicateAeTitle,
@@ -201,13 +168,7 @@ impl Validator {
                 }
             }
         }
-        self.unique(
-            "site",
-            c.sites
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (format!("sites[{i}].id"), s.id.as_str())),
-        );
+        self.unique("site", c.sites.iter().enumerate().map(|(i, s)| (format!("sites[{i}].id"), s.id.as_str())));
     }
 
     fn subjects(&mut self, c: &Charter) {
@@ -242,13 +203,7 @@ impl Validator {
         for (i, a) in c.arms.iter().enumerate() {
             self.id(format!("arms[{i}].id"), &a.id, "arm");
         }
-        self.unique(
-            "arm",
-            c.arms
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (format!("arms[{i}].id"), a.id.as_str())),
-        );
+        self.unique("arm", c.arms.iter().enumerate().map(|(i, a)| (format!("arms[{i}].id"), a.id.as_str())));
     }
 
     fn visits(&mut self, c: &Charter) {
@@ -278,23 +233,14 @@ impl Validator {
             return;
         }
 
-        let baselines: Vec<usize> = c
-            .visits
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.timing == VisitTiming::Baseline)
-            .map(|(i, _)| i)
-            .collect();
+        let baselines: Vec<usize> =
+            c.visits.iter().enumerate().filter(|(_, d)| d.timing == VisitTiming::Baseline).map(|(i, _)| i).collect();
         match baselines.as_slice() {
             [] => self.push(
-                Finding::error(
-                    P::MissingKey,
-                    "visits",
-                    "the schedule has no baseline visit",
-                )
-                .hint("mark the baseline visit with baseline = true")
-                // Not trusted when a visit could not be read: it may be the baseline.
-                .refers_to("visits"),
+                Finding::error(P::MissingKey, "visits", "the schedule has no baseline visit")
+                    .hint("mark the baseline visit with baseline = true")
+                    // Not trusted when a visit could not be read: it may be the baseline.
+                    .refers_to("visits"),
             ),
             [_] => {}
             [first, rest @ ..] => {
@@ -320,8 +266,7 @@ impl Validator {
                 continue;
             }
             match seen.get(v.id.as_str()) {
-                Some(first)
-                    if first.definition == v.definition || reported.contains(&v.definition) => {}
+                Some(first) if first.definition == v.definition || reported.contains(&v.definition) => {}
                 Some(first) => {
                     reported.push(v.definition);
                     self.push(
@@ -333,9 +278,7 @@ impl Validator {
                                 v.id, v.day, first.definition, first.day
                             ),
                         )
-                        .hint(
-                            "give each visit its own ID; for repeats use {week} or {day} in the ID",
-                        ),
+                        .hint("give each visit its own ID; for repeats use {week} or {day} in the ID"),
                     );
                 }
                 None => {
@@ -345,19 +288,14 @@ impl Validator {
         }
 
         // Overlapping windows make a scan's visit ambiguous: warn once per pair of definitions.
-        let mut ordered: Vec<&ScheduledVisit> = all
-            .iter()
-            .filter(|v| v.window.minus_days + v.window.plus_days >= 0)
-            .collect();
+        let mut ordered: Vec<&ScheduledVisit> =
+            all.iter().filter(|v| v.window.minus_days + v.window.plus_days >= 0).collect();
         ordered.sort_by_key(|v| (v.day, v.definition));
         let mut warned: Vec<(usize, usize)> = Vec::new();
         for pair in ordered.windows(2) {
             let (a, b) = (pair[0], pair[1]);
             let same_visit = a.definition == b.definition && a.day == b.day; // reported as a duplicate day
-            if !same_visit
-                && b.window_opens() <= a.window_closes()
-                && !warned.contains(&(a.definition, b.definition))
-            {
+            if !same_visit && b.window_opens() <= a.window_closes() && !warned.contains(&(a.definition, b.definition)) {
                 warned.push((a.definition, b.definition));
                 self.push(
                     Finding::warning(
@@ -379,13 +317,7 @@ impl Validator {
         }
     }
 
-    fn visit_definition(
-        &mut self,
-        c: &Charter,
-        i: usize,
-        def: &VisitDefinition,
-        imaging_ids: &[&str],
-    ) {
+    fn visit_definition(&mut self, c: &Charter, i: usize, def: &VisitDefinition, imaging_ids: &[&str]) {
         let base = format!("visits[{i}]");
         let days = definition_days(&def.timing);
         match &def.timing {
@@ -431,11 +363,7 @@ impl Validator {
                     }
                 }
             }
-            VisitTiming::EveryWeeks {
-                from_week,
-                until_week,
-                ..
-            } => {
+            VisitTiming::EveryWeeks { from_week, until_week, .. } => {
                 if *from_week == 0 {
                     self.push(
                         Finding::error(
@@ -461,9 +389,7 @@ impl Validator {
                         Finding::error(
                             P::InvalidValue,
                             format!("{base}.every_weeks"),
-                            format!(
-                                "this repeat generates more than {MAX_SCHEDULED_VISITS} visits"
-                            ),
+                            format!("this repeat generates more than {MAX_SCHEDULED_VISITS} visits"),
                         )
                         .hint("check every_weeks and until_week"),
                     );
@@ -472,10 +398,7 @@ impl Validator {
         }
 
         // IDs and labels: placeholders.
-        let generates_many = matches!(
-            def.timing,
-            VisitTiming::Days(_) | VisitTiming::EveryWeeks { .. }
-        );
+        let generates_many = matches!(def.timing, VisitTiming::Days(_) | VisitTiming::EveryWeeks { .. });
         for (key, text) in [("id", &def.id), ("label", &def.label)] {
             let path = format!("{base}.{key}");
             for name in placeholders(text) {
@@ -507,10 +430,7 @@ impl Validator {
                 Finding::error(
                     P::BadPattern,
                     format!("{base}.id"),
-                    format!(
-                        "visit ID \"{}\" would be the same for every visit this entry generates",
-                        def.id
-                    ),
+                    format!("visit ID \"{}\" would be the same for every visit this entry generates", def.id),
                 )
                 .hint("put {week} or {day} in the ID, e.g. id = \"W{week}\""),
             );
@@ -545,12 +465,8 @@ impl Validator {
         // Imaging references.
         if def.imaging.is_empty() {
             self.push(
-                Finding::error(
-                    P::InvalidValue,
-                    format!("{base}.imaging"),
-                    "visit expects no imaging",
-                )
-                .hint("list the [[imaging]] requirement IDs expected at this visit"),
+                Finding::error(P::InvalidValue, format!("{base}.imaging"), "visit expects no imaging")
+                    .hint("list the [[imaging]] requirement IDs expected at this visit"),
             );
         }
         for (k, id) in def.imaging.iter().enumerate() {
@@ -562,21 +478,13 @@ impl Validator {
                         path,
                         format!("visit refers to unknown imaging requirement \"{id}\""),
                     )
-                    .hint(did_you_mean(
-                        id,
-                        imaging_ids.iter().copied(),
-                        "imaging requirements",
-                    ))
+                    .hint(did_you_mean(id, imaging_ids.iter().copied(), "imaging requirements"))
                     .refers_to("imaging"),
                 );
             } else if def.imaging[..k].contains(id) {
                 self.push(
-                    Finding::error(
-                        P::DuplicateId,
-                        path,
-                        format!("imaging requirement \"{id}\" is listed twice"),
-                    )
-                    .hint("remove the duplicate"),
+                    Finding::error(P::DuplicateId, path, format!("imaging requirement \"{id}\" is listed twice"))
+                        .hint("remove the duplicate"),
                 );
             }
         }
@@ -592,11 +500,7 @@ impl Validator {
         }
 
         // Series subset.
-        let all_series: Vec<&str> = c
-            .imaging
-            .iter()
-            .flat_map(|r| r.series.iter().map(|s| s.id.as_str()))
-            .collect();
+        let all_series: Vec<&str> = c.imaging.iter().flat_map(|r| r.series.iter().map(|s| s.id.as_str())).collect();
         for (k, sid) in def.series.iter().enumerate() {
             let path = format!("{base}.series[{k}]");
             match c.series(sid) {
@@ -609,7 +513,10 @@ impl Validator {
                     Finding::error(
                         P::Inconsistent,
                         path,
-                        format!("series \"{sid}\" belongs to imaging requirement \"{}\", which this visit does not list", req.id),
+                        format!(
+                            "series \"{sid}\" belongs to imaging requirement \"{}\", which this visit does not list",
+                            req.id
+                        ),
                     )
                     .hint(format!("add \"{}\" to this visit's imaging, or remove the series", req.id)),
                 ),
@@ -626,7 +533,9 @@ impl Validator {
                         Finding::error(
                             P::Inconsistent,
                             format!("{base}.imaging[{k}]"),
-                            format!("none of the series of imaging requirement \"{rid}\" is listed in this visit's `series`"),
+                            format!(
+                                "none of the series of imaging requirement \"{rid}\" is listed in this visit's `series`"
+                            ),
                         )
                         .hint("add its series to `series`, or remove `series` to expect all series"),
                     );
@@ -638,12 +547,8 @@ impl Validator {
     fn imaging(&mut self, c: &Charter) {
         if c.imaging.is_empty() {
             self.push(
-                Finding::error(
-                    P::InvalidValue,
-                    "imaging",
-                    "the charter defines no imaging requirement",
-                )
-                .hint("add an [[imaging]] entry with its [[imaging.series]]"),
+                Finding::error(P::InvalidValue, "imaging", "the charter defines no imaging requirement")
+                    .hint("add an [[imaging]] entry with its [[imaging.series]]"),
             );
         }
         for (i, req) in c.imaging.iter().enumerate() {
@@ -652,19 +557,19 @@ impl Validator {
             for (k, part) in req.body_part_examined.iter().enumerate() {
                 if let Some(e) = cs_error(part) {
                     self.push(
-                        Finding::error(P::InvalidValue, format!("{base}.body_part_examined[{k}]"), format!("\"{part}\" {e}"))
-                            .hint("use Body Part Examined (0018,0015) values such as \"CHEST\", \"ABDOMEN\", \"HEAD\""),
+                        Finding::error(
+                            P::InvalidValue,
+                            format!("{base}.body_part_examined[{k}]"),
+                            format!("\"{part}\" {e}"),
+                        )
+                        .hint("use Body Part Examined (0018,0015) values such as \"CHEST\", \"ABDOMEN\", \"HEAD\""),
                     );
                 }
             }
             if req.series.is_empty() {
                 self.push(
-                    Finding::error(
-                        P::InvalidValue,
-                        format!("{base}.series"),
-                        "imaging requirement lists no series",
-                    )
-                    .hint("add an [[imaging.series]] entry per expected series"),
+                    Finding::error(P::InvalidValue, format!("{base}.series"), "imaging requirement lists no series")
+                        .hint("add an [[imaging.series]] entry per expected series"),
                 );
             }
             for (j, s) in req.series.iter().enumerate() {
@@ -675,7 +580,10 @@ impl Validator {
                             Finding::warning(
                                 P::Inconsistent,
                                 format!("{base}.series[{j}].identify"),
-                                format!("series \"{}\" is identified exactly like \"{}\" ({base}.series[{j0}])", s.id, earlier.id),
+                                format!(
+                                    "series \"{}\" is identified exactly like \"{}\" ({base}.series[{j0}])",
+                                    s.id, earlier.id
+                                ),
                             )
                             .hint("add a criterion that tells them apart (description pattern, contrast, image type)"),
                         );
@@ -688,10 +596,7 @@ impl Validator {
                     Finding::warning(
                         P::Inconsistent,
                         format!("{base}.id"),
-                        format!(
-                            "imaging requirement \"{}\" is not expected at any visit",
-                            req.id
-                        ),
+                        format!("imaging requirement \"{}\" is not expected at any visit", req.id),
                     )
                     .hint("add it to a visit's `imaging`, or remove it"),
                 );
@@ -699,18 +604,12 @@ impl Validator {
         }
         self.unique(
             "imaging requirement",
-            c.imaging
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (format!("imaging[{i}].id"), r.id.as_str())),
+            c.imaging.iter().enumerate().map(|(i, r)| (format!("imaging[{i}].id"), r.id.as_str())),
         );
         self.unique(
             "series",
             c.imaging.iter().enumerate().flat_map(|(i, r)| {
-                r.series
-                    .iter()
-                    .enumerate()
-                    .map(move |(j, s)| (format!("imaging[{i}].series[{j}].id"), s.id.as_str()))
+                r.series.iter().enumerate().map(move |(j, s)| (format!("imaging[{i}].series[{j}].id"), s.id.as_str()))
             }),
         );
     }
@@ -726,14 +625,16 @@ impl Validator {
         let idf = &s.identify;
         if idf.is_empty() {
             self.push(
-                Finding::error(P::InvalidValue, format!("{base}.identify"), format!("series \"{}\" has no way to be recognised", s.id))
-                    .hint("give series_description or protocol_name patterns, image_type values or contrast"),
+                Finding::error(
+                    P::InvalidValue,
+                    format!("{base}.identify"),
+                    format!("series \"{}\" has no way to be recognised", s.id),
+                )
+                .hint("give series_description or protocol_name patterns, image_type values or contrast"),
             );
         }
-        for (key, patterns) in [
-            ("series_description", &idf.series_description),
-            ("protocol_name", &idf.protocol_name),
-        ] {
+        for (key, patterns) in [("series_description", &idf.series_description), ("protocol_name", &idf.protocol_name)]
+        {
             for (k, p) in patterns.iter().enumerate() {
                 let path = format!("{base}.identify.{key}[{k}]");
                 if let Some(e) = glob_error(p) {
@@ -755,11 +656,7 @@ impl Validator {
                             .hint("set clean_descriptors = true in [deidentification] and cover these patterns in descriptor_allow_list"),
                         );
                     }
-                } else if !deid
-                    .descriptor_allow_list
-                    .iter()
-                    .any(|a| glob_matches(a, p))
-                {
+                } else if !deid.descriptor_allow_list.iter().any(|a| glob_matches(a, p)) {
                     self.push(
                         Finding::warning(
                             P::Inconsistent,
@@ -860,19 +757,13 @@ impl Validator {
                 (Some(true), ContrastAgent::Forbidden) => {
                     Some("identified as contrast-enhanced but contrast is forbidden")
                 }
-                (Some(false), ContrastAgent::Required) => {
-                    Some("identified as non-contrast but contrast is required")
-                }
+                (Some(false), ContrastAgent::Required) => Some("identified as non-contrast but contrast is required"),
                 _ => None,
             };
             if let Some(why) = conflict {
                 self.push(
-                    Finding::error(
-                        P::Inconsistent,
-                        format!("{path}.agent"),
-                        format!("series \"{}\" is {why}", s.id),
-                    )
-                    .hint("make identify.contrast and constraints.contrast.agent agree"),
+                    Finding::error(P::Inconsistent, format!("{path}.agent"), format!("series \"{}\" is {why}", s.id))
+                        .hint("make identify.contrast and constraints.contrast.agent agree"),
                 );
             }
         }
@@ -888,12 +779,8 @@ impl Validator {
                 let kpath = format!("{path}.{key}");
                 if v < 0.0 {
                     self.push(
-                        Finding::error(
-                            P::InvalidValue,
-                            kpath.clone(),
-                            format!("tolerance {} is negative", fmt_num(v)),
-                        )
-                        .hint("a tolerance is the largest allowed absolute difference: 0 or more"),
+                        Finding::error(P::InvalidValue, kpath.clone(), format!("tolerance {} is negative", fmt_num(v)))
+                            .hint("a tolerance is the largest allowed absolute difference: 0 or more"),
                     );
                 }
                 self.applies(&kpath, key, m);
@@ -924,12 +811,8 @@ impl Validator {
         };
         if !ok {
             self.push(
-                Finding::error(
-                    P::Inconsistent,
-                    path,
-                    format!("`{key}` does not apply to {m} series"),
-                )
-                .hint("remove it, or put it on an imaging requirement of a modality it applies to"),
+                Finding::error(P::Inconsistent, path, format!("`{key}` does not apply to {m} series"))
+                    .hint("remove it, or put it on an imaging requirement of a modality it applies to"),
             );
         }
     }
@@ -980,12 +863,8 @@ impl Validator {
         for (k, p) in d.descriptor_allow_list.iter().enumerate() {
             if p.trim().is_empty() {
                 self.push(
-                    Finding::error(
-                        P::BadPattern,
-                        format!("{base}.descriptor_allow_list[{k}]"),
-                        "pattern is empty",
-                    )
-                    .hint("use a glob such as \"*T1*\""),
+                    Finding::error(P::BadPattern, format!("{base}.descriptor_allow_list[{k}]"), "pattern is empty")
+                        .hint("use a glob such as \"*T1*\""),
                 );
             }
         }
@@ -1007,12 +886,8 @@ impl Validator {
             let path = format!("{base}.pixel_masks[{k}]");
             if mask.regions.is_empty() {
                 self.push(
-                    Finding::error(
-                        P::InvalidValue,
-                        format!("{path}.regions"),
-                        "pixel mask has no region",
-                    )
-                    .hint("add [[deidentification.pixel_masks.regions]] with x, y, width, height"),
+                    Finding::error(P::InvalidValue, format!("{path}.regions"), "pixel mask has no region")
+                        .hint("add [[deidentification.pixel_masks.regions]] with x, y, width, height"),
                 );
             }
             for (j, r) in mask.regions.iter().enumerate() {
@@ -1052,12 +927,8 @@ impl Validator {
         let base = "reads";
         if r.criteria.is_empty() {
             self.push(
-                Finding::error(
-                    P::InvalidValue,
-                    format!("{base}.criteria"),
-                    "no read criteria",
-                )
-                .hint("list the criteria, e.g. criteria = [\"RECIST1.1\"]"),
+                Finding::error(P::InvalidValue, format!("{base}.criteria"), "no read criteria")
+                    .hint("list the criteria, e.g. criteria = [\"RECIST1.1\"]"),
             );
         }
         let area = c.trial.therapeutic_area;
@@ -1065,8 +936,7 @@ impl Validator {
             let path = format!("{base}.criteria[{k}]");
             if r.criteria[..k].contains(cr) {
                 self.push(
-                    Finding::error(P::DuplicateId, path, format!("{cr} is listed twice"))
-                        .hint("remove the duplicate"),
+                    Finding::error(P::DuplicateId, path, format!("{cr} is listed twice")).hint("remove the duplicate"),
                 );
                 continue;
             }
@@ -1074,12 +944,9 @@ impl Validator {
                 Criteria::Recist11 | Criteria::Irecist => {
                     matches!(area, TherapeuticArea::Oncology | TherapeuticArea::Other)
                 }
-                Criteria::Lvef => matches!(
-                    area,
-                    TherapeuticArea::Cardiology
-                        | TherapeuticArea::Oncology
-                        | TherapeuticArea::Other
-                ),
+                Criteria::Lvef => {
+                    matches!(area, TherapeuticArea::Cardiology | TherapeuticArea::Oncology | TherapeuticArea::Other)
+                }
                 Criteria::Ms => matches!(area, TherapeuticArea::Neurology | TherapeuticArea::Other),
             };
             if !fits {
@@ -1117,10 +984,9 @@ impl Validator {
         if let Some(adj) = &r.adjudication {
             let path = format!("{base}.adjudication.triggers");
             if adj.triggers.is_empty() {
-                self.push(
-                    Finding::error(P::InvalidValue, path.clone(), "no adjudication trigger")
-                        .hint("list triggers, e.g. [\"progression_date\"], or remove [reads.adjudication] for no adjudication"),
-                );
+                self.push(Finding::error(P::InvalidValue, path.clone(), "no adjudication trigger").hint(
+                    "list triggers, e.g. [\"progression_date\"], or remove [reads.adjudication] for no adjudication",
+                ));
             }
             for (k, t) in adj.triggers.iter().enumerate() {
                 let tpath = format!("{path}[{k}]");
@@ -1130,19 +996,11 @@ impl Validator {
                             .hint("remove the duplicate"),
                     );
                 } else if !recist
-                    && matches!(
-                        t,
-                        AdjudicationTrigger::ProgressionDate
-                            | AdjudicationTrigger::BestOverallResponse
-                    )
+                    && matches!(t, AdjudicationTrigger::ProgressionDate | AdjudicationTrigger::BestOverallResponse)
                 {
                     self.push(
-                        Finding::error(
-                            P::Inconsistent,
-                            tpath,
-                            format!("trigger {t} needs RECIST1.1 or iRECIST reads"),
-                        )
-                        .hint("use any_timepoint for LVEF and MS reads"),
+                        Finding::error(P::Inconsistent, tpath, format!("trigger {t} needs RECIST1.1 or iRECIST reads"))
+                            .hint("use any_timepoint for LVEF and MS reads"),
                     );
                 }
             }
@@ -1203,29 +1061,20 @@ impl Validator {
             let path = format!("{base}.measures[{k}]");
             if r.measures[..k].contains(m) {
                 self.push(
-                    Finding::error(P::DuplicateId, path, format!("{m} is listed twice"))
-                        .hint("remove the duplicate"),
+                    Finding::error(P::DuplicateId, path, format!("{m} is listed twice")).hint("remove the duplicate"),
                 );
             } else if !r.criteria.contains(&m.criteria()) {
                 self.push(
                     Finding::error(
                         P::Inconsistent,
                         path,
-                        format!(
-                            "measure {m} belongs to {} reads, which reads.criteria does not list",
-                            m.criteria()
-                        ),
+                        format!("measure {m} belongs to {} reads, which reads.criteria does not list", m.criteria()),
                     )
-                    .hint(format!(
-                        "add \"{}\" to criteria, or remove the measure",
-                        m.criteria()
-                    )),
+                    .hint(format!("add \"{}\" to criteria, or remove the measure", m.criteria())),
                 );
             }
         }
-        if r.criteria.contains(&Criteria::Ms)
-            && !r.measures.iter().any(|m| m.criteria() == Criteria::Ms)
-        {
+        if r.criteria.contains(&Criteria::Ms) && !r.measures.iter().any(|m| m.criteria() == Criteria::Ms) {
             self.push(
                 Finding::error(P::MissingKey, format!("{base}.measures"), "MS reads need the measures to read")
                     .hint("list them, e.g. measures = [\"gd_enhancing_lesions\", \"new_enlarging_t2_lesions\", \"brain_volume_change\"]"),
@@ -1274,11 +1123,7 @@ impl Validator {
     }
 }
 
-fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl Iterator<Item = &'a str> + Clone,
-    what: &str,
-) -> String {
+fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str> + Clone, what: &str) -> String {
     match closest(word, candidates.clone()) {
         Some(near) => format!("did you mean \"{near}\"?"),
         None => {
@@ -1293,11 +1138,7 @@ fn did_you_mean<'a>(
 }
 
 fn descriptor_tag(key: &str) -> &'static str {
-    if key == "protocol_name" {
-        "Protocol Name (0018,1030)"
-    } else {
-        "Series Description (0008,103E)"
-    }
+    if key == "protocol_name" { "Protocol Name (0018,1030)" } else { "Series Description (0008,103E)" }
 }
 
 /// The `{...}` placeholder names in a template.
@@ -1319,9 +1160,5 @@ fn placeholders(text: &str) -> Vec<&str> {
 
 /// A number as a person writes it: 5 rather than 5.0.
 pub(crate) fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
 }

@@ -45,10 +45,7 @@ impl From<&CaseResult> for ReaderOutcome {
             timepoints: r
                 .per_timepoint
                 .iter()
-                .map(|t| TimepointOutcome {
-                    days_from_baseline: t.days_from_baseline,
-                    overall: t.overall,
-                })
+                .map(|t| TimepointOutcome { days_from_baseline: t.days_from_baseline, overall: t.overall })
                 .collect(),
             best_overall_response: r.best_overall_response,
             progression_day_from_baseline: r.progression_day_from_baseline,
@@ -102,8 +99,7 @@ pub fn adjudication_decision(
     for trigger in triggers {
         match trigger {
             AdjudicationTrigger::OverallResponseAnyTimepoint => {
-                let mut by_day: BTreeMap<u32, (Option<Response>, Option<Response>)> =
-                    BTreeMap::new();
+                let mut by_day: BTreeMap<u32, (Option<Response>, Option<Response>)> = BTreeMap::new();
                 for t in &reader_1.timepoints {
                     by_day.entry(t.days_from_baseline).or_default().0 = Some(t.overall);
                 }
@@ -112,17 +108,12 @@ pub fn adjudication_decision(
                 }
                 for (day, (a, b)) in by_day {
                     if a != b {
-                        out.push(Disagreement::OverallResponse {
-                            days_from_baseline: day,
-                            reader_1: a,
-                            reader_2: b,
-                        });
+                        out.push(Disagreement::OverallResponse { days_from_baseline: day, reader_1: a, reader_2: b });
                     }
                 }
             }
             AdjudicationTrigger::ProgressionDate => {
-                if reader_1.progression_day_from_baseline != reader_2.progression_day_from_baseline
-                {
+                if reader_1.progression_day_from_baseline != reader_2.progression_day_from_baseline {
                     out.push(Disagreement::ProgressionDate {
                         reader_1: reader_1.progression_day_from_baseline,
                         reader_2: reader_2.progression_day_from_baseline,
@@ -138,9 +129,7 @@ pub fn adjudication_decision(
                 }
             }
             AdjudicationTrigger::FirstResponseDate => {
-                if reader_1.first_response_day_from_baseline
-                    != reader_2.first_response_day_from_baseline
-                {
+                if reader_1.first_response_day_from_baseline != reader_2.first_response_day_from_baseline {
                     out.push(Disagreement::FirstResponseDate {
                         reader_1: reader_1.first_response_day_from_baseline,
                         reader_2: reader_2.first_response_day_from_baseline,
@@ -149,8 +138,5 @@ pub fn adjudication_decision(
             }
         }
     }
-    AdjudicationDecision {
-        required: !out.is_empty(),
-        disagreements: out,
-    }
+    AdjudicationDecision { required: !out.is_empty(), disagreements: out }
 }

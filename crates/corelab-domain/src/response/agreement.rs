@@ -20,11 +20,7 @@ impl Rate {
     pub fn new(numerator: u64, denominator: u64) -> Self {
         #[allow(clippy::cast_precision_loss)]
         let value = (denominator > 0).then(|| numerator as f64 / denominator as f64);
-        Rate {
-            numerator,
-            denominator,
-            value,
-        }
+        Rate { numerator, denominator, value }
     }
 }
 
@@ -72,16 +68,12 @@ pub fn cohen_kappa<T: Ord>(pairs: &[(T, T)]) -> Result<Kappa, AgreementError> {
             agree += 1;
         }
     }
-    let chance: u128 = rows
-        .iter()
-        .map(|(k, r)| r * cols.get(k).copied().unwrap_or(0))
-        .sum();
+    let chance: u128 = rows.iter().map(|(k, r)| r * cols.get(k).copied().unwrap_or(0)).sum();
     let n2 = n * n;
     #[allow(clippy::cast_precision_loss)]
     let ratio = |num: i128, den: i128| num as f64 / den as f64;
     let as_i = |v: u128| i128::try_from(v).unwrap_or(i128::MAX);
-    let kappa =
-        (chance != n2).then(|| ratio(as_i(n * agree) - as_i(chance), as_i(n2) - as_i(chance)));
+    let kappa = (chance != n2).then(|| ratio(as_i(n * agree) - as_i(chance), as_i(n2) - as_i(chance)));
     Ok(Kappa {
         n: u64::try_from(n).unwrap_or(u64::MAX),
         agreements: u64::try_from(agree).unwrap_or(u64::MAX),
@@ -144,10 +136,7 @@ pub fn read_metrics(records: &[DoubleRead]) -> Result<ReadMetrics, AgreementErro
                 return Err(AgreementError::ChoiceWithoutAdjudication { index });
             }
             if chosen != &r.reader_1 && chosen != &r.reader_2 {
-                return Err(AgreementError::ChoiceNotAReader {
-                    index,
-                    chosen: chosen.clone(),
-                });
+                return Err(AgreementError::ChoiceNotAReader { index, chosen: chosen.clone() });
             }
         }
         if r.adjudicated {

@@ -47,9 +47,7 @@ pub(crate) fn best_overall(window: &[(u32, BorClass)], protocol: &Protocol) -> B
         let unconfirmed: Vec<u32> = window
             .iter()
             .enumerate()
-            .filter(|(i, (_, c))| {
-                matches!(c, BorClass::Cr | BorClass::Pr) && !confirmed(window, *i, false, protocol)
-            })
+            .filter(|(i, (_, c))| matches!(c, BorClass::Cr | BorClass::Pr) && !confirmed(window, *i, false, protocol))
             .map(|(_, (d, _))| *d)
             .collect();
         if !unconfirmed.is_empty() && !cr && first_pr.is_none() {
@@ -73,10 +71,7 @@ pub(crate) fn best_overall(window: &[(u32, BorClass)], protocol: &Protocol) -> B
             (None, None)
         }
     } else {
-        let first = window
-            .iter()
-            .find(|(_, c)| matches!(c, BorClass::Cr | BorClass::Pr))
-            .map(|(d, _)| *d);
+        let first = window.iter().find(|(_, c)| matches!(c, BorClass::Cr | BorClass::Pr)).map(|(d, _)| *d);
         if window.iter().any(|(_, c)| *c == BorClass::Cr) {
             (Some(BorOutcome::Cr), first)
         } else if window.iter().any(|(_, c)| *c == BorClass::Pr) {
@@ -86,11 +81,7 @@ pub(crate) fn best_overall(window: &[(u32, BorClass)], protocol: &Protocol) -> B
         }
     };
     if let Some(outcome) = response {
-        return Bor {
-            outcome,
-            first_response_day,
-            notes,
-        };
+        return Bor { outcome, first_response_day, notes };
     }
 
     // SD-level: an SD, or with confirmation an unconfirmed CR/PR, at or after the SD minimum.
@@ -104,11 +95,7 @@ pub(crate) fn best_overall(window: &[(u32, BorClass)], protocol: &Protocol) -> B
         .map(|(d, _)| *d)
         .collect();
     if sd_candidates.iter().any(|&d| sd_ok(d)) {
-        return Bor {
-            outcome: BorOutcome::Sd,
-            first_response_day: None,
-            notes,
-        };
+        return Bor { outcome: BorOutcome::Sd, first_response_day: None, notes };
     }
     if !sd_candidates.is_empty() {
         notes.push(format!(
@@ -124,11 +111,7 @@ pub(crate) fn best_overall(window: &[(u32, BorClass)], protocol: &Protocol) -> B
     } else {
         BorOutcome::Ne
     };
-    Bor {
-        outcome,
-        first_response_day: None,
-        notes,
-    }
+    Bor { outcome, first_response_day: None, notes }
 }
 
 /// Is the response at `i` confirmed? `need_cr`: CR confirmed by a later CR with only CR between;
@@ -140,11 +123,7 @@ fn confirmed(window: &[(u32, BorClass)], i: usize, need_cr: bool, protocol: &Pro
         return false;
     };
     let level = |c: BorClass| {
-        if need_cr {
-            c == BorClass::Cr
-        } else {
-            matches!(c, BorClass::Cr | BorClass::Pr)
-        }
+        if need_cr { c == BorClass::Cr } else { matches!(c, BorClass::Cr | BorClass::Pr) }
     };
     if !level(class_i) {
         return false;
@@ -154,8 +133,7 @@ fn confirmed(window: &[(u32, BorClass)], i: usize, need_cr: bool, protocol: &Pro
         if at_level && day_j.saturating_sub(day_i) >= protocol.confirmation_min_days {
             return true;
         }
-        let may_sit_between =
-            at_level || (class_j == BorClass::Ne && protocol.confirmation_allow_ne_between);
+        let may_sit_between = at_level || (class_j == BorClass::Ne && protocol.confirmation_allow_ne_between);
         if !may_sit_between {
             return false;
         }
@@ -164,10 +142,7 @@ fn confirmed(window: &[(u32, BorClass)], i: usize, need_cr: bool, protocol: &Pro
 }
 
 fn join_days(days: &[u32]) -> String {
-    days.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    days.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// BOR and dates derived from a sequence of timepoint responses alone.
@@ -200,35 +175,23 @@ pub fn best_overall_response(
     let mut previous: Option<u32> = None;
     for (index, &(day, response)) in timepoints.iter().enumerate() {
         if day == 0 || previous.is_some_and(|p| day <= p) {
-            return Err(err(
-                index,
-                day,
-                "days_from_baseline",
-                "days must be >= 1 and strictly increasing".to_string(),
-            ));
+            return Err(err(index, day, "days_from_baseline", "days must be >= 1 and strictly increasing".to_string()));
         }
         previous = Some(day);
         let class = match (criteria, response) {
             (Criteria::Recist11, Response::Cr) | (Criteria::IRecist, Response::ICr) => BorClass::Cr,
-            (Criteria::Recist11, Response::Pr) | (Criteria::IRecist, Response::IPr)
-                if has_target_disease =>
-            {
+            (Criteria::Recist11, Response::Pr) | (Criteria::IRecist, Response::IPr) if has_target_disease => {
                 BorClass::Pr
             }
-            (Criteria::Recist11, Response::Sd) | (Criteria::IRecist, Response::ISd)
-                if has_target_disease =>
-            {
+            (Criteria::Recist11, Response::Sd) | (Criteria::IRecist, Response::ISd) if has_target_disease => {
                 BorClass::Sd
             }
-            (Criteria::Recist11, Response::NonCrNonPd)
-            | (Criteria::IRecist, Response::NonICrNonIUpd)
+            (Criteria::Recist11, Response::NonCrNonPd) | (Criteria::IRecist, Response::NonICrNonIUpd)
                 if !has_target_disease =>
             {
                 BorClass::Sd
             }
-            (Criteria::Recist11, Response::Pd) | (Criteria::IRecist, Response::ICpd) => {
-                BorClass::Pd
-            }
+            (Criteria::Recist11, Response::Pd) | (Criteria::IRecist, Response::ICpd) => BorClass::Pd,
             (Criteria::IRecist, Response::IUpd) => BorClass::Iupd,
             (_, Response::Ne) => BorClass::Ne,
             _ => {
@@ -239,11 +202,7 @@ pub fn best_overall_response(
                     format!(
                         "{response} is not an overall response of {} for {}",
                         criteria.as_str(),
-                        if has_target_disease {
-                            "a subject with target disease"
-                        } else {
-                            "non-target disease only"
-                        }
+                        if has_target_disease { "a subject with target disease" } else { "non-target disease only" }
                     ),
                 ));
             }
@@ -303,14 +262,8 @@ mod tests {
 
     #[test]
     fn confirmation_needs_the_minimum_gap() {
-        assert_eq!(
-            best_overall(&[(56, Pr), (83, Pr)], &p(true)).outcome,
-            BorOutcome::Sd
-        );
-        assert_eq!(
-            best_overall(&[(56, Pr), (84, Pr)], &p(true)).outcome,
-            BorOutcome::Pr
-        );
+        assert_eq!(best_overall(&[(56, Pr), (83, Pr)], &p(true)).outcome, BorOutcome::Sd);
+        assert_eq!(best_overall(&[(56, Pr), (84, Pr)], &p(true)).outcome, BorOutcome::Pr);
     }
 
     #[test]

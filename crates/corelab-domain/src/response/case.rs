@@ -337,17 +337,9 @@ pub enum ResponseError {
     #[error("input is not valid JSON: {0}")]
     Json(String),
     #[error("case {case}{}: {key}: {message}", timepoint_suffix(.timepoint))]
-    Invalid {
-        case: String,
-        timepoint: Option<String>,
-        key: String,
-        message: String,
-    },
+    Invalid { case: String, timepoint: Option<String>, key: String, message: String },
     #[error("case {case}: baseline lesion selection breaks RECIST 1.1: {}", join_violations(.violations))]
-    BaselineSelection {
-        case: String,
-        violations: Vec<SelectionViolation>,
-    },
+    BaselineSelection { case: String, violations: Vec<SelectionViolation> },
     #[error("could not write the result: {0}")]
     Output(String),
 }
@@ -360,11 +352,7 @@ fn timepoint_suffix(timepoint: &Option<String>) -> String {
 }
 
 fn join_violations(violations: &[SelectionViolation]) -> String {
-    violations
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 /// How a timepoint is named in messages: "timepoint 2 (day 84)".
@@ -387,18 +375,8 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
-    fn at(
-        &self,
-        timepoint: Option<String>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ResponseError {
-        ResponseError::Invalid {
-            case: self.case.to_string(),
-            timepoint,
-            key: key.into(),
-            message: message.into(),
-        }
+    fn at(&self, timepoint: Option<String>, key: impl Into<String>, message: impl Into<String>) -> ResponseError {
+        ResponseError::Invalid { case: self.case.to_string(), timepoint, key: key.into(), message: message.into() }
     }
 }
 
@@ -408,11 +386,7 @@ pub(crate) fn validate(case: &CaseInput, label: &str) -> Result<(), ResponseErro
     let c = Check { case: label };
     let baseline = &case.baseline;
     if baseline.targets.is_empty() && baseline.non_targets.is_empty() {
-        return Err(c.at(
-            None,
-            "baseline",
-            "no target and no non-target lesion: there is no disease to follow",
-        ));
+        return Err(c.at(None, "baseline", "no target and no non-target lesion: there is no disease to follow"));
     }
     if case.protocol.confirmation_min_days == 0 {
         return Err(c.at(None, "protocol.confirmation_min_days", "must be at least 1"));
@@ -439,10 +413,7 @@ pub(crate) fn validate(case: &CaseInput, label: &str) -> Result<(), ResponseErro
     }
     let violations = selection::check_baseline_selection(&lesions, baseline.slice_thickness_mm);
     if !violations.is_empty() {
-        return Err(ResponseError::BaselineSelection {
-            case: label.to_string(),
-            violations,
-        });
+        return Err(ResponseError::BaselineSelection { case: label.to_string(), violations });
     }
 
     let target_ids: BTreeSet<&str> = baseline.targets.iter().map(|t| t.id.as_str()).collect();
@@ -460,11 +431,7 @@ pub(crate) fn validate(case: &CaseInput, label: &str) -> Result<(), ResponseErro
         let day = tp.days_from_baseline;
         let here = || Some(timepoint_label(index, Some(day)));
         if day == 0 {
-            return Err(c.at(
-                here(),
-                "days_from_baseline",
-                "must be at least 1 (day 0 is baseline)",
-            ));
+            return Err(c.at(here(), "days_from_baseline", "must be at least 1 (day 0 is baseline)"));
         }
         if let Some(prev) = previous_day
             && day <= prev
@@ -491,11 +458,7 @@ pub(crate) fn validate(case: &CaseInput, label: &str) -> Result<(), ResponseErro
                         return Err(c.at(here(), key, "a lesion cannot be merged into itself"));
                     }
                     if !target_ids.contains(host.as_str()) {
-                        return Err(c.at(
-                            here(),
-                            key,
-                            format!("merged_into \"{host}\" is not a baseline target id"),
-                        ));
+                        return Err(c.at(here(), key, format!("merged_into \"{host}\" is not a baseline target id")));
                     }
                     if let Some(TargetMeasurement::MergedInto(next)) = tp.targets.get(host) {
                         return Err(c.at(
@@ -526,11 +489,7 @@ pub(crate) fn validate(case: &CaseInput, label: &str) -> Result<(), ResponseErro
         let mut seen_here: BTreeSet<&str> = BTreeSet::new();
         for (li, lesion) in tp.new_lesions.iter().enumerate() {
             let key = |field: &str| {
-                if field.is_empty() {
-                    format!("new_lesions[{li}]")
-                } else {
-                    format!("new_lesions[{li}].{field}")
-                }
+                if field.is_empty() { format!("new_lesions[{li}]") } else { format!("new_lesions[{li}].{field}") }
             };
             if lesion.id.is_empty() {
                 return Err(c.at(here(), key("id"), "must not be empty"));
@@ -539,18 +498,11 @@ pub(crate) fn validate(case: &CaseInput, label: &str) -> Result<(), ResponseErro
                 return Err(c.at(
                     here(),
                     key("id"),
-                    format!(
-                        "\"{}\" is a baseline lesion id; a new lesion needs its own id",
-                        lesion.id
-                    ),
+                    format!("\"{}\" is a baseline lesion id; a new lesion needs its own id", lesion.id),
                 ));
             }
             if !seen_here.insert(lesion.id.as_str()) {
-                return Err(c.at(
-                    here(),
-                    key("id"),
-                    format!("\"{}\" is listed twice at this timepoint", lesion.id),
-                ));
+                return Err(c.at(here(), key("id"), format!("\"{}\" is listed twice at this timepoint", lesion.id)));
             }
             if lesion.organ.trim().is_empty() {
                 return Err(c.at(here(), key("organ"), "must not be empty"));
@@ -559,11 +511,7 @@ pub(crate) fn validate(case: &CaseInput, label: &str) -> Result<(), ResponseErro
                 match lesion.category {
                     Some(cat) => Some(cat),
                     None => {
-                        return Err(c.at(
-                            here(),
-                            key("category"),
-                            "is required under iRECIST (\"NLT\" or \"NLNT\")",
-                        ));
+                        return Err(c.at(here(), key("category"), "is required under iRECIST (\"NLT\" or \"NLNT\")"));
                     }
                 }
             } else {
@@ -588,26 +536,16 @@ pub(crate) fn validate(case: &CaseInput, label: &str) -> Result<(), ResponseErro
                     ));
                 }
             } else {
-                known_new.insert(
-                    lesion.id.as_str(),
-                    (lesion.organ.as_str(), lesion.is_node, category),
-                );
+                known_new.insert(lesion.id.as_str(), (lesion.organ.as_str(), lesion.is_node, category));
                 if category == Some(NewLesionCategory::Target) {
-                    nlt_ids.push((
-                        lesion.id.as_str(),
-                        selection::organ_key(&lesion.organ, lesion.is_node),
-                    ));
+                    nlt_ids.push((lesion.id.as_str(), selection::organ_key(&lesion.organ, lesion.is_node)));
                 }
             }
             if irecist {
                 match category {
                     Some(NewLesionCategory::Target) => {
                         let Some(d) = lesion.diameter_mm else {
-                            return Err(c.at(
-                                here(),
-                                key("diameter_mm"),
-                                "is required for a new lesion target (NLT)",
-                            ));
+                            return Err(c.at(here(), key("diameter_mm"), "is required for a new lesion target (NLT)"));
                         };
                         if lesion.further_increase {
                             return Err(c.at(
@@ -616,8 +554,7 @@ pub(crate) fn validate(case: &CaseInput, label: &str) -> Result<(), ResponseErro
                                 "applies to NLNT only; an NLT's growth is read from diameter_mm",
                             ));
                         }
-                        let first_time =
-                            !lesion.equivocal && nlt_size_checked.insert(lesion.id.as_str());
+                        let first_time = !lesion.equivocal && nlt_size_checked.insert(lesion.id.as_str());
                         if first_time {
                             let (minimum, what) = if lesion.is_node {
                                 (Tenths::units(15), "a nodal NLT needs a short axis >= 15 mm")
@@ -628,9 +565,7 @@ pub(crate) fn validate(case: &CaseInput, label: &str) -> Result<(), ResponseErro
                                 return Err(c.at(
                                     here(),
                                     key("diameter_mm"),
-                                    format!(
-                                        "{d} mm is below {minimum} mm: {what}; record it as NLNT"
-                                    ),
+                                    format!("{d} mm is below {minimum} mm: {what}; record it as NLNT"),
                                 ));
                             }
                         }

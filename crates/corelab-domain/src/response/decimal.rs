@@ -32,14 +32,8 @@ pub fn parse_scaled(text: &str, decimals: u32) -> Result<i64, DecimalError> {
     let (mantissa, exponent) = match rest.find(['e', 'E']) {
         Some(pos) => {
             let exp_text = &rest[pos + 1..];
-            let exp_digits = exp_text
-                .strip_prefix('-')
-                .or_else(|| exp_text.strip_prefix('+'))
-                .unwrap_or(exp_text);
-            if exp_digits.is_empty()
-                || exp_digits.len() > 4
-                || !exp_digits.bytes().all(|b| b.is_ascii_digit())
-            {
+            let exp_digits = exp_text.strip_prefix('-').or_else(|| exp_text.strip_prefix('+')).unwrap_or(exp_text);
+            if exp_digits.is_empty() || exp_digits.len() > 4 || !exp_digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(DecimalError::NotANumber);
             }
             let exp: i64 = exp_text.parse().map_err(|_| DecimalError::NotANumber)?;
@@ -84,11 +78,8 @@ pub fn parse_scaled(text: &str, decimals: u32) -> Result<i64, DecimalError> {
     if significant.len() > 18 {
         return Err(DecimalError::TooLarge);
     }
-    let value: i64 = if significant.is_empty() {
-        0
-    } else {
-        significant.parse().map_err(|_| DecimalError::TooLarge)?
-    };
+    let value: i64 =
+        if significant.is_empty() { 0 } else { significant.parse().map_err(|_| DecimalError::TooLarge)? };
     if negative { Ok(-value) } else { Ok(value) }
 }
 
@@ -97,11 +88,7 @@ pub(crate) fn div_round(num: i128, den: i128) -> i128 {
     if den <= 0 {
         return 0;
     }
-    if num >= 0 {
-        (2 * num + den) / (2 * den)
-    } else {
-        -((2 * (-num) + den) / (2 * den))
-    }
+    if num >= 0 { (2 * num + den) / (2 * den) } else { -((2 * (-num) + den) / (2 * den)) }
 }
 
 fn format_scaled(f: &mut fmt::Formatter<'_>, value: i64, decimals: u32) -> fmt::Result {
@@ -109,20 +96,10 @@ fn format_scaled(f: &mut fmt::Formatter<'_>, value: i64, decimals: u32) -> fmt::
     let sign = if value < 0 { "-" } else { "" };
     let abs = value.unsigned_abs();
     let scale_u = scale.unsigned_abs();
-    write!(
-        f,
-        "{sign}{}.{:0width$}",
-        abs / scale_u,
-        abs % scale_u,
-        width = decimals as usize
-    )
+    write!(f, "{sign}{}.{:0width$}", abs / scale_u, abs % scale_u, width = decimals as usize)
 }
 
-fn serialize_scaled<S: Serializer>(
-    value: i64,
-    decimals: u32,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn serialize_scaled<S: Serializer>(value: i64, decimals: u32, serializer: S) -> Result<S::Ok, S::Error> {
     // value / 10^d is correctly rounded, and serde_json prints the shortest text that reads back as
     // the same double, so 123 tenths is written as 12.3.
     #[allow(clippy::cast_precision_loss)]
@@ -139,11 +116,7 @@ impl Visitor<'_> for ScaledVisitor {
     type Value = i64;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "a decimal number with at most {} decimal place(s)",
-            self.decimals
-        )
+        write!(f, "a decimal number with at most {} decimal place(s)", self.decimals)
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
@@ -215,9 +188,7 @@ impl Tenths {
         if value >= 1_000_000 {
             return Err(DecimalError::TooLarge);
         }
-        u32::try_from(value)
-            .map(Tenths)
-            .map_err(|_| DecimalError::TooLarge)
+        u32::try_from(value).map(Tenths).map_err(|_| DecimalError::TooLarge)
     }
 
     pub(crate) fn as_i64(self) -> i64 {
@@ -239,10 +210,7 @@ impl Serialize for Tenths {
 
 impl<'de> Deserialize<'de> for Tenths {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = deserializer.deserialize_any(ScaledVisitor {
-            decimals: 1,
-            signed: false,
-        })?;
+        let value = deserializer.deserialize_any(ScaledVisitor { decimals: 1, signed: false })?;
         Tenths::from_scaled(value).map_err(de::Error::custom)
     }
 }
@@ -265,11 +233,7 @@ impl SignedTenths {
     /// `num / den` in tenths, rounded half away from zero. `den` must be positive.
     pub(crate) fn ratio(num: i128, den: i128) -> Self {
         let rounded = div_round(num * 10, den);
-        SignedTenths(i64::try_from(rounded).unwrap_or(if rounded < 0 {
-            i64::MIN
-        } else {
-            i64::MAX
-        }))
+        SignedTenths(i64::try_from(rounded).unwrap_or(if rounded < 0 { i64::MIN } else { i64::MAX }))
     }
 }
 
@@ -287,12 +251,7 @@ impl Serialize for SignedTenths {
 
 impl<'de> Deserialize<'de> for SignedTenths {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_any(ScaledVisitor {
-                decimals: 1,
-                signed: true,
-            })
-            .map(SignedTenths)
+        deserializer.deserialize_any(ScaledVisitor { decimals: 1, signed: true }).map(SignedTenths)
     }
 }
 
@@ -334,10 +293,7 @@ impl Serialize for Hundredths {
 
 impl<'de> Deserialize<'de> for Hundredths {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = deserializer.deserialize_any(ScaledVisitor {
-            decimals: 2,
-            signed: true,
-        })?;
+        let value = deserializer.deserialize_any(ScaledVisitor { decimals: 2, signed: true })?;
         if value.unsigned_abs() >= 100_000_000 {
             return Err(de::Error::custom(DecimalError::TooLarge));
         }
@@ -364,14 +320,8 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_hold_exactly() {
-        assert_eq!(
-            Tenths::parse("12.34"),
-            Err(DecimalError::TooManyDecimals(1))
-        );
-        assert_eq!(
-            Tenths::parse("12.301"),
-            Err(DecimalError::TooManyDecimals(1))
-        );
+        assert_eq!(Tenths::parse("12.34"), Err(DecimalError::TooManyDecimals(1)));
+        assert_eq!(Tenths::parse("12.301"), Err(DecimalError::TooManyDecimals(1)));
         assert_eq!(Tenths::parse("1e-2"), Err(DecimalError::TooManyDecimals(1)));
         assert_eq!(Tenths::parse("-1"), Err(DecimalError::Negative));
         assert_eq!(Tenths::parse("1e30"), Err(DecimalError::TooLarge));
@@ -384,10 +334,7 @@ mod tests {
     #[test]
     fn hundredths_are_signed() {
         assert_eq!(Hundredths::parse("-0.45"), Ok(Hundredths::new(-45)));
-        assert_eq!(
-            Hundredths::parse("-0.455"),
-            Err(DecimalError::TooManyDecimals(2))
-        );
+        assert_eq!(Hundredths::parse("-0.455"), Err(DecimalError::TooManyDecimals(2)));
         assert_eq!(Hundredths::new(-45).to_string(), "-0.45");
         assert_eq!(Hundredths::new(-5).to_string(), "-0.05");
     }
@@ -408,14 +355,8 @@ mod tests {
         assert_eq!(Tenths::new(5).to_string(), "0.5");
         assert_eq!(SignedTenths::new(-300).to_string(), "-30.0");
         assert_eq!(SignedTenths::new(-3).to_string(), "-0.3");
-        assert_eq!(
-            serde_json::to_string(&Tenths::new(123)).ok().as_deref(),
-            Some("12.3")
-        );
-        assert_eq!(
-            serde_json::to_string(&Tenths::new(351)).ok().as_deref(),
-            Some("35.1")
-        );
+        assert_eq!(serde_json::to_string(&Tenths::new(123)).ok().as_deref(), Some("12.3"));
+        assert_eq!(serde_json::to_string(&Tenths::new(351)).ok().as_deref(), Some("35.1"));
         let back: Tenths = serde_json::from_str("35.1").unwrap_or_default();
         assert_eq!(back, Tenths::new(351));
         assert!(serde_json::from_str::<Tenths>("35.15").is_err());

@@ -21,12 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::bor::{self, BorClass, BorOutcome};
 use super::case::{
-    CaseInput, CaseResult, Criteria, Flag, NewLesion, NewLesionCategory, NonTargetStatus, Response,
-    TimepointResult,
+    CaseInput, CaseResult, Criteria, Flag, NewLesion, NewLesionCategory, NonTargetStatus, Response, TimepointResult,
 };
 use super::recist::{
-    NtCat, OverallCat, PD_ABSOLUTE_TENTHS, TargetCat, classify_non_targets, classify_targets,
-    combine, ne_reason, non_target_statuses, pct_change, read_targets, tenths,
+    NtCat, OverallCat, PD_ABSOLUTE_TENTHS, TargetCat, classify_non_targets, classify_targets, combine, ne_reason,
+    non_target_statuses, pct_change, read_targets, tenths,
 };
 
 /// An open (or confirmed) run of iUPD assessments.
@@ -130,11 +129,7 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
     let baseline = &case.baseline;
     let protocol = &case.protocol;
     let has_targets = !baseline.targets.is_empty();
-    let baseline_sum: i64 = baseline
-        .targets
-        .iter()
-        .map(|t| t.diameter_mm.as_i64())
-        .sum();
+    let baseline_sum: i64 = baseline.targets.iter().map(|t| t.diameter_mm.as_i64()).sum();
     let mut nadir = baseline_sum;
 
     let mut block: Option<Block> = None;
@@ -187,26 +182,15 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
         for l in tp.new_lesions.iter().filter(|l| l.equivocal) {
             equivocal_seen.entry(l.id.clone()).or_insert(day);
         }
-        let fresh: Vec<&NewLesion> = view
-            .unequivocal
-            .iter()
-            .copied()
-            .filter(|l| !accepted.contains(&l.id))
-            .collect();
+        let fresh: Vec<&NewLesion> = view.unequivocal.iter().copied().filter(|l| !accepted.contains(&l.id)).collect();
         let accepted_growth = !accepted.is_empty() && {
             let nlt_now: i64 = accepted.iter().map(|id| view.nlt_value(id)).sum();
             nlt_now - accepted_nlt_ref >= PD_ABSOLUTE_TENTHS
-                || view
-                    .unequivocal
-                    .iter()
-                    .any(|l| accepted.contains(&l.id) && l.further_increase)
+                || view.unequivocal.iter().any(|l| accepted.contains(&l.id) && l.further_increase)
         };
         let nl_pd = !fresh.is_empty() || accepted_growth;
         let nlt_sum = view.nlt_sum();
-        ever_nlt |= view
-            .unequivocal
-            .iter()
-            .any(|l| l.category == Some(NewLesionCategory::Target));
+        ever_nlt |= view.unequivocal.iter().any(|l| l.category == Some(NewLesionCategory::Target));
 
         let any_pd = t_pd || nt_pd || nl_pd;
         let table = combine(t.cat, nt, false);
@@ -224,11 +208,7 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
                 let early = day.saturating_sub(b.open_day) < protocol.irecist_confirmation_min_days;
                 let more_new = fresh.iter().any(|l| !b.nl_seen.contains(&l.id));
                 let target_worse = if b.target_pd {
-                    let now: i64 = b
-                        .target_open
-                        .keys()
-                        .filter_map(|id| readings.values.get(id))
-                        .sum();
+                    let now: i64 = b.target_open.keys().filter_map(|id| readings.values.get(id)).sum();
                     let then: i64 = b.target_open.values().sum();
                     now - then >= PD_ABSOLUTE_TENTHS
                 } else {
@@ -248,10 +228,10 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
                         let now: i64 = b.nlt_open.keys().map(|id| view.nlt_value(id)).sum();
                         let then: i64 = b.nlt_open.values().sum();
                         now - then >= PD_ABSOLUTE_TENTHS
-                            || view.unequivocal.iter().any(|l| {
-                                l.further_increase
-                                    && l.category == Some(NewLesionCategory::NonTarget)
-                            })
+                            || view
+                                .unequivocal
+                                .iter()
+                                .any(|l| l.further_increase && l.category == Some(NewLesionCategory::NonTarget))
                     } else {
                         accepted_growth
                     };
@@ -272,10 +252,7 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
                     let only_new_lesions = nl_pd && !t_pd && !nt_pd;
                     let others_respond = matches!(t.cat, TargetCat::Cr | TargetCat::Pr)
                         && matches!(nt, NtCat::Cr | NtCat::NonCrNonPd | NtCat::Na);
-                    if protocol.irecist_new_lesion_iupd_allows_ipr
-                        && only_new_lesions
-                        && others_respond
-                    {
+                    if protocol.irecist_new_lesion_iupd_allows_ipr && only_new_lesions && others_respond {
                         // Section 9 item 9, FAQ scenario B: iPR, reset, new lesions accepted.
                         for l in &view.unequivocal {
                             accepted.insert(l.id.clone());
@@ -319,11 +296,7 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
                         open_day: day,
                         dated_day,
                         target_pd: t_pd,
-                        target_open: if t_pd {
-                            readings.values.clone()
-                        } else {
-                            BTreeMap::new()
-                        },
+                        target_open: if t_pd { readings.values.clone() } else { BTreeMap::new() },
                         nt_pd,
                         nt_progressed: statuses
                             .iter()
@@ -353,9 +326,7 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
             }
         };
 
-        if matches!(overall, Response::ISd | Response::NonICrNonIUpd)
-            && day < protocol.sd_min_days_from_baseline
-        {
+        if matches!(overall, Response::ISd | Response::NonICrNonIUpd) && day < protocol.sd_min_days_from_baseline {
             flags.push(Flag::BeforeSdMinimum);
         }
         let sum = readings.complete_sum().filter(|_| has_targets);
@@ -415,11 +386,7 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
     CaseResult {
         id: case.id.clone(),
         criteria: Criteria::IRecist,
-        baseline_sum_mm: if has_targets {
-            tenths(baseline_sum)
-        } else {
-            None
-        },
+        baseline_sum_mm: if has_targets { tenths(baseline_sum) } else { None },
         per_timepoint: rows,
         best_overall_response: match bor.outcome {
             BorOutcome::Cr => Response::ICr,

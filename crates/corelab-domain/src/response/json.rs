@@ -12,9 +12,8 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::case::{
-    Baseline, BaselineNonTarget, BaselineTarget, CaseInput, Criteria, NewLesion, NewLesionCategory,
-    NonTargetStatus, Protocol, ResponseError, TargetMeasurement, Timepoint, case_label,
-    timepoint_label,
+    Baseline, BaselineNonTarget, BaselineTarget, CaseInput, Criteria, NewLesion, NewLesionCategory, NonTargetStatus,
+    Protocol, ResponseError, TargetMeasurement, Timepoint, case_label, timepoint_label,
 };
 use super::decimal::{DecimalError, Tenths, parse_scaled};
 
@@ -102,8 +101,7 @@ fn node_from_raw(raw: &RawValue) -> Result<Node, serde_json::Error> {
 }
 
 fn parse_tree(input: &str) -> Result<Node, ResponseError> {
-    let raw: Box<RawValue> =
-        serde_json::from_str(input).map_err(|e| ResponseError::Json(e.to_string()))?;
+    let raw: Box<RawValue> = serde_json::from_str(input).map_err(|e| ResponseError::Json(e.to_string()))?;
     node_from_raw(&raw).map_err(|e| ResponseError::Json(e.to_string()))
 }
 
@@ -129,11 +127,7 @@ impl Cx<'_> {
 }
 
 fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    }
+    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
 }
 
 /// An object with its allowed keys checked: no unknown, duplicate or missing required key.
@@ -157,10 +151,7 @@ impl<'n> Obj<'n> {
         let mut seen = BTreeSet::new();
         for (k, _) in pairs {
             if !allowed.contains(&k.as_str()) {
-                return Err(cx.err(
-                    &join(prefix, k),
-                    format!("unknown key; allowed here: {}", allowed.join(", ")),
-                ));
+                return Err(cx.err(&join(prefix, k), format!("unknown key; allowed here: {}", allowed.join(", "))));
             }
             if !seen.insert(k.as_str()) {
                 return Err(cx.err(&join(prefix, k), "key appears twice"));
@@ -171,10 +162,7 @@ impl<'n> Obj<'n> {
                 return Err(cx.err(&join(prefix, r), "required key is missing"));
             }
         }
-        Ok(Obj {
-            pairs,
-            prefix: prefix.to_string(),
-        })
+        Ok(Obj { pairs, prefix: prefix.to_string() })
     }
 
     fn get(&self, key: &str) -> Option<&'n Node> {
@@ -206,15 +194,10 @@ fn as_days(cx: &Cx<'_>, node: &Node, key: &str) -> Result<u32, ResponseError> {
         return Err(cx.expected(key, "a whole number of days", node));
     };
     match parse_scaled(text, 0) {
-        Ok(v) => u32::try_from(v).map_err(|_| {
-            cx.err(
-                key,
-                format!("{text} is not a number of days (0 to {})", u32::MAX),
-            )
-        }),
-        Err(DecimalError::TooManyDecimals(_)) => {
-            Err(cx.err(key, format!("{text} is not a whole number of days")))
+        Ok(v) => {
+            u32::try_from(v).map_err(|_| cx.err(key, format!("{text} is not a number of days (0 to {})", u32::MAX)))
         }
+        Err(DecimalError::TooManyDecimals(_)) => Err(cx.err(key, format!("{text} is not a whole number of days"))),
         Err(e) => Err(cx.err(key, format!("{text} {e}"))),
     }
 }
@@ -245,21 +228,10 @@ fn parse_protocol(cx: &Cx<'_>, node: &Node) -> Result<Protocol, ResponseError> {
         ],
         &["confirmation_required", "sd_min_days_from_baseline"],
     )?;
-    let req = |k: &str| {
-        o.get(k)
-            .ok_or_else(|| cx.err(&o.key(k), "required key is missing"))
-    };
+    let req = |k: &str| o.get(k).ok_or_else(|| cx.err(&o.key(k), "required key is missing"));
     let mut p = Protocol::new(
-        as_bool(
-            cx,
-            req("confirmation_required")?,
-            &o.key("confirmation_required"),
-        )?,
-        as_days(
-            cx,
-            req("sd_min_days_from_baseline")?,
-            &o.key("sd_min_days_from_baseline"),
-        )?,
+        as_bool(cx, req("confirmation_required")?, &o.key("confirmation_required"))?,
+        as_days(cx, req("sd_min_days_from_baseline")?, &o.key("sd_min_days_from_baseline"))?,
     );
     if let Some(n) = opt(&o, "confirmation_min_days") {
         p.confirmation_min_days = as_days(cx, n, &o.key("confirmation_min_days"))?;
@@ -271,8 +243,7 @@ fn parse_protocol(cx: &Cx<'_>, node: &Node) -> Result<Protocol, ResponseError> {
         p.irecist_confirmation_min_days = as_days(cx, n, &o.key("irecist_confirmation_min_days"))?;
     }
     if let Some(n) = opt(&o, "irecist_new_lesion_iupd_allows_ipr") {
-        p.irecist_new_lesion_iupd_allows_ipr =
-            as_bool(cx, n, &o.key("irecist_new_lesion_iupd_allows_ipr"))?;
+        p.irecist_new_lesion_iupd_allows_ipr = as_bool(cx, n, &o.key("irecist_new_lesion_iupd_allows_ipr"))?;
     }
     Ok(p)
 }
@@ -286,21 +257,12 @@ fn items<'n>(cx: &Cx<'_>, node: Option<&'n Node>, key: &str) -> Result<&'n [Node
 }
 
 fn parse_baseline(cx: &Cx<'_>, node: &Node) -> Result<Baseline, ResponseError> {
-    let o = Obj::new(
-        cx,
-        node,
-        "baseline",
-        &["targets", "non_targets", "slice_thickness_mm"],
-        &[],
-    )?;
+    let o = Obj::new(cx, node, "baseline", &["targets", "non_targets", "slice_thickness_mm"], &[])?;
     let mut baseline = Baseline::default();
     if let Some(n) = opt(&o, "slice_thickness_mm") {
         baseline.slice_thickness_mm = Some(as_mm(cx, n, &o.key("slice_thickness_mm"))?);
     }
-    for (i, item) in items(cx, o.get("targets"), "baseline.targets")?
-        .iter()
-        .enumerate()
-    {
+    for (i, item) in items(cx, o.get("targets"), "baseline.targets")?.iter().enumerate() {
         let prefix = format!("baseline.targets[{i}]");
         let t = Obj::new(
             cx,
@@ -309,10 +271,7 @@ fn parse_baseline(cx: &Cx<'_>, node: &Node) -> Result<Baseline, ResponseError> {
             &["id", "organ", "is_node", "diameter_mm"],
             &["id", "organ", "is_node", "diameter_mm"],
         )?;
-        let field = |k: &str| {
-            t.get(k)
-                .ok_or_else(|| cx.err(&t.key(k), "required key is missing"))
-        };
+        let field = |k: &str| t.get(k).ok_or_else(|| cx.err(&t.key(k), "required key is missing"));
         baseline.targets.push(BaselineTarget {
             id: as_string(cx, field("id")?, &t.key("id"))?,
             organ: as_string(cx, field("organ")?, &t.key("organ"))?,
@@ -320,22 +279,10 @@ fn parse_baseline(cx: &Cx<'_>, node: &Node) -> Result<Baseline, ResponseError> {
             diameter_mm: as_mm(cx, field("diameter_mm")?, &t.key("diameter_mm"))?,
         });
     }
-    for (i, item) in items(cx, o.get("non_targets"), "baseline.non_targets")?
-        .iter()
-        .enumerate()
-    {
+    for (i, item) in items(cx, o.get("non_targets"), "baseline.non_targets")?.iter().enumerate() {
         let prefix = format!("baseline.non_targets[{i}]");
-        let n = Obj::new(
-            cx,
-            item,
-            &prefix,
-            &["id", "organ", "is_node", "diameter_mm"],
-            &["id", "organ", "is_node"],
-        )?;
-        let field = |k: &str| {
-            n.get(k)
-                .ok_or_else(|| cx.err(&n.key(k), "required key is missing"))
-        };
+        let n = Obj::new(cx, item, &prefix, &["id", "organ", "is_node", "diameter_mm"], &["id", "organ", "is_node"])?;
+        let field = |k: &str| n.get(k).ok_or_else(|| cx.err(&n.key(k), "required key is missing"));
         baseline.non_targets.push(BaselineNonTarget {
             id: as_string(cx, field("id")?, &n.key("id"))?,
             organ: as_string(cx, field("organ")?, &n.key("organ"))?,
@@ -349,13 +296,10 @@ fn parse_baseline(cx: &Cx<'_>, node: &Node) -> Result<Baseline, ResponseError> {
     Ok(baseline)
 }
 
-const TARGET_FORMS: &str = "a number in mm, \"TOO_SMALL\", \"NOT_EVALUATED\", {\"fragments_mm\": [..]} or {\"merged_into\": \"<target id>\"}";
+const TARGET_FORMS: &str =
+    "a number in mm, \"TOO_SMALL\", \"NOT_EVALUATED\", {\"fragments_mm\": [..]} or {\"merged_into\": \"<target id>\"}";
 
-fn parse_target_value(
-    cx: &Cx<'_>,
-    node: &Node,
-    key: &str,
-) -> Result<TargetMeasurement, ResponseError> {
+fn parse_target_value(cx: &Cx<'_>, node: &Node, key: &str) -> Result<TargetMeasurement, ResponseError> {
     match node {
         Node::Num(_) => Ok(TargetMeasurement::Measured(as_mm(cx, node, key)?)),
         Node::Str(s) => match s.as_str() {
@@ -371,11 +315,9 @@ fn parse_target_value(
                 }
                 Ok(TargetMeasurement::Fragments(out))
             }
-            [(k, v)] if k == "merged_into" => Ok(TargetMeasurement::MergedInto(as_string(
-                cx,
-                v,
-                &format!("{key}.merged_into"),
-            )?)),
+            [(k, v)] if k == "merged_into" => {
+                Ok(TargetMeasurement::MergedInto(as_string(cx, v, &format!("{key}.merged_into"))?))
+            }
             _ => Err(cx.err(key, format!("expected {TARGET_FORMS}"))),
         },
         other => Err(cx.expected(key, TARGET_FORMS, other)),
@@ -383,7 +325,8 @@ fn parse_target_value(
 }
 
 fn parse_nt_status(cx: &Cx<'_>, node: &Node, key: &str) -> Result<NonTargetStatus, ResponseError> {
-    const FORMS: &str = "\"ABSENT\", \"PRESENT\", \"UNEQUIVOCAL_PROGRESSION\", \"NOT_EVALUATED\" or \"FURTHER_INCREASE\"";
+    const FORMS: &str =
+        "\"ABSENT\", \"PRESENT\", \"UNEQUIVOCAL_PROGRESSION\", \"NOT_EVALUATED\" or \"FURTHER_INCREASE\"";
     let Node::Str(s) = node else {
         return Err(cx.expected(key, FORMS, node));
     };
@@ -402,21 +345,10 @@ fn parse_new_lesion(cx: &Cx<'_>, node: &Node, prefix: &str) -> Result<NewLesion,
         cx,
         node,
         prefix,
-        &[
-            "id",
-            "organ",
-            "is_node",
-            "diameter_mm",
-            "category",
-            "equivocal",
-            "further_increase",
-        ],
+        &["id", "organ", "is_node", "diameter_mm", "category", "equivocal", "further_increase"],
         &["id", "organ"],
     )?;
-    let field = |k: &str| {
-        o.get(k)
-            .ok_or_else(|| cx.err(&o.key(k), "required key is missing"))
-    };
+    let field = |k: &str| o.get(k).ok_or_else(|| cx.err(&o.key(k), "required key is missing"));
     let flag = |k: &str| match opt(&o, k) {
         Some(n) => as_bool(cx, n, &o.key(k)),
         None => Ok(false),
@@ -442,10 +374,7 @@ fn parse_new_lesion(cx: &Cx<'_>, node: &Node, prefix: &str) -> Result<NewLesion,
 }
 
 fn parse_timepoint(case: &str, index: usize, node: &Node) -> Result<Timepoint, ResponseError> {
-    let mut cx = Cx {
-        case,
-        timepoint: Some(timepoint_label(index, None)),
-    };
+    let mut cx = Cx { case, timepoint: Some(timepoint_label(index, None)) };
     // Read the day first so that every other error can name it.
     if let Node::Obj(pairs) = node
         && let Some((_, day_node)) = pairs.iter().find(|(k, _)| k == "days_from_baseline")
@@ -457,32 +386,19 @@ fn parse_timepoint(case: &str, index: usize, node: &Node) -> Result<Timepoint, R
         &cx,
         node,
         "",
-        &[
-            "days_from_baseline",
-            "targets",
-            "non_targets",
-            "new_lesions",
-        ],
+        &["days_from_baseline", "targets", "non_targets", "new_lesions"],
         &["days_from_baseline"],
     )?;
-    let day_node = o
-        .get("days_from_baseline")
-        .ok_or_else(|| cx.err("days_from_baseline", "required key is missing"))?;
+    let day_node =
+        o.get("days_from_baseline").ok_or_else(|| cx.err("days_from_baseline", "required key is missing"))?;
     let day = as_days(&cx, day_node, "days_from_baseline")?;
-    let mut tp = Timepoint {
-        days_from_baseline: day,
-        ..Timepoint::default()
-    };
+    let mut tp = Timepoint { days_from_baseline: day, ..Timepoint::default() };
     match opt(&o, "targets") {
         None => {}
         Some(Node::Obj(pairs)) => {
             for (id, value) in pairs {
                 let key = format!("targets.{id}");
-                if tp
-                    .targets
-                    .insert(id.clone(), parse_target_value(&cx, value, &key)?)
-                    .is_some()
-                {
+                if tp.targets.insert(id.clone(), parse_target_value(&cx, value, &key)?).is_some() {
                     return Err(cx.err(&key, "key appears twice"));
                 }
             }
@@ -496,11 +412,7 @@ fn parse_timepoint(case: &str, index: usize, node: &Node) -> Result<Timepoint, R
         Some(Node::Obj(pairs)) => {
             for (id, value) in pairs {
                 let key = format!("non_targets.{id}");
-                if tp
-                    .non_targets
-                    .insert(id.clone(), parse_nt_status(&cx, value, &key)?)
-                    .is_some()
-                {
+                if tp.non_targets.insert(id.clone(), parse_nt_status(&cx, value, &key)?).is_some() {
                     return Err(cx.err(&key, "key appears twice"));
                 }
             }
@@ -509,12 +421,8 @@ fn parse_timepoint(case: &str, index: usize, node: &Node) -> Result<Timepoint, R
             return Err(cx.expected("non_targets", "an object of non-target id -> status", other));
         }
     }
-    for (i, item) in items(&cx, o.get("new_lesions"), "new_lesions")?
-        .iter()
-        .enumerate()
-    {
-        tp.new_lesions
-            .push(parse_new_lesion(&cx, item, &format!("new_lesions[{i}]"))?);
+    for (i, item) in items(&cx, o.get("new_lesions"), "new_lesions")?.iter().enumerate() {
+        tp.new_lesions.push(parse_new_lesion(&cx, item, &format!("new_lesions[{i}]"))?);
     }
     Ok(tp)
 }
@@ -525,22 +433,12 @@ fn parse_case(index: usize, node: &Node) -> Result<CaseInput, ResponseError> {
     let id = match node {
         Node::Obj(pairs) => match pairs.iter().find(|(k, _)| k == "id").map(|(_, v)| v) {
             None | Some(Node::Null) => None,
-            Some(v) => Some(as_string(
-                &Cx {
-                    case: &provisional,
-                    timepoint: None,
-                },
-                v,
-                "id",
-            )?),
+            Some(v) => Some(as_string(&Cx { case: &provisional, timepoint: None }, v, "id")?),
         },
         _ => None,
     };
     let label = case_label(id.as_deref(), index);
-    let cx = Cx {
-        case: &label,
-        timepoint: None,
-    };
+    let cx = Cx { case: &label, timepoint: None };
     let o = Obj::new(
         &cx,
         node,
@@ -563,13 +461,7 @@ fn parse_case(index: usize, node: &Node) -> Result<CaseInput, ResponseError> {
     for (i, tp) in tps.iter().enumerate() {
         timepoints.push(parse_timepoint(&label, i, tp)?);
     }
-    Ok(CaseInput {
-        id,
-        criteria,
-        protocol,
-        baseline,
-        timepoints,
-    })
+    Ok(CaseInput { id, criteria, protocol, baseline, timepoints })
 }
 
 /// Parses a case object or an array of them. The bool is true when the input was a single object.
@@ -597,22 +489,16 @@ mod tests {
     #[test]
     fn numbers_keep_their_text() {
         let node = parse_tree(r#"{"a": 35.10, "b": [1e1, -0.0], "c": "x"}"#).unwrap();
-        let Node::Obj(pairs) = node else {
-            panic!("not an object")
-        };
+        let Node::Obj(pairs) = node else { panic!("not an object") };
         assert!(matches!(&pairs[0].1, Node::Num(t) if t == "35.10"));
-        let Node::Arr(b) = &pairs[1].1 else {
-            panic!("not an array")
-        };
+        let Node::Arr(b) = &pairs[1].1 else { panic!("not an array") };
         assert!(matches!(&b[0], Node::Num(t) if t == "1e1"));
     }
 
     #[test]
     fn duplicate_keys_are_kept_for_reporting() {
         let node = parse_tree(r#"{"a": 1, "a": 2}"#).unwrap();
-        let Node::Obj(pairs) = node else {
-            panic!("not an object")
-        };
+        let Node::Obj(pairs) = node else { panic!("not an object") };
         assert_eq!(pairs.len(), 2);
     }
 }

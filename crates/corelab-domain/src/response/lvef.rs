@@ -60,21 +60,9 @@ pub enum LvefError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LvefWarning {
-    EdvOutsideRange {
-        edv_ml: Tenths,
-        min_ml: Tenths,
-        max_ml: Tenths,
-    },
-    EsvOutsideRange {
-        esv_ml: Tenths,
-        min_ml: Tenths,
-        max_ml: Tenths,
-    },
-    EfOutsideRange {
-        ef_pct: SignedTenths,
-        min_pct: Tenths,
-        max_pct: Tenths,
-    },
+    EdvOutsideRange { edv_ml: Tenths, min_ml: Tenths, max_ml: Tenths },
+    EsvOutsideRange { esv_ml: Tenths, min_ml: Tenths, max_ml: Tenths },
+    EfOutsideRange { ef_pct: SignedTenths, min_pct: Tenths, max_pct: Tenths },
 }
 
 /// An ejection fraction as the exact fraction `num / den` (of 1, not of 100).
@@ -110,8 +98,7 @@ pub struct LvefMeasurement {
 }
 
 fn ef_warning(ef: Ef, limits: &PlausibilityLimits) -> Option<LvefWarning> {
-    (ef.cmp_percent(limits.ef_min_pct) == Ordering::Less
-        || ef.cmp_percent(limits.ef_max_pct) == Ordering::Greater)
+    (ef.cmp_percent(limits.ef_min_pct) == Ordering::Less || ef.cmp_percent(limits.ef_max_pct) == Ordering::Greater)
         .then(|| LvefWarning::EfOutsideRange {
             ef_pct: ef.percent(),
             min_pct: limits.ef_min_pct,
@@ -120,43 +107,25 @@ fn ef_warning(ef: Ef, limits: &PlausibilityLimits) -> Option<LvefWarning> {
 }
 
 /// EF and stroke volume from EDV and ESV, with plausibility checks.
-pub fn lvef_from_volumes(
-    volumes: LvVolumes,
-    limits: &PlausibilityLimits,
-) -> Result<LvefMeasurement, LvefError> {
+pub fn lvef_from_volumes(volumes: LvVolumes, limits: &PlausibilityLimits) -> Result<LvefMeasurement, LvefError> {
     let LvVolumes { edv_ml, esv_ml } = volumes;
     if edv_ml == Tenths::ZERO {
-        return Err(LvefError::VolumeNotPositive {
-            which: "EDV".into(),
-        });
+        return Err(LvefError::VolumeNotPositive { which: "EDV".into() });
     }
     if esv_ml == Tenths::ZERO {
-        return Err(LvefError::VolumeNotPositive {
-            which: "ESV".into(),
-        });
+        return Err(LvefError::VolumeNotPositive { which: "ESV".into() });
     }
     if esv_ml >= edv_ml {
         return Err(LvefError::EsvNotBelowEdv { edv_ml, esv_ml });
     }
     let stroke = Tenths::new(edv_ml.get() - esv_ml.get());
-    let ef = Ef {
-        num: u64::from(stroke.get()),
-        den: u64::from(edv_ml.get()),
-    };
+    let ef = Ef { num: u64::from(stroke.get()), den: u64::from(edv_ml.get()) };
     let mut warnings = Vec::new();
     if edv_ml < limits.edv_min_ml || edv_ml > limits.edv_max_ml {
-        warnings.push(LvefWarning::EdvOutsideRange {
-            edv_ml,
-            min_ml: limits.edv_min_ml,
-            max_ml: limits.edv_max_ml,
-        });
+        warnings.push(LvefWarning::EdvOutsideRange { edv_ml, min_ml: limits.edv_min_ml, max_ml: limits.edv_max_ml });
     }
     if esv_ml < limits.esv_min_ml || esv_ml > limits.esv_max_ml {
-        warnings.push(LvefWarning::EsvOutsideRange {
-            esv_ml,
-            min_ml: limits.esv_min_ml,
-            max_ml: limits.esv_max_ml,
-        });
+        warnings.push(LvefWarning::EsvOutsideRange { esv_ml, min_ml: limits.esv_min_ml, max_ml: limits.esv_max_ml });
     }
     warnings.extend(ef_warning(ef, limits));
     Ok(LvefMeasurement {
@@ -170,17 +139,11 @@ pub fn lvef_from_volumes(
 }
 
 /// An EF reported as a percentage (one decimal), e.g. from MUGA.
-pub fn lvef_from_reported(
-    ef_pct: Tenths,
-    limits: &PlausibilityLimits,
-) -> Result<LvefMeasurement, LvefError> {
+pub fn lvef_from_reported(ef_pct: Tenths, limits: &PlausibilityLimits) -> Result<LvefMeasurement, LvefError> {
     if ef_pct == Tenths::ZERO || ef_pct > Tenths::units(100) {
         return Err(LvefError::EfNotAPercentage { ef_pct });
     }
-    let ef = Ef {
-        num: u64::from(ef_pct.get()),
-        den: 1000,
-    };
+    let ef = Ef { num: u64::from(ef_pct.get()), den: 1000 };
     Ok(LvefMeasurement {
         edv_ml: None,
         esv_ml: None,
@@ -228,28 +191,16 @@ pub struct LvefChange {
     pub dysfunction: bool,
 }
 
-pub fn lvef_change(
-    baseline: &LvefMeasurement,
-    follow_up: &LvefMeasurement,
-    rule: &DysfunctionRule,
-) -> LvefChange {
+pub fn lvef_change(baseline: &LvefMeasurement, follow_up: &LvefMeasurement, rule: &DysfunctionRule) -> LvefChange {
     let (b, f) = (baseline.ef, follow_up.ef);
     let (bn, bd) = (i128::from(b.num), i128::from(b.den));
     let (fn_, fd) = (i128::from(f.num), i128::from(f.den));
     // drop (fraction of 1) = (bn*fd - fn*bd) / (bd*fd); compare drop*1000 with drop_points tenths.
     let drop_num = (bn * fd - fn_ * bd) * 1000;
     let drop_ref = i128::from(rule.drop_points.get()) * bd * fd;
-    let drop_meets_rule = if rule.drop_inclusive {
-        drop_num >= drop_ref
-    } else {
-        drop_num > drop_ref
-    };
+    let drop_meets_rule = if rule.drop_inclusive { drop_num >= drop_ref } else { drop_num > drop_ref };
     let below = f.cmp_percent(rule.below_pct);
-    let below_threshold = if rule.below_inclusive {
-        below != Ordering::Greater
-    } else {
-        below == Ordering::Less
-    };
+    let below_threshold = if rule.below_inclusive { below != Ordering::Greater } else { below == Ordering::Less };
     LvefChange {
         baseline_ef_pct: b.percent(),
         follow_up_ef_pct: f.percent(),
@@ -266,10 +217,7 @@ mod tests {
 
     fn m(edv: u32, esv: u32) -> LvefMeasurement {
         lvef_from_volumes(
-            LvVolumes {
-                edv_ml: Tenths::units(edv),
-                esv_ml: Tenths::units(esv),
-            },
+            LvVolumes { edv_ml: Tenths::units(edv), esv_ml: Tenths::units(esv) },
             &PlausibilityLimits::default(),
         )
         .unwrap()

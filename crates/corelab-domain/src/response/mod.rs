@@ -26,9 +26,8 @@ pub mod selection;
 
 pub use bor::{BestOverall, best_overall_response};
 pub use case::{
-    Baseline, BaselineNonTarget, BaselineTarget, CaseInput, CaseResult, Criteria, Flag, NewLesion,
-    NewLesionCategory, NonTargetStatus, Protocol, Response, ResponseError, TargetMeasurement,
-    Timepoint, TimepointResult,
+    Baseline, BaselineNonTarget, BaselineTarget, CaseInput, CaseResult, Criteria, Flag, NewLesion, NewLesionCategory,
+    NonTargetStatus, Protocol, Response, ResponseError, TargetMeasurement, Timepoint, TimepointResult,
 };
 pub use decimal::{DecimalError, Hundredths, SignedTenths, Tenths};
 
@@ -64,11 +63,7 @@ pub fn evaluate_json(input: &str) -> Result<serde_json::Value, ResponseError> {
     for (index, case) in cases.iter().enumerate() {
         results.push(evaluate_labelled(case, &case_label_for(case, index))?);
     }
-    let value = if single {
-        results.first().map(serde_json::to_value)
-    } else {
-        Some(serde_json::to_value(&results))
-    };
+    let value = if single { results.first().map(serde_json::to_value) } else { Some(serde_json::to_value(&results)) };
     match value {
         Some(Ok(v)) => Ok(v),
         Some(Err(e)) => Err(ResponseError::Output(e.to_string())),

@@ -91,24 +91,14 @@ pub enum MsError {
     #[error("scan {index}: days_from_baseline must be at least 1 (day 0 is the baseline scan)")]
     DayZero { index: usize },
     #[error("scan {index}: day {day} is not after the previous scan (day {previous})")]
-    NotAfterPrevious {
-        index: usize,
-        day: u32,
-        previous: u32,
-    },
+    NotAfterPrevious { index: usize, day: u32, previous: u32 },
 }
 
 /// Fixed point for compounding PBVC: 1.0 = 10^12.
 const ONE: i128 = 1_000_000_000_000;
 
 fn annualise(pbvc: Hundredths, days: u32) -> Hundredths {
-    Hundredths::new(
-        i64::try_from(div_round(
-            i128::from(pbvc.get()) * 36525,
-            i128::from(days) * 100,
-        ))
-        .unwrap_or(0),
-    )
+    Hundredths::new(i64::try_from(div_round(i128::from(pbvc.get()) * 36525, i128::from(days) * 100)).unwrap_or(0))
 }
 
 pub fn evaluate_ms(series: &MsSeries, settings: &MsSettings) -> Result<MsResult, MsError> {
@@ -124,11 +114,7 @@ pub fn evaluate_ms(series: &MsSeries, settings: &MsSettings) -> Result<MsResult,
             return Err(MsError::DayZero { index });
         }
         if i > 0 && scan.days_from_baseline <= previous_day {
-            return Err(MsError::NotAfterPrevious {
-                index,
-                day: scan.days_from_baseline,
-                previous: previous_day,
-            });
+            return Err(MsError::NotAfterPrevious { index, day: scan.days_from_baseline, previous: previous_day });
         }
         let interval = scan.days_from_baseline - previous_day;
         previous_day = scan.days_from_baseline;
@@ -145,14 +131,10 @@ pub fn evaluate_ms(series: &MsSeries, settings: &MsSettings) -> Result<MsResult,
             _ => None,
         };
         let annualised = scan.pbvc_pct.map(|p| annualise(p, interval));
-        let atrophy = match (
-            settings.atrophy_threshold_annualised_pbvc_pct,
-            scan.pbvc_pct,
-        ) {
-            (Some(threshold), Some(p)) => Some(
-                i128::from(p.get()) * 36525
-                    <= i128::from(threshold.get()) * i128::from(interval) * 100,
-            ),
+        let atrophy = match (settings.atrophy_threshold_annualised_pbvc_pct, scan.pbvc_pct) {
+            (Some(threshold), Some(p)) => {
+                Some(i128::from(p.get()) * 36525 <= i128::from(threshold.get()) * i128::from(interval) * 100)
+            }
             _ => None,
         };
         out.push(MsScanResult {
@@ -210,14 +192,7 @@ mod tests {
                 pbvc_pct: Some(Hundredths::new(-50)),
             },
         ];
-        let r = evaluate_ms(
-            &MsSeries {
-                baseline_gd_enhancing: None,
-                scans,
-            },
-            &MsSettings::default(),
-        )
-        .unwrap();
+        let r = evaluate_ms(&MsSeries { baseline_gd_enhancing: None, scans }, &MsSettings::default()).unwrap();
         assert_eq!(r.scans[1].pbvc_vs_baseline_pct, Some(Hundredths::new(-100)));
     }
 }

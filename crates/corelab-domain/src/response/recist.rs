@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::bor::{self, BorClass, BorOutcome};
 use super::case::{
-    Baseline, CaseInput, CaseResult, Criteria, Flag, NonTargetStatus, Response, TargetMeasurement,
-    Timepoint, TimepointResult,
+    Baseline, CaseInput, CaseResult, Criteria, Flag, NonTargetStatus, Response, TargetMeasurement, Timepoint,
+    TimepointResult,
 };
 use super::decimal::{SignedTenths, Tenths};
 
@@ -50,29 +50,19 @@ pub(crate) fn read_targets(baseline: &Baseline, tp: &Timepoint) -> TargetReading
             None | Some(TargetMeasurement::NotEvaluated) => None,
             Some(TargetMeasurement::Measured(v)) => Some(v.as_i64()),
             Some(TargetMeasurement::TooSmall) => Some(TOO_SMALL_TENTHS),
-            Some(TargetMeasurement::Fragments(parts)) => {
-                Some(parts.iter().map(|p| p.as_i64()).sum())
-            }
+            Some(TargetMeasurement::Fragments(parts)) => Some(parts.iter().map(|p| p.as_i64()).sum()),
             Some(TargetMeasurement::MergedInto(_)) => Some(0),
         };
         match value {
             Some(v) => {
-                let normal = if t.is_node {
-                    v < NODE_NORMAL_BELOW_TENTHS
-                } else {
-                    v == 0
-                };
+                let normal = if t.is_node { v < NODE_NORMAL_BELOW_TENTHS } else { v == 0 };
                 cr_sizes &= normal;
                 values.insert(t.id.clone(), v);
             }
             None => missing.push(t.id.clone()),
         }
     }
-    TargetReadings {
-        values,
-        missing,
-        cr_sizes,
-    }
+    TargetReadings { values, missing, cr_sizes }
 }
 
 /// The +20 % and +5 mm rule against the nadir, both inclusive.
@@ -104,39 +94,22 @@ pub(crate) struct TargetCall {
 }
 
 /// Domain.md 1.4, in its order: NE unless the evaluated targets already prove PD; PD; CR; PR; SD.
-pub(crate) fn classify_targets(
-    has_targets: bool,
-    r: &TargetReadings,
-    baseline_sum: i64,
-    nadir: i64,
-) -> TargetCall {
-    let call = |cat| TargetCall {
-        cat,
-        pd_from_partial: false,
-        cr_pd_conflict: false,
-    };
+pub(crate) fn classify_targets(has_targets: bool, r: &TargetReadings, baseline_sum: i64, nadir: i64) -> TargetCall {
+    let call = |cat| TargetCall { cat, pd_from_partial: false, cr_pd_conflict: false };
     if !has_targets {
         return call(TargetCat::Na);
     }
     match r.complete_sum() {
         None => {
             if meets_pd(r.evaluated_sum(), nadir) {
-                TargetCall {
-                    cat: TargetCat::Pd,
-                    pd_from_partial: true,
-                    cr_pd_conflict: false,
-                }
+                TargetCall { cat: TargetCat::Pd, pd_from_partial: true, cr_pd_conflict: false }
             } else {
                 call(TargetCat::Ne)
             }
         }
         Some(sum) => {
             if meets_pd(sum, nadir) {
-                TargetCall {
-                    cat: TargetCat::Pd,
-                    pd_from_partial: false,
-                    cr_pd_conflict: r.cr_sizes,
-                }
+                TargetCall { cat: TargetCat::Pd, pd_from_partial: false, cr_pd_conflict: r.cr_sizes }
             } else if r.cr_sizes {
                 call(TargetCat::Cr)
             } else if meets_pr(sum, baseline_sum) {
@@ -165,17 +138,12 @@ pub(crate) fn classify_non_targets(statuses: &[(String, NonTargetStatus)]) -> (N
     if statuses.is_empty() {
         return (NtCat::Na, Vec::new());
     }
-    let missing: Vec<String> = statuses
+    let missing: Vec<String> =
+        statuses.iter().filter(|(_, s)| *s == NonTargetStatus::NotEvaluated).map(|(id, _)| id.clone()).collect();
+    let cat = if statuses
         .iter()
-        .filter(|(_, s)| *s == NonTargetStatus::NotEvaluated)
-        .map(|(id, _)| id.clone())
-        .collect();
-    let cat = if statuses.iter().any(|(_, s)| {
-        matches!(
-            s,
-            NonTargetStatus::UnequivocalProgression | NonTargetStatus::FurtherIncrease
-        )
-    }) {
+        .any(|(_, s)| matches!(s, NonTargetStatus::UnequivocalProgression | NonTargetStatus::FurtherIncrease))
+    {
         NtCat::Pd
     } else if !missing.is_empty() {
         NtCat::Ne
@@ -188,22 +156,11 @@ pub(crate) fn classify_non_targets(statuses: &[(String, NonTargetStatus)]) -> (N
 }
 
 /// Per-lesion non-target statuses in baseline order; a missing key is NOT_EVALUATED.
-pub(crate) fn non_target_statuses(
-    baseline: &Baseline,
-    tp: &Timepoint,
-) -> Vec<(String, NonTargetStatus)> {
+pub(crate) fn non_target_statuses(baseline: &Baseline, tp: &Timepoint) -> Vec<(String, NonTargetStatus)> {
     baseline
         .non_targets
         .iter()
-        .map(|n| {
-            (
-                n.id.clone(),
-                tp.non_targets
-                    .get(&n.id)
-                    .copied()
-                    .unwrap_or(NonTargetStatus::NotEvaluated),
-            )
-        })
+        .map(|n| (n.id.clone(), tp.non_targets.get(&n.id).copied().unwrap_or(NonTargetStatus::NotEvaluated)))
         .collect()
 }
 
@@ -254,22 +211,13 @@ pub(crate) fn ne_reason(
     }
     let mut parts = Vec::new();
     if t == TargetCat::Ne && !target_missing.is_empty() {
-        parts.push(format!(
-            "targets not evaluated: {} (the evaluated ones do not prove PD)",
-            target_missing.join(", ")
-        ));
+        parts
+            .push(format!("targets not evaluated: {} (the evaluated ones do not prove PD)", target_missing.join(", ")));
     }
     if nt == NtCat::Ne && !nt_missing.is_empty() {
-        parts.push(format!(
-            "non-targets not evaluated: {}",
-            nt_missing.join(", ")
-        ));
+        parts.push(format!("non-targets not evaluated: {}", nt_missing.join(", ")));
     }
-    if parts.is_empty() {
-        "not all lesions evaluated".to_string()
-    } else {
-        parts.join("; ")
-    }
+    if parts.is_empty() { "not all lesions evaluated".to_string() } else { parts.join("; ") }
 }
 
 pub(crate) fn tenths(value: i64) -> Option<Tenths> {
@@ -277,8 +225,7 @@ pub(crate) fn tenths(value: i64) -> Option<Tenths> {
 }
 
 pub(crate) fn pct_change(sum: i64, reference: i64) -> Option<SignedTenths> {
-    (reference > 0)
-        .then(|| SignedTenths::ratio(100 * i128::from(sum - reference), i128::from(reference)))
+    (reference > 0).then(|| SignedTenths::ratio(100 * i128::from(sum - reference), i128::from(reference)))
 }
 
 pub(crate) fn target_response(cat: TargetCat) -> Response {
@@ -327,11 +274,7 @@ pub(crate) fn bor_class(cat: OverallCat) -> BorClass {
 pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
     let baseline = &case.baseline;
     let has_targets = !baseline.targets.is_empty();
-    let baseline_sum: i64 = baseline
-        .targets
-        .iter()
-        .map(|t| t.diameter_mm.as_i64())
-        .sum();
+    let baseline_sum: i64 = baseline.targets.iter().map(|t| t.diameter_mm.as_i64()).sum();
     let mut nadir = baseline_sum;
 
     let mut rows = Vec::with_capacity(case.timepoints.len());
@@ -369,9 +312,7 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
         if equivocal {
             flags.push(Flag::EquivocalNewLesion);
         }
-        if matches!(overall, OverallCat::Sd | OverallCat::NonCrNonPd)
-            && day < case.protocol.sd_min_days_from_baseline
-        {
+        if matches!(overall, OverallCat::Sd | OverallCat::NonCrNonPd) && day < case.protocol.sd_min_days_from_baseline {
             flags.push(Flag::BeforeSdMinimum);
         }
         let sum = readings.complete_sum().filter(|_| has_targets);
@@ -391,8 +332,7 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
             pct_change_from_baseline: sum.and_then(|s| pct_change(s, baseline_sum)),
             pct_change_from_nadir: sum.and_then(|s| pct_change(s, nadir)),
             new_lesion_target_sum_mm: None,
-            ne_reason: (overall == OverallCat::Ne)
-                .then(|| ne_reason(tp, &readings.missing, t.cat, &nt_missing, nt)),
+            ne_reason: (overall == OverallCat::Ne).then(|| ne_reason(tp, &readings.missing, t.cat, &nt_missing, nt)),
             flags,
         });
         classes.push((day, bor_class(overall)));
@@ -412,10 +352,7 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
     let mut notes = bor.notes;
 
     let first_pd_day = first_pd.and_then(|i| classes.get(i)).map(|(d, _)| *d);
-    let backdated = confirmed_new
-        .iter()
-        .filter_map(|id| first_seen.get(id).map(|d| (*id, *d)))
-        .min_by_key(|(_, d)| *d);
+    let backdated = confirmed_new.iter().filter_map(|id| first_seen.get(id).map(|d| (*id, *d))).min_by_key(|(_, d)| *d);
     let progression_day = match (first_pd_day, backdated) {
         (Some(pd), Some((id, seen))) if seen < pd => {
             notes.push(format!(
@@ -430,11 +367,7 @@ pub(crate) fn evaluate(case: &CaseInput) -> CaseResult {
     CaseResult {
         id: case.id.clone(),
         criteria: Criteria::Recist11,
-        baseline_sum_mm: if has_targets {
-            tenths(baseline_sum)
-        } else {
-            None
-        },
+        baseline_sum_mm: if has_targets { tenths(baseline_sum) } else { None },
         per_timepoint: rows,
         best_overall_response: match bor.outcome {
             BorOutcome::Cr => Response::Cr,
@@ -476,9 +409,6 @@ mod tests {
         assert_eq!(combine(TargetCat::Cr, NtCat::Na, false), OverallCat::Cr);
         assert_eq!(combine(TargetCat::Ne, NtCat::Cr, false), OverallCat::Ne);
         assert_eq!(combine(TargetCat::Ne, NtCat::Cr, true), OverallCat::Pd);
-        assert_eq!(
-            combine(TargetCat::Na, NtCat::NonCrNonPd, false),
-            OverallCat::NonCrNonPd
-        );
+        assert_eq!(combine(TargetCat::Na, NtCat::NonCrNonPd, false), OverallCat::NonCrNonPd);
     }
 }

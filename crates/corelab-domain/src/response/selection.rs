@@ -85,11 +85,7 @@ impl fmt::Display for SelectionViolation {
             SelectionViolation::TargetSizeMissing { id } => {
                 write!(f, "target {id} has no size")
             }
-            SelectionViolation::TargetNotMeasurable {
-                id,
-                size_mm,
-                minimum_mm,
-            } => write!(
+            SelectionViolation::TargetNotMeasurable { id, size_mm, minimum_mm } => write!(
                 f,
                 "target {id}: longest diameter {size_mm} mm is below the measurable minimum of {minimum_mm} mm; record it as a non-target"
             ),
@@ -120,11 +116,7 @@ impl fmt::Display for SelectionViolation {
 /// The organ a lesion counts against for the "2 per organ" rule: all lymph nodes are one organ;
 /// other organ names are compared trimmed and case-insensitively.
 pub fn organ_key(organ: &str, is_node: bool) -> String {
-    if is_node {
-        "lymph node".to_string()
-    } else {
-        organ.trim().to_lowercase()
-    }
+    if is_node { "lymph node".to_string() } else { organ.trim().to_lowercase() }
 }
 
 /// Smallest measurable non-nodal longest diameter: 10 mm, or 2x the slice thickness when slices
@@ -155,21 +147,13 @@ pub fn check_baseline_selection(
         }
     }
 
-    let targets: Vec<&SelectionLesion> = lesions
-        .iter()
-        .filter(|l| l.role == LesionRole::Target)
-        .collect();
+    let targets: Vec<&SelectionLesion> = lesions.iter().filter(|l| l.role == LesionRole::Target).collect();
     if targets.len() > 5 {
-        out.push(SelectionViolation::TooManyTargets {
-            count: targets.len(),
-        });
+        out.push(SelectionViolation::TooManyTargets { count: targets.len() });
     }
     let mut per_organ: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in &targets {
-        per_organ
-            .entry(organ_key(&t.organ, t.is_node))
-            .or_default()
-            .push(t.id.clone());
+        per_organ.entry(organ_key(&t.organ, t.is_node)).or_default().push(t.id.clone());
     }
     for (organ, ids) in per_organ {
         if ids.len() > 2 {
@@ -191,16 +175,10 @@ pub fn check_baseline_selection(
                 });
             }
             (LesionRole::Target, true, Some(size)) if size < Tenths::units(15) => {
-                out.push(SelectionViolation::NodalTargetTooSmall {
-                    id: l.id.clone(),
-                    short_axis_mm: size,
-                });
+                out.push(SelectionViolation::NodalTargetTooSmall { id: l.id.clone(), short_axis_mm: size });
             }
             (LesionRole::NonTarget, true, Some(size)) if size < Tenths::units(10) => {
-                out.push(SelectionViolation::NormalNodeRecorded {
-                    id: l.id.clone(),
-                    short_axis_mm: size,
-                });
+                out.push(SelectionViolation::NormalNodeRecorded { id: l.id.clone(), short_axis_mm: size });
             }
             _ => {}
         }
@@ -212,13 +190,7 @@ pub fn check_baseline_selection(
 mod tests {
     use super::*;
 
-    fn lesion(
-        id: &str,
-        organ: &str,
-        node: bool,
-        size: Option<u32>,
-        role: LesionRole,
-    ) -> SelectionLesion {
+    fn lesion(id: &str, organ: &str, node: bool, size: Option<u32>, role: LesionRole) -> SelectionLesion {
         SelectionLesion {
             id: id.to_string(),
             organ: organ.to_string(),
@@ -247,14 +219,8 @@ mod tests {
 
     #[test]
     fn thick_slices_raise_the_minimum() {
-        assert_eq!(
-            min_non_nodal_measurable(Some(Tenths::units(5))),
-            Tenths::units(10)
-        );
-        assert_eq!(
-            min_non_nodal_measurable(Some(Tenths::new(75))),
-            Tenths::units(15)
-        );
+        assert_eq!(min_non_nodal_measurable(Some(Tenths::units(5))), Tenths::units(10));
+        assert_eq!(min_non_nodal_measurable(Some(Tenths::new(75))), Tenths::units(15));
         let l = vec![lesion("T1", "liver", false, Some(140), LesionRole::Target)];
         assert_eq!(check_baseline_selection(&l, Some(Tenths::new(75))).len(), 1);
         assert!(check_baseline_selection(&l, Some(Tenths::units(5))).is_empty());

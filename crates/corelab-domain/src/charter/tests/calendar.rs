@@ -28,34 +28,20 @@ fn oncology_calendar_from_the_randomization_date() {
         (w8.expected_date, w8.window_open, w8.window_close),
         (date("2026-03-12"), date("2026-03-05"), date("2026-03-19"))
     );
-    assert_eq!(
-        cal.visit("W96").map(|v| v.expected_date),
-        Some(date("2027-11-18"))
-    );
+    assert_eq!(cal.visit("W96").map(|v| v.expected_date), Some(date("2027-11-18")));
     assert!(cal.visit("W104").is_none());
 
     // Matching study dates to visit windows (bounds inclusive).
     assert_eq!(ids(cal.visits_containing(date("2026-01-10"))), ["BL"]);
     assert_eq!(ids(cal.visits_containing(date("2025-12-18"))), ["BL"]);
     assert!(cal.visits_containing(date("2025-12-17")).is_empty());
-    assert!(
-        cal.visits_containing(date("2026-02-01")).is_empty(),
-        "between windows: unscheduled"
-    );
+    assert!(cal.visits_containing(date("2026-02-01")).is_empty(), "between windows: unscheduled");
     assert_eq!(ids(cal.visits_containing(date("2026-03-05"))), ["W8"]);
     assert_eq!(ids(cal.visits_containing(date("2026-03-19"))), ["W8"]);
     assert!(cal.visits_containing(date("2026-03-20")).is_empty());
     assert_eq!(cal.day_of(date("2026-03-10")), 54);
-    assert_eq!(
-        cal.nearest_visit(date("2026-02-01"))
-            .map(|v| v.visit_id.as_str()),
-        Some("BL")
-    );
-    assert_eq!(
-        cal.nearest_visit(date("2026-02-20"))
-            .map(|v| v.visit_id.as_str()),
-        Some("W8")
-    );
+    assert_eq!(cal.nearest_visit(date("2026-02-01")).map(|v| v.visit_id.as_str()), Some("BL"));
+    assert_eq!(cal.nearest_visit(date("2026-02-20")).map(|v| v.visit_id.as_str()), Some("W8"));
 }
 
 #[test]
@@ -72,20 +58,14 @@ fn an_amended_schedule_gives_the_amended_calendar() {
     let before = visit_calendar(&v1, anchor);
     let after = visit_calendar(&v2, anchor);
     assert_eq!(ids(&before.visits)[..3], ["BL", "W8", "W16"]);
-    assert_eq!(
-        ids(&after.visits),
-        ["BL", "W12", "W24", "W36", "W48", "W60", "W72", "W84", "W96"]
-    );
+    assert_eq!(ids(&after.visits), ["BL", "W12", "W24", "W36", "W48", "W60", "W72", "W84", "W96"]);
     let w12 = after.visit("W12").unwrap();
     assert_eq!(
         (w12.expected_date, w12.window_open, w12.window_close),
         (date("2026-04-09"), date("2026-04-06"), date("2026-04-19"))
     );
     // The same scan date now falls in a different visit.
-    assert_eq!(
-        ids(before.visits_containing(date("2026-04-08"))),
-        Vec::<&str>::new()
-    );
+    assert_eq!(ids(before.visits_containing(date("2026-04-08"))), Vec::<&str>::new());
     assert_eq!(ids(after.visits_containing(date("2026-04-08"))), ["W12"]);
     assert_eq!(before.visit("BL"), after.visit("BL"), "baseline unchanged");
 }
@@ -104,10 +84,7 @@ fn overlapping_windows_return_every_candidate_visit() {
     let charter = check.charter.unwrap_or_else(|| panic!("rejected"));
     let cal = visit_calendar(&charter, date("2026-01-15"));
     // Day 84 lies in W8 (26..86) and in W16 (82..142).
-    assert_eq!(
-        ids(cal.visits_containing(date("2026-04-09"))),
-        ["W8", "W16"]
-    );
+    assert_eq!(ids(cal.visits_containing(date("2026-04-09"))), ["W8", "W16"]);
 }
 
 #[test]
@@ -115,10 +92,7 @@ fn baseline_window_may_close_before_day_zero() {
     let charter = parse_ok(NEUROLOGY);
     let cal = visit_calendar(&charter, date("2026-06-01"));
     let bl = cal.visit("BL").unwrap();
-    assert_eq!(
-        (bl.window_open, bl.window_close),
-        (date("2026-05-11"), date("2026-05-31"))
-    );
+    assert_eq!((bl.window_open, bl.window_close), (date("2026-05-11"), date("2026-05-31")));
     assert!(
         cal.visits_containing(date("2026-06-01")).is_empty(),
         "a scan on the randomization day is too late for baseline"

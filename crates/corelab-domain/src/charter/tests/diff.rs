@@ -28,11 +28,7 @@ fn an_amendment_lists_what_changed() {
         "ae_titles = [\"MGH_ONCO_PACS\"]\n\n[[sites]]\nid = \"301\"\nname = \"National Cancer Center\"\ncountry = \"JP\"\nae_titles = [\"NCC_CT\"]",
     );
     let text = replace_once(&text, "until_week = 96", "until_week = 104");
-    let text = replace_once(
-        &text,
-        "slice_thickness_mm = { max = 5.0 }",
-        "slice_thickness_mm = { max = 3.0 }",
-    );
+    let text = replace_once(&text, "slice_thickness_mm = { max = 5.0 }", "slice_thickness_mm = { max = 3.0 }");
     let text = replace_once(&text, "sd_min_days = 42", "sd_min_days = 56");
     let text = replace_once(&text, "max_shift_days = 365", "max_shift_days = 180");
     let text = replace_once(
@@ -60,11 +56,7 @@ fn an_amendment_lists_what_changed() {
 #[test]
 fn changes_inside_entities_name_the_field() {
     let old = parse_ok(ONCOLOGY);
-    let text = replace_once(
-        ONCOLOGY,
-        "name = \"Hopital Saint-Louis\"",
-        "name = \"Hopital Saint-Louis AP-HP\"",
-    );
+    let text = replace_once(ONCOLOGY, "name = \"Hopital Saint-Louis\"", "name = \"Hopital Saint-Louis AP-HP\"");
     let text = replace_once(
         &text,
         "window = { minus_days = 28, plus_days = 0 }",
@@ -85,16 +77,8 @@ fn changes_inside_entities_name_the_field() {
         "contrast = { agent = \"required\", phase = \"portal_venous\" }",
         "contrast = { agent = \"required\", phase = \"portal_venous\", min_delay_minutes = 60 }",
     );
-    let text = replace_once(
-        &text,
-        "stages = \"automated+qc1+qc2\"",
-        "stages = \"automated+qc1\"",
-    );
-    let text = replace_once(
-        &text,
-        "timepoint_labels = \"pseudo\"",
-        "timepoint_labels = \"days_from_baseline\"",
-    );
+    let text = replace_once(&text, "stages = \"automated+qc1+qc2\"", "stages = \"automated+qc1\"");
+    let text = replace_once(&text, "timepoint_labels = \"pseudo\"", "timepoint_labels = \"days_from_baseline\"");
     let new = parse_ok(&text);
     assert_eq!(
         lines(&diff(&old, &new)),
@@ -109,13 +93,7 @@ fn changes_inside_entities_name_the_field() {
         ]
     );
     let changes = diff(&old, &new);
-    assert_eq!(
-        changes[4],
-        Change {
-            entity: Entity::Series("CT_CHEST_LUNG".into()),
-            kind: ChangeKind::Removed
-        }
-    );
+    assert_eq!(changes[4], Change { entity: Entity::Series("CT_CHEST_LUNG".into()), kind: ChangeKind::Removed });
     assert_eq!(
         changes[5].kind,
         ChangeKind::Modified {

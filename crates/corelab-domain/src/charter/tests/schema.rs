@@ -170,35 +170,23 @@ fn schema() -> Value {
 }
 
 fn table_schema<'a>(schema: &'a Value, name: &str) -> &'a Value {
-    if name == "charter" {
-        schema
-    } else {
-        &schema["$defs"][name]
-    }
+    if name == "charter" { schema } else { &schema["$defs"][name] }
 }
 
 fn toml_json(v: &DeValue<'_>) -> Value {
     match v {
         DeValue::String(s) => Value::String(s.to_string()),
-        DeValue::Integer(i) => {
-            i64::from_str_radix(i.as_str(), i.radix()).map_or(Value::Null, Value::from)
-        }
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).map_or(Value::Null, Value::from),
         DeValue::Float(f) => f.as_str().parse::<f64>().map_or(Value::Null, Value::from),
         DeValue::Boolean(b) => Value::Bool(*b),
         DeValue::Datetime(d) => Value::String(d.to_string()),
-        DeValue::Array(items) => {
-            Value::Array(items.iter().map(|i| toml_json(i.get_ref())).collect())
-        }
+        DeValue::Array(items) => Value::Array(items.iter().map(|i| toml_json(i.get_ref())).collect()),
         DeValue::Table(t) => table_json(t),
     }
 }
 
 fn table_json(t: &DeTable<'_>) -> Value {
-    Value::Object(
-        t.iter()
-            .map(|(k, v)| (k.get_ref().to_string(), toml_json(v.get_ref())))
-            .collect(),
-    )
+    Value::Object(t.iter().map(|(k, v)| (k.get_ref().to_string(), toml_json(v.get_ref()))).collect())
 }
 
 fn document_json(text: &str) -> Value {
@@ -208,12 +196,9 @@ fn document_json(text: &str) -> Value {
 /// JSON nulls stand for absent optional fields (e.g. `PixelMask::model`): drop them.
 fn without_nulls(v: Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, without_nulls(v)))
-                .collect(),
-        ),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, without_nulls(v))).collect())
+        }
         Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
         other => other,
     }
@@ -230,11 +215,7 @@ struct SchemaCheck<'s> {
 
 impl<'s> SchemaCheck<'s> {
     fn new(root: &'s Value) -> Self {
-        SchemaCheck {
-            root,
-            errors: Vec::new(),
-            seen: BTreeSet::new(),
-        }
+        SchemaCheck { root, errors: Vec::new(), seen: BTreeSet::new() }
     }
 
     fn run(root: &'s Value, doc: &Value) -> Self {
@@ -300,27 +281,15 @@ impl<'s> SchemaCheck<'s> {
         }
         if let Some(s) = doc.as_str() {
             let len = s.chars().count() as u64;
-            if schema
-                .get("minLength")
-                .and_then(Value::as_u64)
-                .is_some_and(|m| len < m)
-            {
+            if schema.get("minLength").and_then(Value::as_u64).is_some_and(|m| len < m) {
                 self.fail(path, "string too short".into());
             }
-            if schema
-                .get("maxLength")
-                .and_then(Value::as_u64)
-                .is_some_and(|m| len > m)
-            {
+            if schema.get("maxLength").and_then(Value::as_u64).is_some_and(|m| len > m) {
                 self.fail(path, "string too long".into());
             }
         }
         if let Some(items) = doc.as_array() {
-            if schema
-                .get("minItems")
-                .and_then(Value::as_u64)
-                .is_some_and(|m| (items.len() as u64) < m)
-            {
+            if schema.get("minItems").and_then(Value::as_u64).is_some_and(|m| (items.len() as u64) < m) {
                 self.fail(path, "too few items".into());
             }
             if let Some(item_schema) = schema.get("items") {
@@ -337,22 +306,13 @@ impl<'s> SchemaCheck<'s> {
                     }
                 }
             }
-            if schema
-                .get("minProperties")
-                .and_then(Value::as_u64)
-                .is_some_and(|m| (obj.len() as u64) < m)
-            {
+            if schema.get("minProperties").and_then(Value::as_u64).is_some_and(|m| (obj.len() as u64) < m) {
                 self.fail(path, "too few properties".into());
             }
             if let Some(dep) = schema.get("dependentRequired").and_then(Value::as_object) {
                 for (k, needs) in dep {
                     if obj.contains_key(k) {
-                        for n in needs
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Value::as_str)
-                        {
+                        for n in needs.as_array().into_iter().flatten().filter_map(Value::as_str) {
                             if !obj.contains_key(n) {
                                 self.fail(path, format!("`{k}` needs `{n}`"));
                             }
@@ -363,11 +323,7 @@ impl<'s> SchemaCheck<'s> {
             let props = schema.get("properties").and_then(Value::as_object);
             if let Some(props) = props {
                 for (k, v) in obj {
-                    let kpath = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
+                    let kpath = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
                     match props.get(k) {
                         Some(s) => {
                             self.seen.insert((table.clone(), k.clone()));
@@ -391,10 +347,7 @@ impl<'s> SchemaCheck<'s> {
                 })
                 .count();
             if passing != 1 {
-                self.fail(
-                    path,
-                    format!("matches {passing} of the oneOf branches, not exactly 1"),
-                );
+                self.fail(path, format!("matches {passing} of the oneOf branches, not exactly 1"));
             }
         }
     }
@@ -405,15 +358,9 @@ fn schema_tables_have_exactly_the_reader_keys() {
     let schema = schema();
     for (name, table_keys) in keys::TABLES {
         let node = table_schema(&schema, name);
-        assert_eq!(
-            node["additionalProperties"],
-            Value::Bool(false),
-            "{name}: closed"
-        );
-        let in_schema: BTreeSet<&str> = node["properties"]
-            .as_object()
-            .map(|m| m.keys().map(String::as_str).collect())
-            .unwrap_or_default();
+        assert_eq!(node["additionalProperties"], Value::Bool(false), "{name}: closed");
+        let in_schema: BTreeSet<&str> =
+            node["properties"].as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
         let in_reader: BTreeSet<&str> = table_keys.iter().copied().collect();
         assert_eq!(in_schema, in_reader, "keys of `{name}`");
     }
@@ -426,81 +373,31 @@ fn schema_enums_have_exactly_the_model_words() {
     }
     let schema = schema();
     let cases: Vec<(&str, Vec<String>)> = vec![
-        (
-            "/$defs/therapeutic_area/enum",
-            words(TherapeuticArea::ALL, TherapeuticArea::as_str),
-        ),
-        (
-            "/$defs/criteria/enum",
-            words(Criteria::ALL, Criteria::as_str),
-        ),
-        (
-            "/$defs/blinding/properties/timepoint_labels/enum",
-            words(TimepointLabels::ALL, TimepointLabels::as_str),
-        ),
-        (
-            "/$defs/schedule/properties/anchor/enum",
-            words(Anchor::ALL, Anchor::as_str),
-        ),
-        (
-            "/$defs/visit/properties/imaging_rule/enum",
-            words(ImagingRule::ALL, ImagingRule::as_str),
-        ),
-        (
-            "/$defs/imaging/properties/modality/enum",
-            words(Modality::ALL, Modality::as_str),
-        ),
-        (
-            "/$defs/constraints/properties/mr_sequence/enum",
-            words(MrSequence::ALL, MrSequence::as_str),
-        ),
-        (
-            "/$defs/constraints/properties/mr_acquisition/enum",
-            words(MrAcquisition::ALL, MrAcquisition::as_str),
-        ),
-        (
-            "/$defs/contrast/properties/agent/enum",
-            words(ContrastAgent::ALL, ContrastAgent::as_str),
-        ),
-        (
-            "/$defs/contrast/properties/phase/enum",
-            words(ContrastPhase::ALL, ContrastPhase::as_str),
-        ),
-        (
-            "/$defs/qc/properties/stages/enum",
-            words(QcStages::ALL, QcStages::as_str),
-        ),
-        (
-            "/$defs/reads/properties/paradigm/enum",
-            words(ReadParadigm::ALL, ReadParadigm::as_str),
-        ),
-        (
-            "/$defs/reads/properties/measures/items/enum",
-            words(Measure::ALL, Measure::as_str),
-        ),
+        ("/$defs/therapeutic_area/enum", words(TherapeuticArea::ALL, TherapeuticArea::as_str)),
+        ("/$defs/criteria/enum", words(Criteria::ALL, Criteria::as_str)),
+        ("/$defs/blinding/properties/timepoint_labels/enum", words(TimepointLabels::ALL, TimepointLabels::as_str)),
+        ("/$defs/schedule/properties/anchor/enum", words(Anchor::ALL, Anchor::as_str)),
+        ("/$defs/visit/properties/imaging_rule/enum", words(ImagingRule::ALL, ImagingRule::as_str)),
+        ("/$defs/imaging/properties/modality/enum", words(Modality::ALL, Modality::as_str)),
+        ("/$defs/constraints/properties/mr_sequence/enum", words(MrSequence::ALL, MrSequence::as_str)),
+        ("/$defs/constraints/properties/mr_acquisition/enum", words(MrAcquisition::ALL, MrAcquisition::as_str)),
+        ("/$defs/contrast/properties/agent/enum", words(ContrastAgent::ALL, ContrastAgent::as_str)),
+        ("/$defs/contrast/properties/phase/enum", words(ContrastPhase::ALL, ContrastPhase::as_str)),
+        ("/$defs/qc/properties/stages/enum", words(QcStages::ALL, QcStages::as_str)),
+        ("/$defs/reads/properties/paradigm/enum", words(ReadParadigm::ALL, ReadParadigm::as_str)),
+        ("/$defs/reads/properties/measures/items/enum", words(Measure::ALL, Measure::as_str)),
         (
             "/$defs/adjudication/properties/triggers/items/enum",
             words(AdjudicationTrigger::ALL, AdjudicationTrigger::as_str),
         ),
-        (
-            "/$defs/adjudication/properties/choice/enum",
-            words(AdjudicationChoice::ALL, AdjudicationChoice::as_str),
-        ),
-        (
-            "/$defs/deidentification/properties/dates/enum",
-            vec!["remove".into(), "keep".into(), "shift".into()],
-        ),
+        ("/$defs/adjudication/properties/choice/enum", words(AdjudicationChoice::ALL, AdjudicationChoice::as_str)),
+        ("/$defs/deidentification/properties/dates/enum", vec!["remove".into(), "keep".into(), "shift".into()]),
     ];
     for (pointer, expected) in cases {
         let found: Vec<String> = schema
             .pointer(pointer)
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
             .unwrap_or_default();
         assert_eq!(found, expected, "{pointer}");
     }
@@ -510,56 +407,27 @@ fn schema_enums_have_exactly_the_model_words() {
         ("keep", crate::deid_profile::DateHandling::Keep),
         ("shift", crate::deid_profile::DateHandling::Shift),
     ] {
-        assert_eq!(
-            serde_json::to_value(value).ok(),
-            Some(Value::String(word.into()))
-        );
+        assert_eq!(serde_json::to_value(value).ok(), Some(Value::String(word.into())));
     }
 }
 
 #[test]
 fn deidentification_keys_are_the_deid_profile_fields() {
     use crate::deid_profile::{DeidProfile, MaskRegion, PixelMask, SafePrivateTag};
-    let field_names = |v: Value| -> BTreeSet<String> {
-        v.as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
-    };
+    let field_names =
+        |v: Value| -> BTreeSet<String> { v.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default() };
     let set = |keys: &[&str]| -> BTreeSet<String> { keys.iter().map(|k| k.to_string()).collect() };
-    let region = MaskRegion {
-        x: 0,
-        y: 0,
-        width: 1,
-        height: 1,
-    };
-    let mask = PixelMask {
-        manufacturer: "M".into(),
-        model: Some("X".into()),
-        rows: 1,
-        columns: 1,
-        regions: vec![region],
-    };
-    let tag = SafePrivateTag {
-        creator: "C".into(),
-        group: 0x29,
-        element: 0x10,
-    };
+    let region = MaskRegion { x: 0, y: 0, width: 1, height: 1 };
+    let mask =
+        PixelMask { manufacturer: "M".into(), model: Some("X".into()), rows: 1, columns: 1, regions: vec![region] };
+    let tag = SafePrivateTag { creator: "C".into(), group: 0x29, element: 0x10 };
     assert_eq!(
         field_names(serde_json::to_value(DeidProfile::default()).unwrap_or_default()),
         set(keys::DEIDENTIFICATION)
     );
-    assert_eq!(
-        field_names(serde_json::to_value(mask).unwrap_or_default()),
-        set(keys::PIXEL_MASK)
-    );
-    assert_eq!(
-        field_names(serde_json::to_value(region).unwrap_or_default()),
-        set(keys::MASK_REGION)
-    );
-    assert_eq!(
-        field_names(serde_json::to_value(tag).unwrap_or_default()),
-        set(keys::SAFE_PRIVATE_TAG)
-    );
+    assert_eq!(field_names(serde_json::to_value(mask).unwrap_or_default()), set(keys::PIXEL_MASK));
+    assert_eq!(field_names(serde_json::to_value(region).unwrap_or_default()), set(keys::MASK_REGION));
+    assert_eq!(field_names(serde_json::to_value(tag).unwrap_or_default()), set(keys::SAFE_PRIVATE_TAG));
 }
 
 #[test]
@@ -567,11 +435,7 @@ fn examples_validate_against_the_schema_as_written_and_as_read() {
     let schema = schema();
     for (name, text) in EXAMPLES.iter().copied().chain([("everything", EVERYTHING)]) {
         let written = SchemaCheck::run(&schema, &document_json(text));
-        assert!(
-            written.errors.is_empty(),
-            "{name} as written: {:#?}",
-            written.errors
-        );
+        assert!(written.errors.is_empty(), "{name} as written: {:#?}", written.errors);
         let charter = super::parse_ok(text);
         let model = without_nulls(serde_json::to_value(&charter).unwrap_or_default());
         let read = SchemaCheck::run(&schema, &model);
@@ -590,74 +454,35 @@ fn everything_charter_uses_every_key_and_has_no_problem() {
         .flat_map(|(table, ks)| ks.iter().map(move |k| (table.to_string(), k.to_string())))
         .collect();
     let missing: Vec<_> = all.difference(&seen).collect();
-    assert!(
-        missing.is_empty(),
-        "keys never used by EVERYTHING: {missing:?}"
-    );
+    assert!(missing.is_empty(), "keys never used by EVERYTHING: {missing:?}");
     // The model keeps them: serialising the parsed charter meets every table key too, except
     // those whose value equals its default and is skipped on output.
-    let charter = check
-        .charter
-        .unwrap_or_else(|| panic!("EVERYTHING has errors"));
-    let model_seen = SchemaCheck::run(
-        &schema,
-        &without_nulls(serde_json::to_value(&charter).unwrap_or_default()),
-    )
-    .seen;
+    let charter = check.charter.unwrap_or_else(|| panic!("EVERYTHING has errors"));
+    let model_seen = SchemaCheck::run(&schema, &without_nulls(serde_json::to_value(&charter).unwrap_or_default())).seen;
     let model_missing: Vec<_> = all.difference(&model_seen).collect();
-    assert!(
-        model_missing.is_empty(),
-        "keys the model drops: {model_missing:?}"
-    );
+    assert!(model_missing.is_empty(), "keys the model drops: {model_missing:?}");
 }
 
 #[test]
 fn the_schema_check_rejects_broken_documents() {
     let schema = schema();
     let broken = [
-        (
-            "readers_per_case = 2",
-            "readers_per_case = \"2\"",
-            "reads.readers_per_case: expected",
-        ),
+        ("readers_per_case = 2", "readers_per_case = \"2\"", "reads.readers_per_case: expected"),
         (
             "paradigm = \"all_timepoints\"",
             "paradigm = \"all_timepoints\"\nparadigmm = 1",
             "reads.paradigmm: unknown key",
         ),
-        (
-            "sponsor = \"Everything Pharma\"\n",
-            "",
-            "trial: missing required `sponsor`",
-        ),
-        (
-            "day = 365",
-            "day = 365\nevery_weeks = 4\nuntil_week = 8",
-            "visits[3]: matches 2 of the oneOf branches",
-        ),
-        (
-            "from_week = 6\nuntil_week = 24",
-            "from_week = 6",
-            "visits[2]: `every_weeks` needs `until_week`",
-        ),
-        (
-            "stages = \"automated\"",
-            "stages = \"manual\"",
-            "qc.stages: \"manual\" is not one of",
-        ),
-        (
-            "slice_spacing_mm = { max = 5 }",
-            "slice_spacing_mm = {}",
-            "too few properties",
-        ),
+        ("sponsor = \"Everything Pharma\"\n", "", "trial: missing required `sponsor`"),
+        ("day = 365", "day = 365\nevery_weeks = 4\nuntil_week = 8", "visits[3]: matches 2 of the oneOf branches"),
+        ("from_week = 6\nuntil_week = 24", "from_week = 6", "visits[2]: `every_weeks` needs `until_week`"),
+        ("stages = \"automated\"", "stages = \"manual\"", "qc.stages: \"manual\" is not one of"),
+        ("slice_spacing_mm = { max = 5 }", "slice_spacing_mm = {}", "too few properties"),
     ];
     for (old, new, expected) in broken {
         let text = super::replace_once(EVERYTHING, old, new);
         let errors = SchemaCheck::run(&schema, &document_json(&text)).errors;
-        assert!(
-            errors.iter().any(|e| e.contains(expected)),
-            "{expected:?} not in {errors:#?}"
-        );
+        assert!(errors.iter().any(|e| e.contains(expected)), "{expected:?} not in {errors:#?}");
         // And the charter reader rejects the same documents.
         assert!(parse_charter(&text).is_err(), "reader accepted: {new}");
     }
@@ -670,13 +495,8 @@ fn every_key_is_documented() {
         .iter()
         .flat_map(|(_, ks)| ks.iter().copied())
         .filter(|k| {
-            !DOC.contains(&format!("`{k}`"))
-                && !DOC.contains(&format!("[{k}]"))
-                && !DOC.contains(&format!(".{k}]"))
+            !DOC.contains(&format!("`{k}`")) && !DOC.contains(&format!("[{k}]")) && !DOC.contains(&format!(".{k}]"))
         })
         .collect();
-    assert!(
-        undocumented.is_empty(),
-        "keys missing from docs/charter.md: {undocumented:?}"
-    );
+    assert!(undocumented.is_empty(), "keys missing from docs/charter.md: {undocumented:?}");
 }

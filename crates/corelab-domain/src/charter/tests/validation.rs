@@ -100,10 +100,7 @@ const W: Severity = Severity::Warning;
 
 fn edit(line: usize, new: &str) -> String {
     let mut lines: Vec<&str> = BASE.lines().collect();
-    assert!(
-        line >= 1 && line <= lines.len(),
-        "line {line} is outside BASE"
-    );
+    assert!(line >= 1 && line <= lines.len(), "line {line} is outside BASE");
     lines[line - 1] = new;
     lines.join("\n") + "\n"
 }
@@ -111,29 +108,14 @@ fn edit(line: usize, new: &str) -> String {
 fn check(row: &Row) {
     let text = edit(row.line, row.new);
     let result = check_charter(&text);
-    let shown = result
-        .problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert_eq!(
-        result.problems.len(),
-        1,
-        "{}: expected one problem, got:\n{shown}",
-        row.name
-    );
+    let shown = result.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert_eq!(result.problems.len(), 1, "{}: expected one problem, got:\n{shown}", row.name);
     let p = &result.problems[0];
     assert_eq!(p.key, row.key, "{}: key ({shown})", row.name);
     assert_eq!(p.line, row.at_line, "{}: line ({shown})", row.name);
     assert_eq!(p.code, row.code, "{}: code ({shown})", row.name);
     assert_eq!(p.severity, row.severity, "{}: severity ({shown})", row.name);
-    assert!(
-        p.message.contains(row.message),
-        "{}: message {:?}",
-        row.name,
-        p.message
-    );
+    assert!(p.message.contains(row.message), "{}: message {:?}", row.name, p.message);
     assert!(p.hint.contains(row.hint), "{}: hint {:?}", row.name, p.hint);
     // Errors withhold the charter, warnings do not.
     assert_eq!(result.charter.is_some(), row.severity == W, "{}", row.name);
@@ -143,10 +125,7 @@ fn check(row: &Row) {
 fn base_charter_is_valid() {
     let check = check_charter(BASE);
     assert!(check.problems.is_empty(), "{:?}", check.problems);
-    assert_eq!(
-        BASE.lines().nth(44),
-        Some("window = { minus_days = 7, plus_days = 7 }")
-    );
+    assert_eq!(BASE.lines().nth(44), Some("window = { minus_days = 7, plus_days = 7 }"));
 }
 
 #[test]
@@ -247,38 +226,20 @@ fn two_readers_without_adjudication_is_a_warning() {
     let check = check_charter(&text);
     assert_eq!(check.problems.len(), 1, "{:?}", check.problems);
     let p = &check.problems[0];
-    assert_eq!(
-        (p.key.as_str(), p.line, p.severity),
-        ("reads.readers_per_case", 67, Severity::Warning)
-    );
-    assert!(
-        p.message
-            .contains("two readers per case without adjudication")
-    );
-    assert!(
-        check.charter.is_some(),
-        "warnings do not withhold the charter"
-    );
+    assert_eq!((p.key.as_str(), p.line, p.severity), ("reads.readers_per_case", 67, Severity::Warning));
+    assert!(p.message.contains("two readers per case without adjudication"));
+    assert!(check.charter.is_some(), "warnings do not withhold the charter");
     assert!(parse_charter(&text).is_ok());
 }
 
 #[test]
 fn parse_charter_returns_warnings_with_errors() {
     // A warning (criteria vs area) and an error (unknown key) together: both are returned.
-    let text = edit(8, r#"therapeutic_area = "neurology""#)
-        .replace("sd_min_days = 42", "sd_min_days = 42\nsd_days = 1");
+    let text =
+        edit(8, r#"therapeutic_area = "neurology""#).replace("sd_min_days = 42", "sd_min_days = 42\nsd_days = 1");
     let problems = parse_charter(&text).err().unwrap_or_default();
-    let summary: Vec<(Severity, &str)> = problems
-        .iter()
-        .map(|p| (p.severity, p.key.as_str()))
-        .collect();
-    assert_eq!(
-        summary,
-        [
-            (Severity::Warning, "reads.criteria[0]"),
-            (Severity::Error, "reads.sd_days")
-        ]
-    );
+    let summary: Vec<(Severity, &str)> = problems.iter().map(|p| (p.severity, p.key.as_str())).collect();
+    assert_eq!(summary, [(Severity::Warning, "reads.criteria[0]"), (Severity::Error, "reads.sd_days")]);
 }
 
 #[test]
@@ -293,10 +254,7 @@ fn a_broken_section_does_not_cascade() {
     let lines: Vec<&str> = BASE.lines().collect();
     let text = [&lines[..3], &lines[9..]].concat().join("\n");
     let problems = parse_charter(&text).err().unwrap_or_default();
-    let keys: Vec<(&str, u32, u32)> = problems
-        .iter()
-        .map(|p| (p.key.as_str(), p.line, p.column))
-        .collect();
+    let keys: Vec<(&str, u32, u32)> = problems.iter().map(|p| (p.key.as_str(), p.line, p.column)).collect();
     assert_eq!(keys, [("trial", 1, 1)]);
     assert_eq!(problems[0].message, "missing required key `trial`");
 }
@@ -307,39 +265,22 @@ fn settings_that_only_fit_recist_are_reported_for_other_criteria() {
     // progression-date trigger (error). LVEF fits an oncology trial (cardio-oncology).
     let text = edit(66, r#"criteria = ["LVEF"]"#);
     let problems = check_charter(&text).problems;
-    let got: Vec<(&str, Severity, ProblemCode)> = problems
-        .iter()
-        .map(|p| (p.key.as_str(), p.severity, p.code))
-        .collect();
+    let got: Vec<(&str, Severity, ProblemCode)> =
+        problems.iter().map(|p| (p.key.as_str(), p.severity, p.code)).collect();
     assert_eq!(
         got,
         [
-            (
-                "reads.sd_min_days",
-                Severity::Warning,
-                ProblemCode::Inconsistent
-            ),
-            (
-                "reads.adjudication.triggers[0]",
-                Severity::Error,
-                ProblemCode::Inconsistent
-            ),
+            ("reads.sd_min_days", Severity::Warning, ProblemCode::Inconsistent),
+            ("reads.adjudication.triggers[0]", Severity::Error, ProblemCode::Inconsistent),
         ]
     );
-    assert!(
-        problems[1]
-            .message
-            .contains("progression_date needs RECIST1.1 or iRECIST")
-    );
+    assert!(problems[1].message.contains("progression_date needs RECIST1.1 or iRECIST"));
 
     // MS reads in an oncology trial: criteria warning, SD minimum warning, trigger error, and
     // the missing MS measures.
     let text = edit(66, r#"criteria = ["MS"]"#).replace("sd_min_days = 42\n", "");
     let problems = check_charter(&text).problems;
-    let got: Vec<(&str, Severity)> = problems
-        .iter()
-        .map(|p| (p.key.as_str(), p.severity))
-        .collect();
+    let got: Vec<(&str, Severity)> = problems.iter().map(|p| (p.key.as_str(), p.severity)).collect();
     assert_eq!(
         got,
         [
@@ -352,10 +293,7 @@ fn settings_that_only_fit_recist_are_reported_for_other_criteria() {
     // Confirmation is a RECIST setting too.
     let text = edit(69, "confirmation_required = true")
         .replace("criteria = [\"RECIST1.1\"]", "criteria = [\"LVEF\"]")
-        .replace(
-            "triggers = [\"progression_date\"]",
-            "triggers = [\"any_timepoint\"]",
-        );
+        .replace("triggers = [\"progression_date\"]", "triggers = [\"any_timepoint\"]");
     let problems = check_charter(&text).problems;
     let got: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(got, ["reads.confirmation_required"]);
