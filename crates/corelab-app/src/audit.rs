@@ -47,9 +47,22 @@ pub fn system_record(
     record(&Actor::system(), at, action, object_type, object_id, changes)
 }
 
-/// Parses the `trial_id` of a record built elsewhere (helper for callers that have a `Uuid`).
-pub fn with_trial(mut rec: NewAuditRecord, trial_id: Uuid, site_id: Option<String>) -> NewAuditRecord {
+/// An audit record of a trial-scoped action, acted in `role`.
+#[allow(clippy::too_many_arguments)]
+pub fn trial_record(
+    actor: &Actor,
+    role: &str,
+    trial_id: Uuid,
+    site_id: Option<&str>,
+    at: DateTime<Utc>,
+    action: &str,
+    object_type: &str,
+    object_id: impl ToString,
+    changes: Vec<Value>,
+) -> NewAuditRecord {
+    let mut rec = record(actor, at, action, object_type, object_id, changes);
+    rec.actor_role = role.to_string();
     rec.trial_id = Some(trial_id);
-    rec.site_id = site_id;
+    rec.site_id = site_id.map(str::to_string);
     rec
 }

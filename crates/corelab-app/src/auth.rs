@@ -26,6 +26,8 @@ pub struct Actor {
     pub must_change_password: bool,
     /// Hash of the session token when acting through a login session.
     pub session: Option<String>,
+    /// Set when acting through an API token: the one trial role the token carries.
+    pub token: Option<crate::access::TokenScope>,
 }
 
 impl Actor {
@@ -39,10 +41,25 @@ impl Actor {
             role: "system".into(),
             must_change_password: false,
             session: None,
+            token: None,
         }
     }
 
-    fn from_user(u: &UserRow, session: Option<String>) -> Actor {
+    /// An operator running a command-line tool on the server (has database access already).
+    pub fn operator(os_user: &str) -> Actor {
+        Actor {
+            user_id: None,
+            username: format!("cli:{os_user}"),
+            display_name: format!("operator {os_user} (command line)"),
+            is_system_admin: true,
+            role: "operator".into(),
+            must_change_password: false,
+            session: None,
+            token: None,
+        }
+    }
+
+    pub(crate) fn from_user(u: &UserRow, session: Option<String>) -> Actor {
         Actor {
             user_id: Some(u.id),
             username: u.username.clone(),
@@ -51,14 +68,7 @@ impl Actor {
             role: if u.is_system_admin { "system_admin".into() } else { "user".into() },
             must_change_password: u.must_change_password,
             session,
-        }
-    }
-
-    pub fn require_system_admin(&self) -> Result<(), AppError> {
-        if self.is_system_admin {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("this action needs the system administrator role".into()))
+            token: None,
         }
     }
 }

@@ -36,7 +36,7 @@ impl App {
         doc: NewDocument,
         body: R,
     ) -> Result<DocumentRow, AppError> {
-        actor.require_system_admin()?;
+        self.require_admin(actor, "upload a document", "document", "new").await?;
         let name = validate_name(&doc.name)?;
         let staged = self.blobs().stage(body, self.settings().max_document_bytes).await?;
         let id = Uuid::now_v7();

@@ -23,6 +23,9 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// A charter with problems; each names its line, key, what is wrong and how to fix it.
+    #[error("the charter has {} problem(s)", .0.len())]
+    InvalidCharter(Vec<corelab_domain::charter::Problem>),
     /// A dependency (database, blob store) is not reachable.
     #[error("{0}")]
     Unavailable(String),

@@ -4,11 +4,20 @@
 //! and appends its audit record in one database transaction. Nothing here knows about HTTP or
 //! DIMSE; adapters call these functions and turn [`AppError`] into their own responses.
 
+pub mod access;
 pub mod audit;
+pub mod audit_trail;
 pub mod auth;
 pub mod clock;
 pub mod documents;
 pub mod error;
+pub mod grants;
+pub mod qualification;
+pub mod signatures;
+pub mod subjects;
+pub mod tokens;
+pub mod trials;
+pub mod users;
 
 use std::sync::Arc;
 

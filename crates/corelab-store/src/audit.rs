@@ -215,6 +215,12 @@ impl Tx {
         )?)
     }
 
+    /// The sequence number of the newest record (0 for an empty trail).
+    pub async fn last_audit_seq(&mut self) -> Result<i64, StoreError> {
+        let (n,): (Option<i64>,) = fetch_one!(self, (Option<i64>,), "SELECT MAX(seq) FROM audit_log")?;
+        Ok(n.unwrap_or(0))
+    }
+
     /// Count of records, for tests and status pages.
     pub async fn count_audit(&mut self) -> Result<i64, StoreError> {
         let (n,): (i64,) = fetch_one!(self, (i64,), "SELECT COUNT(*) FROM audit_log")?;

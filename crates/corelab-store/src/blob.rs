@@ -201,6 +201,17 @@ impl BlobStore {
         result
     }
 
+    /// A fresh path in the staging area, for writers that produce a blob with blocking IO (the
+    /// de-identification engine). Hand the finished, fsynced file to [`BlobStore::adopt_staged`].
+    pub fn new_staging_path(&self) -> PathBuf {
+        self.staging().join(format!("{}.part", uuid::Uuid::new_v4()))
+    }
+
+    /// Wraps a file the caller wrote (and fsynced) at a path from [`BlobStore::new_staging_path`].
+    pub fn adopt_staged(&self, path: PathBuf, size: u64, sha256: String) -> StagedBlob {
+        StagedBlob { path, size, sha256 }
+    }
+
     /// Stages bytes already in memory (small objects: exports, reports).
     pub async fn stage_bytes(&self, bytes: &[u8]) -> Result<StagedBlob, StoreError> {
         self.stage(bytes, u64::MAX).await

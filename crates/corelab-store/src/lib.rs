@@ -5,8 +5,10 @@
 pub mod audit;
 pub mod blob;
 pub mod db;
+pub mod identity;
 pub mod jobs;
 pub mod records;
+pub mod trials;
 
 pub use blob::{BlobStore, BlobStream, S3Settings, StagedBlob};
 pub use db::{Backend, Db, DbOptions, SchemaStatus, Tx, redact_url};

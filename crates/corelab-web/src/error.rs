@@ -25,6 +25,7 @@ impl IntoResponse for ApiError {
             AppError::Invalid { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", field.clone()),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
+            AppError::InvalidCharter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_charter", None),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         };
@@ -46,6 +47,10 @@ impl IntoResponse for ApiError {
         let mut body = json!({"error": {"code": code, "message": message}});
         if let Some(f) = field {
             body["error"]["field"] = json!(f);
+        }
+        if let AppError::InvalidCharter(problems) = &self.0 {
+            body["error"]["problems"] = json!(problems);
+            body["error"]["message"] = json!(problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"));
         }
         (status, Json(body)).into_response()
     }

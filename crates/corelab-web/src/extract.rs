@@ -28,8 +28,20 @@ impl FromRequestParts<WebState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+        if let Some(bearer) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        {
+            let actor = state.app.authenticate_token(bearer.trim()).await?;
+            return Ok(Authenticated(actor));
+        }
         let Some(token) = session_token(parts) else {
-            return Err(AppError::Unauthenticated("log in first: POST /api/v1/auth/login".into()).into());
+            return Err(AppError::Unauthenticated(
+                "log in first (POST /api/v1/auth/login) or send an API token as Authorization: Bearer clt_...".into(),
+            )
+            .into());
         };
         let actor = state.app.authenticate_session(&token).await?;
         Ok(Authenticated(actor))

@@ -35,7 +35,7 @@ pub fn router(app: App, settings: WebSettings) -> Router {
     let state = WebState { app, settings };
     Router::new()
         .merge(observe::router())
-        .nest("/api/v1", api::router())
+        .nest(api::PREFIX, api::router())
         .with_state(state)
         .layer(axum::middleware::from_fn(observe::track))
 }

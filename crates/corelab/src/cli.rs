@@ -73,6 +73,118 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage accounts (as the server's operator).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Check the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Validate imaging charter files.
+    Charter {
+        #[command(subcommand)]
+        command: CharterCommand,
+    },
+    /// Create and amend trials from charter files.
+    Trial {
+        #[command(subcommand)]
+        command: TrialCommand,
+    },
+    /// Evaluate response criteria offline.
+    Recist {
+        #[command(subcommand)]
+        command: RecistCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; prints a generated one-time password unless --password-stdin is given.
+    Add {
+        username: String,
+        /// Printed name, shown on e-signatures.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Make the account a system administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account and end its sessions.
+    Disable {
+        username: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        username: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Set a generated password that must be changed at next login.
+    ResetPassword {
+        username: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Re-hash the whole audit trail and name the first record that was altered or removed.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CharterCommand {
+    /// Print every problem of a charter file with its line, key and a fix hint.
+    Check { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrialCommand {
+    /// Create a trial from a charter file.
+    Create {
+        #[arg(long)]
+        charter: PathBuf,
+    },
+    /// Amend a trial's charter: a new version in force from now on.
+    Amend {
+        /// The trial's protocol ID.
+        #[arg(long)]
+        trial: String,
+        #[arg(long)]
+        charter: PathBuf,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show what changed between two charter versions.
+    Diff {
+        #[arg(long)]
+        trial: String,
+        #[arg(long)]
+        from: i64,
+        #[arg(long)]
+        to: i64,
+    },
+    /// List trials.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecistCommand {
+    /// Evaluate a case (or an array of cases) and print the results as JSON.
+    Evaluate { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! integration tests start exactly what `corelab serve` starts.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod server;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use corelab::cli::{Cli, Command, ConfigCommand};
 use corelab::config::Config;
-use corelab::{server, telemetry};
+use corelab::{commands, server, telemetry};
 use corelab_app::Clock;
 use corelab_app::auth::Bootstrap;
 
@@ -49,6 +49,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => serve(config).await,
+        Command::User { command } => {
+            telemetry::init(&quiet(&config));
+            commands::user(&config, command).await
+        }
+        Command::Audit { command } => {
+            telemetry::init(&quiet(&config));
+            commands::audit(&config, command).await
+        }
+        Command::Charter { command } => commands::charter(command),
+        Command::Trial { command } => {
+            telemetry::init(&quiet(&config));
+            commands::trial(&config, command).await
+        }
+        Command::Recist { command } => commands::recist(command),
     }
 }
 
@@ -84,6 +98,15 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     running.shutdown().await;
     app.db().close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tools print their own results; only warnings and errors go to the log.
+fn quiet(config: &Config) -> corelab::config::LogConfig {
+    let mut l = config.log.clone();
+    if l.level == "info" {
+        l.level = "warn".into();
+    }
+    l
 }
 
 async fn wait_for_signal() {

@@ -1,10 +1,10 @@
 //! Login, logout, the current account, password change.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -12,12 +12,13 @@ use crate::WebState;
 use crate::error::ApiResult;
 use crate::extract::{Authenticated, SESSION_COOKIE};
 
-pub fn router() -> Router<WebState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/password", post(change_password))
-        .route("/me", get(me))
+pub fn routes() -> Vec<super::Route> {
+    vec![
+        ("POST", "/auth/login", post(login)),
+        ("POST", "/auth/logout", post(logout)),
+        ("POST", "/auth/password", post(change_password)),
+        ("GET", "/me", get(me)),
+    ]
 }
 
 #[derive(Deserialize)]

@@ -1,11 +1,11 @@
 //! Documents: upload (streamed to the blob store), list, metadata, download.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, post};
 use corelab_app::documents::NewDocument;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
@@ -16,11 +16,13 @@ use crate::WebState;
 use crate::error::ApiResult;
 use crate::extract::Ready;
 
-pub fn router() -> Router<WebState> {
-    Router::new()
-        .route("/documents", get(list).post(upload))
-        .route("/documents/{id}", get(metadata))
-        .route("/documents/{id}/content", get(content))
+pub fn routes() -> Vec<super::Route> {
+    vec![
+        ("GET", "/documents", get(list)),
+        ("POST", "/documents", post(upload)),
+        ("GET", "/documents/{id}", get(metadata)),
+        ("GET", "/documents/{id}/content", get(content)),
+    ]
 }
 
 #[derive(Deserialize)]

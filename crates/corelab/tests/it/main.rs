@@ -4,8 +4,11 @@
 //! (required when CI=true).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod charter;
 mod config_cli;
 mod foundation;
+mod identity;
 mod processes;
 mod store;
 mod support;
+mod world;
