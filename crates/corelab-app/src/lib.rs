@@ -12,6 +12,7 @@ pub mod clock;
 pub mod documents;
 pub mod error;
 pub mod grants;
+pub mod ingest;
 pub mod qualification;
 pub mod signatures;
 pub mod subjects;
@@ -33,11 +34,17 @@ pub struct AppSettings {
     pub auth: AuthSettings,
     /// Largest document accepted by `documents::upload`.
     pub max_document_bytes: u64,
+    /// A study is judged complete after this many seconds without a new instance.
+    pub ingest_quiet_period_seconds: i64,
 }
 
 impl Default for AppSettings {
     fn default() -> Self {
-        Self { auth: AuthSettings::default(), max_document_bytes: 256 * 1024 * 1024 }
+        Self {
+            auth: AuthSettings::default(),
+            max_document_bytes: 256 * 1024 * 1024,
+            ingest_quiet_period_seconds: ingest::DEFAULT_QUIET_PERIOD_SECONDS,
+        }
     }
 }
 
@@ -53,11 +60,12 @@ struct Inner {
     blobs: BlobStore,
     clock: Clock,
     settings: AppSettings,
+    index: ingest::IndexCell,
 }
 
 impl App {
     pub fn new(db: Db, blobs: BlobStore, clock: Clock, settings: AppSettings) -> App {
-        App { inner: Arc::new(Inner { db, blobs, clock, settings }) }
+        App { inner: Arc::new(Inner { db, blobs, clock, settings, index: Default::default() }) }
     }
 
     pub fn db(&self) -> &Db {
@@ -74,6 +82,10 @@ impl App {
 
     pub fn settings(&self) -> &AppSettings {
         &self.inner.settings
+    }
+
+    pub(crate) fn index_cell(&self) -> &ingest::IndexCell {
+        &self.inner.index
     }
 
     /// Readiness: the database answers and the blob store is reachable. The error says which.

@@ -1,28 +1,40 @@
-//! corelab's DICOM upper-layer edge: associations, C-ECHO (and C-STORE, added by ingest).
+//! corelab's DICOM upper-layer edge: associations, C-ECHO and C-STORE.
 //!
+//! The called AE title names the trial and the calling AE title the site (both from the charter);
+//! an unknown or unqualified caller is rejected at association with the reason logged.
 //! Every accepted socket gets `TCP_NODELAY`: with Nagle on, a peer's delayed ACK stalls each
 //! small PDU by about 40 ms (measured against dcmtk 3.6.7). dicom-ul writes each PDU with one
 //! `write_all`, so a PDU never leaves in two segments.
+//!
+//! A C-STORE's data PDVs are not collected in memory: they flow through a bounded channel into the
+//! ingest pipeline, which de-identifies them on the way to disk; the response goes out only after
+//! the instance is durable and indexed.
 
+mod routing;
+
+use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use corelab_app::App;
+use corelab_app::ingest::{IngestError, IngestOutcome, IngestSetup, IngestTarget, Source};
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::InMemDicomObject;
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 use dicom_ul::ServerAssociationOptions;
-use dicom_ul::association::server::AcceptCalledAeTitle;
+use dicom_ul::association::server::DefaultNegotiation;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+pub use routing::{Destination, Routing};
 
 /// Settings of the DIMSE service.
 #[derive(Debug, Clone)]
 pub struct DimseSettings {
-    /// The AE title corelab answers to.
+    /// The AE title corelab answers to for verification (trials have their own, in the charter).
     pub ae_title: String,
     /// Largest PDU corelab accepts (the peer may offer smaller ones).
     pub max_pdu_length: u32,
@@ -30,6 +42,8 @@ pub struct DimseSettings {
     pub idle_timeout: Duration,
     /// Most associations served at once; more wait in the kernel's accept queue.
     pub max_associations: usize,
+    /// How often the AE routing snapshot is reloaded from the database.
+    pub routing_refresh: Duration,
 }
 
 impl Default for DimseSettings {
@@ -39,16 +53,28 @@ impl Default for DimseSettings {
             max_pdu_length: 131_072,
             idle_timeout: Duration::from_secs(120),
             max_associations: 32,
+            routing_refresh: Duration::from_secs(5),
         }
     }
 }
 
-/// DIMSE command field values (PS3.7 E.1).
+/// DIMSE command field values and statuses (PS3.7).
 mod command {
+    pub const C_STORE_RQ: u16 = 0x0001;
+    pub const C_STORE_RSP: u16 = 0x8001;
     pub const C_ECHO_RQ: u16 = 0x0030;
     pub const C_ECHO_RSP: u16 = 0x8030;
     /// Command Data Set Type value meaning "no data set follows".
     pub const NO_DATA_SET: u16 = 0x0101;
+    pub const SUCCESS: u16 = 0x0000;
+    /// Refused: out of resources (the sender should retry later).
+    pub const OUT_OF_RESOURCES: u16 = 0xA700;
+    /// Error: cannot understand (unreadable or refused data).
+    pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+    /// Error (Cxxx "cannot understand", corelab's subcode): a different object is already stored
+    /// under this SOP Instance UID. PS3.7's 0111 is an N-service status that C-STORE SCUs such as
+    /// dcmtk do not recognise, so the C-STORE error range is used.
+    pub const DUPLICATE_SOP_INSTANCE: u16 = 0xC111;
 }
 
 /// Errors of the DIMSE edge.
@@ -62,6 +88,8 @@ pub enum DimseError {
     Io(#[from] std::io::Error),
 }
 
+type Options = ServerAssociationOptions<'static, Routing, DefaultNegotiation>;
+
 /// Serves DIMSE on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
@@ -69,13 +97,32 @@ pub async fn serve(
     app: App,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let options = Arc::new(
+    let routing = Routing::new(&settings.ae_title);
+    if let Err(e) = routing.refresh(&app).await {
+        tracing::warn!(error = %e, "could not load AE routing; retrying in the background");
+    }
+    {
+        let (routing, app, every) = (routing.clone(), app.clone(), settings.routing_refresh);
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
+                if let Err(e) = routing.refresh(&app).await {
+                    tracing::warn!(error = %e, "could not refresh AE routing");
+                }
+            }
+        });
+    }
+    let options: Arc<Options> = Arc::new(
         ServerAssociationOptions::new()
-            .accept_called_ae_title()
+            .ae_access_control(routing.clone())
             .ae_title(settings.ae_title.clone())
+            // Every storage SOP class; transfer syntaxes as proposed, stored as received.
+            .promiscuous(true)
             .with_abstract_syntax(uids::VERIFICATION)
-            .with_transfer_syntax(uids::IMPLICIT_VR_LITTLE_ENDIAN)
-            .with_transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
             .max_pdu_length(settings.max_pdu_length)
             .read_timeout(settings.idle_timeout),
     );
@@ -86,65 +133,113 @@ pub async fn serve(
             _ = shutdown.changed() => return Ok(()),
         };
         let Ok(permit) = permits.clone().acquire_owned().await else { return Ok(()) };
-        let options = options.clone();
-        let app = app.clone();
+        let (options, app, routing) = (options.clone(), app.clone(), routing.clone());
         tokio::spawn(async move {
             let _permit = permit;
             if let Err(e) = socket.set_nodelay(true) {
                 tracing::warn!(%peer, error = %e, "could not set TCP_NODELAY");
             }
-            if let Err(e) = handle_association(socket, peer, &options, &app).await {
+            if let Err(e) = handle_association(socket, peer, &options, &routing, &app).await {
                 tracing::warn!(%peer, error = %e, "association ended with an error");
             }
         });
     }
 }
 
+/// The C-STORE in progress on an association: its data flows to the ingest task.
+struct StoreInProgress {
+    message_id: u16,
+    sop_class: String,
+    sop_instance: String,
+    pc_id: u8,
+    data: Option<mpsc::Sender<Vec<u8>>>,
+    task: tokio::task::JoinHandle<Result<IngestOutcome, IngestError>>,
+}
+
 async fn handle_association(
     socket: tokio::net::TcpStream,
     peer: SocketAddr,
-    options: &ServerAssociationOptions<'static, AcceptCalledAeTitle, dicom_ul::association::server::DefaultNegotiation>,
-    _app: &App,
+    options: &Options,
+    routing: &Routing,
+    app: &App,
 ) -> Result<(), DimseError> {
     let mut assoc = match options.establish_async(socket).await {
         Ok(a) => a,
         Err(e) => {
-            tracing::info!(%peer, reason = %e, "association rejected");
-            metrics::counter!("corelab_dimse_associations_rejected_total").increment(1);
+            tracing::info!(%peer, reason = %e, "association not established");
             return Ok(());
         }
     };
     let calling = dicom_ul::association::Association::peer_ae_title(&assoc).to_string();
-    tracing::info!(%peer, calling_ae = %calling, called_ae = %assoc.called_ae_title(), "association accepted");
+    let called = assoc.called_ae_title().to_string();
+    let destination = routing.decide(&calling, &called).ok();
+    tracing::info!(%peer, calling_ae = %calling, called_ae = %called, "association accepted");
     metrics::counter!("corelab_dimse_associations_total").increment(1);
+    let pcs: Vec<(u8, String)> = assoc
+        .presentation_contexts()
+        .iter()
+        .map(|pc| (pc.id, pc.transfer_syntax.trim_end_matches('\0').to_string()))
+        .collect();
+    let mut setup: Option<IngestSetup> = None;
+    let mut current: Option<StoreInProgress> = None;
     loop {
-        match assoc.receive().await? {
+        let pdu = assoc.receive().await?;
+        match pdu {
             Pdu::PData { data } => {
                 for pdv in data {
-                    if pdv.value_type != PDataValueType::Command {
-                        continue;
-                    }
-                    let cmd = read_command(&pdv.data)?;
-                    let field = cmd_u16(&cmd, tags::COMMAND_FIELD)?;
-                    match field {
-                        command::C_ECHO_RQ => {
-                            let rsp = echo_response(&cmd)?;
-                            assoc
-                                .send(&Pdu::PData {
-                                    data: vec![PDataValue {
-                                        presentation_context_id: pdv.presentation_context_id,
-                                        value_type: PDataValueType::Command,
-                                        is_last: true,
-                                        data: rsp,
-                                    }],
-                                })
-                                .await?;
-                            metrics::counter!("corelab_dimse_echo_total").increment(1);
+                    match pdv.value_type {
+                        PDataValueType::Command => {
+                            let cmd = read_command(&pdv.data)?;
+                            match cmd_u16(&cmd, tags::COMMAND_FIELD)? {
+                                command::C_ECHO_RQ => {
+                                    let rsp = echo_response(&cmd)?;
+                                    send_command(&mut assoc, pdv.presentation_context_id, rsp).await?;
+                                    metrics::counter!("corelab_dimse_echo_total").increment(1);
+                                }
+                                command::C_STORE_RQ => {
+                                    let ts = pcs
+                                        .iter()
+                                        .find(|(id, _)| *id == pdv.presentation_context_id)
+                                        .map(|(_, ts)| ts.clone())
+                                        .unwrap_or_else(|| uids::IMPLICIT_VR_LITTLE_ENDIAN.to_string());
+                                    current = Some(
+                                        begin_store(
+                                            app,
+                                            &destination,
+                                            &mut setup,
+                                            &calling,
+                                            &cmd,
+                                            pdv.presentation_context_id,
+                                            &ts,
+                                        )
+                                        .await?,
+                                    );
+                                }
+                                other => {
+                                    tracing::warn!(%peer, command = format!("{other:#06x}"), "unsupported DIMSE command; aborting");
+                                    assoc.abort().await?;
+                                    return Ok(());
+                                }
+                            }
                         }
-                        other => {
-                            tracing::warn!(%peer, command = format!("{other:#06x}"), "unsupported DIMSE command; aborting");
-                            assoc.abort().await?;
-                            return Ok(());
+                        PDataValueType::Data => {
+                            let Some(store) = current.as_mut() else {
+                                tracing::warn!(%peer, "data without a C-STORE command; aborting");
+                                assoc.abort().await?;
+                                return Ok(());
+                            };
+                            if let Some(tx) = &store.data {
+                                // A closed pipe means ingest already gave up on this instance;
+                                // keep reading the PDVs so the association stays in step.
+                                if tx.send(pdv.data).await.is_err() {
+                                    store.data = None;
+                                }
+                            }
+                            if pdv.is_last {
+                                let store =
+                                    current.take().ok_or_else(|| DimseError::Command("lost store state".into()))?;
+                                finish_store(&mut assoc, store, &calling).await?;
+                            }
                         }
                     }
                 }
@@ -155,6 +250,8 @@ async fn handle_association(
                 return Ok(());
             }
             Pdu::AbortRQ { source } => {
+                // An instance cut off mid-transfer was never acknowledged; its task fails and
+                // leaves nothing behind.
                 tracing::info!(%peer, ?source, "association aborted by peer");
                 return Ok(());
             }
@@ -165,6 +262,188 @@ async fn handle_association(
             }
         }
     }
+}
+
+/// Reads PDV chunks as one byte stream (preceded by the synthesized file meta) on the blocking
+/// side of the pipeline.
+struct PipeReader {
+    prefix: std::io::Cursor<Vec<u8>>,
+    rx: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.prefix.read(buf)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        while self.pos >= self.chunk.len() {
+            match self.rx.blocking_recv() {
+                Some(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The Part 10 header a network data set lacks: preamble, magic and file meta.
+fn file_meta_prefix(sop_class: &str, sop_instance: &str, ts: &str, calling: &str) -> Result<Vec<u8>, DimseError> {
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(sop_class)
+        .media_storage_sop_instance_uid(sop_instance)
+        .transfer_syntax(ts)
+        .implementation_class_uid("1.2.826.0.1.3680043.10.1542.1")
+        .implementation_version_name("CORELAB")
+        .source_application_entity_title(calling)
+        .build()
+        .map_err(|e| DimseError::Command(format!("cannot build file meta: {e}")))?;
+    let mut out = vec![0u8; 128];
+    out.extend_from_slice(b"DICM");
+    meta.write(&mut out).map_err(|e| DimseError::Command(format!("cannot write file meta: {e}")))?;
+    Ok(out)
+}
+
+async fn begin_store(
+    app: &App,
+    destination: &Option<Destination>,
+    setup: &mut Option<IngestSetup>,
+    calling: &str,
+    cmd: &InMemDicomObject,
+    pc_id: u8,
+    ts: &str,
+) -> Result<StoreInProgress, DimseError> {
+    let message_id = cmd_u16(cmd, tags::MESSAGE_ID)?;
+    let sop_class = cmd_str(cmd, tags::AFFECTED_SOP_CLASS_UID)?;
+    let sop_instance = cmd_str(cmd, tags::AFFECTED_SOP_INSTANCE_UID)?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(16);
+    let target = match destination {
+        Some(Destination::Trial { trial_id, site_id }) => Some(IngestTarget {
+            trial_id: *trial_id,
+            site_id: site_id.clone(),
+            source: Source::Dimse,
+            sender: format!("dicom:{calling}"),
+            sender_role: "site_modality".into(),
+            sender_id: None,
+        }),
+        _ => None,
+    };
+    let task = match target {
+        None => {
+            // Sent to the server's own AE title: there is no trial to file it under.
+            drop(rx);
+            tokio::spawn(async {
+                Err(IngestError::Refused("send images to the trial's AE title, not the server's".into()))
+            })
+        }
+        Some(target) => {
+            if setup.is_none() {
+                match app.ingest_setup(&target).await {
+                    Ok(s) => *setup = Some(s),
+                    Err(e) => {
+                        drop(rx);
+                        let task = tokio::spawn(async move { Err(e) });
+                        return Ok(StoreInProgress { message_id, sop_class, sop_instance, pc_id, data: None, task });
+                    }
+                }
+            }
+            let prefix = file_meta_prefix(&sop_class, &sop_instance, ts, calling)?;
+            let reader = PipeReader { prefix: std::io::Cursor::new(prefix), rx, chunk: Vec::new(), pos: 0 };
+            let (app, setup) = (app.clone(), setup.clone());
+            tokio::spawn(async move {
+                match setup {
+                    Some(s) => app.ingest(&s, target, reader).await,
+                    None => Err(IngestError::Internal("no ingest setup".into())),
+                }
+            })
+        }
+    };
+    Ok(StoreInProgress { message_id, sop_class, sop_instance, pc_id, data: Some(tx), task })
+}
+
+async fn finish_store<S>(assoc: &mut S, store: StoreInProgress, calling: &str) -> Result<(), DimseError>
+where
+    S: AssociationSend,
+{
+    drop(store.data);
+    let result = store.task.await.unwrap_or_else(|e| Err(IngestError::Internal(e.to_string())));
+    let (status, comment) = match &result {
+        Ok(IngestOutcome::Stored { .. }) | Ok(IngestOutcome::Inbox { .. }) => (command::SUCCESS, None),
+        Err(IngestError::Conflict { .. }) => (command::DUPLICATE_SOP_INSTANCE, Some(result_message(&result))),
+        Err(IngestError::Unreadable(_)) | Err(IngestError::Refused(_)) => {
+            (command::CANNOT_UNDERSTAND, Some(result_message(&result)))
+        }
+        Err(IngestError::Internal(_)) => {
+            (command::OUT_OF_RESOURCES, Some("the server could not store it; retry later".into()))
+        }
+    };
+    if let Err(e) = &result {
+        tracing::warn!(calling_ae = %calling, status = format!("{status:#06x}"), error = %e, "C-STORE refused");
+    }
+    let mut elems = vec![
+        DataElement::new(tags::AFFECTED_SOP_CLASS_UID, VR::UI, PrimitiveValue::from(store.sop_class.as_str())),
+        DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(command::C_STORE_RSP)),
+        DataElement::new(tags::MESSAGE_ID_BEING_RESPONDED_TO, VR::US, PrimitiveValue::from(store.message_id)),
+        DataElement::new(tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(command::NO_DATA_SET)),
+        DataElement::new(tags::STATUS, VR::US, PrimitiveValue::from(status)),
+        DataElement::new(tags::AFFECTED_SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from(store.sop_instance.as_str())),
+    ];
+    if let Some(c) = comment {
+        // Error Comment is LO: at most 64 characters.
+        let c: String = c.chars().take(64).collect();
+        elems.push(DataElement::new(tags::ERROR_COMMENT, VR::LO, PrimitiveValue::from(c)));
+    }
+    assoc.send_command(store.pc_id, encode_command(elems)?).await
+}
+
+fn result_message(r: &Result<IngestOutcome, IngestError>) -> String {
+    match r {
+        Err(e) => e.to_string(),
+        Ok(_) => String::new(),
+    }
+}
+
+/// Sending a command PDV (a trait so `finish_store` does not spell out dicom-ul's types).
+trait AssociationSend {
+    async fn send_command(&mut self, pc_id: u8, data: Vec<u8>) -> Result<(), DimseError>;
+}
+
+impl<S> AssociationSend for dicom_ul::association::AsyncServerAssociation<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    async fn send_command(&mut self, pc_id: u8, data: Vec<u8>) -> Result<(), DimseError> {
+        send_command(self, pc_id, data).await
+    }
+}
+
+async fn send_command<S>(
+    assoc: &mut dicom_ul::association::AsyncServerAssociation<S>,
+    pc_id: u8,
+    data: Vec<u8>,
+) -> Result<(), DimseError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    assoc
+        .send(&Pdu::PData {
+            data: vec![PDataValue {
+                presentation_context_id: pc_id,
+                value_type: PDataValueType::Command,
+                is_last: true,
+                data,
+            }],
+        })
+        .await?;
+    Ok(())
 }
 
 /// Parses a command set (always Implicit VR Little Endian, PS3.7 6.3.1).
@@ -212,7 +491,7 @@ fn echo_response(rq: &InMemDicomObject) -> Result<Vec<u8>, DimseError> {
         DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(command::C_ECHO_RSP)),
         DataElement::new(tags::MESSAGE_ID_BEING_RESPONDED_TO, VR::US, PrimitiveValue::from(message_id)),
         DataElement::new(tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(command::NO_DATA_SET)),
-        DataElement::new(tags::STATUS, VR::US, PrimitiveValue::from(0x0000_u16)),
+        DataElement::new(tags::STATUS, VR::US, PrimitiveValue::from(command::SUCCESS)),
     ])
 }
 
@@ -237,5 +516,27 @@ mod tests {
         let bytes = echo_response(&read_command(&rq).unwrap()).unwrap();
         let gl = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
         assert_eq!(gl, bytes.len() - 12);
+    }
+
+    #[test]
+    fn the_synthesized_file_meta_makes_a_part_10_prefix() {
+        let p = file_meta_prefix("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", "1.2.840.10008.1.2.1", "SITE").unwrap();
+        assert_eq!(&p[..128], &[0u8; 128][..]);
+        assert_eq!(&p[128..132], b"DICM");
+        let meta = dicom_object::FileMetaTable::from_reader(&p[128..]).unwrap();
+        assert_eq!(meta.transfer_syntax().trim_end_matches('\0'), "1.2.840.10008.1.2.1");
+        assert_eq!(meta.media_storage_sop_instance_uid().trim_end_matches('\0'), "1.2.3.4");
+    }
+
+    #[test]
+    fn pipe_reader_concatenates_prefix_and_chunks() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(b"def".to_vec()).unwrap();
+        tx.try_send(b"gh".to_vec()).unwrap();
+        drop(tx);
+        let mut r = PipeReader { prefix: std::io::Cursor::new(b"abc".to_vec()), rx, chunk: Vec::new(), pos: 0 };
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "abcdefgh");
     }
 }

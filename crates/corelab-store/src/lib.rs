@@ -6,6 +6,7 @@ pub mod audit;
 pub mod blob;
 pub mod db;
 pub mod identity;
+pub mod ingest;
 pub mod jobs;
 pub mod records;
 pub mod trials;

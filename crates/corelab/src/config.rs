@@ -64,6 +64,8 @@ pub struct DicomConfig {
     pub max_pdu_length: u32,
     pub max_associations: u32,
     pub idle_timeout_seconds: u32,
+    /// How often each process reloads AE title routing from the database (after a charter change).
+    pub routing_refresh_seconds: u32,
 }
 
 impl Default for DicomConfig {
@@ -74,6 +76,7 @@ impl Default for DicomConfig {
             max_pdu_length: 131_072,
             max_associations: 32,
             idle_timeout_seconds: 120,
+            routing_refresh_seconds: 5,
         }
     }
 }
@@ -293,6 +296,9 @@ impl Config {
         };
         if !(4096..=16 * 1024 * 1024).contains(&self.dicom.max_pdu_length) {
             return bad("dicom.max_pdu_length", self.dicom.max_pdu_length.to_string(), "4096 to 16777216 (bytes)");
+        }
+        if self.dicom.routing_refresh_seconds == 0 || self.dicom.routing_refresh_seconds > 3600 {
+            return bad("dicom.routing_refresh_seconds", self.dicom.routing_refresh_seconds.to_string(), "1 to 3600");
         }
         if self.dicom.max_associations == 0 {
             return bad("dicom.max_associations", "0".into(), "1 or more");

@@ -96,6 +96,7 @@ pub async fn start(config: &Config, app: App) -> anyhow::Result<Running> {
         max_pdu_length: config.dicom.max_pdu_length,
         idle_timeout: Duration::from_secs(u64::from(config.dicom.idle_timeout_seconds)),
         max_associations: config.dicom.max_associations as usize,
+        routing_refresh: Duration::from_secs(u64::from(config.dicom.routing_refresh_seconds)),
     };
     let dimse_task = tokio::spawn(async move {
         if let Err(e) = corelab_dimse::serve(dicom, dimse_settings, app, rx).await {

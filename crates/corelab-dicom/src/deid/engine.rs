@@ -21,6 +21,19 @@ use super::uid::{OriginalUid, UidMapper};
 
 pub(crate) const DUMMY_TEXT: &str = "ANONYMIZED";
 
+/// The descriptors Clean Descriptors may keep when allow-listed: the ones that name the protocol,
+/// study or series. Free text about the patient (diagnoses, comments, history) is never kept by an
+/// allow-list: a pattern like `*LUNG*` must not keep "Lung mass, see Dr Smith".
+const PROTOCOL_DESCRIPTORS: [dicom_core::Tag; 7] = [
+    dicom_core::Tag(0x0008, 0x1030), // Study Description
+    dicom_core::Tag(0x0008, 0x103E), // Series Description
+    dicom_core::Tag(0x0018, 0x1030), // Protocol Name
+    dicom_core::Tag(0x0032, 0x1060), // Requested Procedure Description
+    dicom_core::Tag(0x0040, 0x0254), // Performed Procedure Step Description
+    dicom_core::Tag(0x0012, 0x0072), // Clinical Trial Series Description
+    dicom_core::Tag(0x0012, 0x0051), // Clinical Trial Time Point Description
+];
+
 /// Facts about the instance read from its original top-level header before any change.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Facts {
@@ -225,6 +238,7 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Whether every value of `e` matches the charter's descriptor allow-list.
     fn allow_listed(&self, e: &InMemElement) -> bool {
         let Value::Primitive(p) = e.value() else {
             return false;
@@ -263,6 +277,7 @@ impl<'a> Engine<'a> {
         }
         if self.option_enabled(CleanDescriptors)
             && row.option(CleanDescriptors) == Some(Code::C)
+            && PROTOCOL_DESCRIPTORS.contains(&e.tag())
             && self.allow_listed(e)
         {
             return Decision::Keep("option CleanDescriptors: C (allow-listed)".into());

@@ -8,6 +8,7 @@ mod charter;
 mod config_cli;
 mod foundation;
 mod identity;
+mod ingest;
 mod processes;
 mod store;
 mod support;

@@ -90,6 +90,7 @@ impl Env {
         c.database.url = Some(Secret(self.database_url.clone()));
         c.storage.url = Some(self.storage_url.clone());
         c.admin.password = Some(Secret(ADMIN_PASSWORD.into()));
+        c.dicom.routing_refresh_seconds = 1;
         if self.backend == Backend::PgS3 {
             c.storage.s3_endpoint = std::env::var("TEST_S3_ENDPOINT").ok();
             c.storage.s3_region = Some("us-east-1".into());

@@ -1,0 +1,447 @@
+//! Indexing with group commit: one task takes every prepared instance of this process and writes
+//! whatever is waiting in one transaction, so concurrent associations share one commit (one fsync)
+//! instead of trading durability for speed. Each sender hears back only after that commit.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use chrono::Duration;
+use corelab_store::ingest::{InboxRow, InstanceRow, SeriesRow, StudyRow};
+use corelab_store::jobs::NewJob;
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::plan::Placement;
+use super::{IngestError, IngestOutcome, IngestTarget, Prepared};
+use crate::App;
+use crate::audit::{change, trial_record};
+
+/// How long a study must stay quiet before its completeness is judged.
+pub const DEFAULT_QUIET_PERIOD_SECONDS: i64 = 60;
+const MAX_BATCH: usize = 128;
+
+/// The header facts the index and QC need, read back from the de-identified file.
+#[derive(Debug, Clone)]
+pub(crate) struct Header {
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    pub transfer_syntax: String,
+    pub modality: String,
+    pub series_number: Option<i64>,
+    pub series_description: Option<String>,
+    pub instance_number: Option<i64>,
+    pub study_date: Option<chrono::NaiveDate>,
+    pub facts: Value,
+}
+
+fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
+    obj.element(tag).ok().and_then(|e| e.to_str().ok()).map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
+}
+
+fn int(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<i64> {
+    text(obj, tag).and_then(|s| s.split('\\').next()?.trim().parse().ok())
+}
+
+/// Reads the de-identified header (up to the pixel data) of a staged file.
+pub(crate) fn read_header(path: &Path) -> Result<Header, IngestError> {
+    let file = dicom_object::OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|e| IngestError::Unreadable(e.to_string()))?;
+    let ts = file.meta().transfer_syntax().trim_end_matches('\0').to_string();
+    let obj = file.into_inner();
+    let req = |tag, name: &str| {
+        text(&obj, tag).filter(|s| !s.is_empty()).ok_or_else(|| IngestError::Unreadable(format!("{name} is missing")))
+    };
+    let facts = header_facts(&obj);
+    Ok(Header {
+        sop_class_uid: req(tags::SOP_CLASS_UID, "SOP Class UID")?,
+        sop_instance_uid: req(tags::SOP_INSTANCE_UID, "SOP Instance UID")?,
+        study_instance_uid: req(tags::STUDY_INSTANCE_UID, "Study Instance UID")?,
+        series_instance_uid: req(tags::SERIES_INSTANCE_UID, "Series Instance UID")?,
+        transfer_syntax: ts,
+        modality: text(&obj, tags::MODALITY).unwrap_or_default(),
+        series_number: int(&obj, tags::SERIES_NUMBER),
+        series_description: text(&obj, tags::SERIES_DESCRIPTION).filter(|s| !s.is_empty()),
+        instance_number: int(&obj, tags::INSTANCE_NUMBER),
+        study_date: text(&obj, tags::STUDY_DATE)
+            .and_then(|s| chrono::NaiveDate::parse_from_str(s.get(..8)?, "%Y%m%d").ok()),
+        facts,
+    })
+}
+
+/// The header values QC needs, as JSON stored with the instance.
+fn header_facts(obj: &InMemDicomObject) -> Value {
+    let t = |tag| text(obj, tag);
+    json!({
+        "modality": t(tags::MODALITY),
+        "body_part_examined": t(tags::BODY_PART_EXAMINED),
+        "series_description": t(tags::SERIES_DESCRIPTION),
+        "image_type": t(tags::IMAGE_TYPE),
+        "slice_thickness": t(tags::SLICE_THICKNESS),
+        "spacing_between_slices": t(tags::SPACING_BETWEEN_SLICES),
+        "pixel_spacing": t(tags::PIXEL_SPACING),
+        "rows": t(tags::ROWS),
+        "columns": t(tags::COLUMNS),
+        "image_position_patient": t(tags::IMAGE_POSITION_PATIENT),
+        "image_orientation_patient": t(tags::IMAGE_ORIENTATION_PATIENT),
+        "kvp": t(tags::KVP),
+        "contrast_bolus_agent": t(tags::CONTRAST_BOLUS_AGENT),
+        "magnetic_field_strength": t(tags::MAGNETIC_FIELD_STRENGTH),
+        "manufacturer": t(tags::MANUFACTURER),
+        "model": t(tags::MANUFACTURER_MODEL_NAME),
+    })
+}
+
+struct Job {
+    plan: super::IngestPlan,
+    report: corelab_dicom::deid::DeidReport,
+    sha256: String,
+    size: u64,
+    header: Header,
+    blob_key: String,
+    target: IngestTarget,
+    reply: oneshot::Sender<Result<IngestOutcome, IngestError>>,
+}
+
+/// The process's group-commit writer (started on first use).
+#[derive(Clone)]
+pub struct IndexWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+impl App {
+    pub(crate) fn index_writer(&self) -> IndexWriter {
+        self.index_cell()
+            .get_or_init(|| {
+                let (tx, rx) = mpsc::channel(1024);
+                tokio::spawn(run(self.clone(), rx));
+                IndexWriter { tx }
+            })
+            .clone()
+    }
+}
+
+/// Where a writer lives inside `App` (see `lib.rs`).
+pub(crate) type IndexCell = OnceLock<IndexWriter>;
+
+impl IndexWriter {
+    /// Makes the blob durable, then queues the instance for the next group commit and waits for it.
+    pub(crate) async fn submit(
+        &self,
+        app: &App,
+        prepared: Prepared,
+        target: IngestTarget,
+    ) -> Result<IngestOutcome, IngestError> {
+        let path = prepared.staged.path().to_path_buf();
+        let header = match tokio::task::spawn_blocking(move || read_header(&path)).await {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => {
+                prepared.staged.discard().await;
+                return Err(e);
+            }
+            Err(e) => {
+                prepared.staged.discard().await;
+                return Err(IngestError::Internal(e.to_string()));
+            }
+        };
+        let Prepared { plan, staged, report } = prepared;
+        let (sha256, size) = (staged.sha256.clone(), staged.size);
+        let blob_key = format!("instances/{}/{}/{}.dcm", target.trial_id, &sha256[..2], sha256);
+        // Content-addressed: the same bytes may already be durable under this key.
+        if app.blobs().size(&blob_key).await? == Some(size) {
+            staged.discard().await;
+        } else {
+            app.blobs().commit(staged, &blob_key).await?;
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { plan, report, sha256, size, header, blob_key, target, reply })
+            .await
+            .map_err(|_| IngestError::Internal("the index writer stopped".into()))?;
+        rx.await.map_err(|_| IngestError::Internal("the index writer stopped".into()))?
+    }
+}
+
+async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("corelab_ingest_commit_batch_size").record(batch.len() as f64);
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome = async {
+            let mut tx = app.db().begin().await?;
+            for job in &batch {
+                results.push(index_one(&app, &mut tx, job).await?);
+            }
+            tx.commit().await?;
+            Ok::<_, corelab_store::StoreError>(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                for (job, r) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ingest batch failed; nothing of it was acknowledged");
+                for job in batch {
+                    let _ = job.reply.send(Err(IngestError::Internal(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+/// Indexes one instance inside the batch transaction. Store errors abort the whole batch; an
+/// instance-level problem (conflict) is a result, not an error.
+async fn index_one(
+    app: &App,
+    tx: &mut corelab_store::Tx,
+    job: &Job,
+) -> Result<Result<IngestOutcome, IngestError>, corelab_store::StoreError> {
+    let h = &job.header;
+    let t = &job.target;
+    let now = app.clock().now();
+    let inbox = |reason: &str,
+                 state: &str,
+                 patient_key: String,
+                 claimed_subject: Option<String>,
+                 claimed_visit: Option<String>,
+                 shift: i32,
+                 hint| InboxRow {
+        id: Uuid::now_v7(),
+        trial_id: t.trial_id,
+        site_id: t.site_id.clone(),
+        reason: reason.to_string(),
+        state: state.to_string(),
+        patient_key,
+        claimed_subject,
+        claimed_visit,
+        provisional_shift: i64::from(shift),
+        anchor_date_hint: hint,
+        sop_instance_uid: h.sop_instance_uid.clone(),
+        study_instance_uid: h.study_instance_uid.clone(),
+        modality: h.modality.clone(),
+        blob_key: job.blob_key.clone(),
+        sha256: job.sha256.clone(),
+        size_bytes: i64::try_from(job.size).unwrap_or(i64::MAX),
+        source: t.source.as_str().to_string(),
+        received_at: now,
+        resolved_at: None,
+        resolved_by: None,
+    };
+    let audit = |action: &str, object_type: &str, object_id: String, changes: Vec<Value>, reason: Option<String>| {
+        let mut rec = trial_record(
+            &crate::Actor::system(),
+            &t.sender_role,
+            t.trial_id,
+            Some(&t.site_id),
+            now,
+            action,
+            object_type,
+            object_id,
+            changes,
+        );
+        rec.actor_id = t.sender_id;
+        rec.actor_name = t.sender.clone();
+        rec.reason = reason;
+        rec
+    };
+    match &job.plan.placement {
+        Placement::Inbox {
+            reason,
+            patient_key,
+            claimed_subject,
+            claimed_visit,
+            provisional_shift,
+            study_date_hint,
+        } => {
+            if tx.open_inbox_by_sha(t.trial_id, &job.sha256).await?.is_some() {
+                return Ok(Ok(IngestOutcome::Inbox {
+                    sop_class_uid: h.sop_class_uid.clone(),
+                    sop_instance_uid: h.sop_instance_uid.clone(),
+                    reason: reason.clone(),
+                }));
+            }
+            let row = inbox(
+                reason,
+                "unassigned",
+                patient_key.clone(),
+                claimed_subject.clone(),
+                claimed_visit.clone(),
+                *provisional_shift,
+                *study_date_hint,
+            );
+            tx.insert_inbox(&row).await?;
+            tx.append_audit(audit(
+                "create",
+                "inbox_item",
+                row.id.to_string(),
+                vec![change("sha256", Value::Null, row.sha256.clone())],
+                Some(reason.clone()),
+            ))
+            .await?;
+            Ok(Ok(IngestOutcome::Inbox {
+                sop_class_uid: h.sop_class_uid.clone(),
+                sop_instance_uid: h.sop_instance_uid.clone(),
+                reason: reason.clone(),
+            }))
+        }
+        Placement::Visit { subject, visit_id, anchor_day } => {
+            let study_row = StudyRow {
+                id: Uuid::now_v7(),
+                trial_id: t.trial_id,
+                site_id: t.site_id.clone(),
+                subject_id: subject.id,
+                visit_id: visit_id.clone(),
+                study_instance_uid: h.study_instance_uid.clone(),
+                study_date: h.study_date,
+                anchor_day: *anchor_day,
+                state: "receiving".into(),
+                charter_version: job.plan.charter_version,
+                first_received_at: now,
+                last_received_at: now,
+                completed_at: None,
+            };
+            tx.insert_study(&study_row).await?;
+            let study = tx
+                .study_by_uid(t.trial_id, &h.study_instance_uid)
+                .await?
+                .ok_or_else(|| corelab_store::StoreError::Corrupt("study vanished after insert".into()))?;
+            let new_study = study.id == study_row.id;
+            if study.subject_id != subject.id || study.visit_id != *visit_id {
+                let row = inbox(
+                    "this study is already stored under another subject or visit",
+                    "conflict",
+                    String::new(),
+                    Some(subject.subject_id.clone()),
+                    Some(visit_id.clone()),
+                    0,
+                    None,
+                );
+                tx.insert_inbox(&row).await?;
+                tx.append_audit(audit("create", "inbox_item", row.id.to_string(), vec![], Some(row.reason.clone())))
+                    .await?;
+                return Ok(Ok(IngestOutcome::Inbox {
+                    sop_class_uid: h.sop_class_uid.clone(),
+                    sop_instance_uid: h.sop_instance_uid.clone(),
+                    reason: row.reason,
+                }));
+            }
+            let series_row = SeriesRow {
+                id: Uuid::now_v7(),
+                study_id: study.id,
+                series_instance_uid: h.series_instance_uid.clone(),
+                modality: h.modality.clone(),
+                series_number: h.series_number,
+                series_description: h.series_description.clone(),
+                instance_count: 0,
+            };
+            tx.insert_series(&series_row).await?;
+            let series = tx
+                .series_by_uid(study.id, &h.series_instance_uid)
+                .await?
+                .ok_or_else(|| corelab_store::StoreError::Corrupt("series vanished after insert".into()))?;
+            let burned_in = !job.report.flags.is_empty();
+            let inst = InstanceRow {
+                id: Uuid::now_v7(),
+                trial_id: t.trial_id,
+                study_id: study.id,
+                series_id: series.id,
+                sop_instance_uid: h.sop_instance_uid.clone(),
+                sop_class_uid: h.sop_class_uid.clone(),
+                transfer_syntax: h.transfer_syntax.clone(),
+                instance_number: h.instance_number,
+                blob_key: job.blob_key.clone(),
+                sha256: job.sha256.clone(),
+                size_bytes: i64::try_from(job.size).unwrap_or(i64::MAX),
+                facts: h.facts.to_string(),
+                deid_report: serde_json::to_string(&job.report).unwrap_or_else(|_| "{}".into()),
+                burned_in_flag: burned_in,
+                source: t.source.as_str().to_string(),
+                received_at: now,
+            };
+            if let Some(existing) = tx.insert_instance(&inst).await? {
+                if existing.sha256 == inst.sha256 {
+                    return Ok(Ok(IngestOutcome::Stored {
+                        sop_class_uid: h.sop_class_uid.clone(),
+                        sop_instance_uid: h.sop_instance_uid.clone(),
+                        study_instance_uid: h.study_instance_uid.clone(),
+                        duplicate: true,
+                    }));
+                }
+                let row = inbox(
+                    "a different object with this SOP Instance UID is already stored",
+                    "conflict",
+                    String::new(),
+                    Some(subject.subject_id.clone()),
+                    Some(visit_id.clone()),
+                    0,
+                    None,
+                );
+                tx.insert_inbox(&row).await?;
+                tx.append_audit(audit(
+                    "create",
+                    "inbox_item",
+                    row.id.to_string(),
+                    vec![change("sha256", Value::Null, row.sha256.clone())],
+                    Some(row.reason.clone()),
+                ))
+                .await?;
+                return Ok(Err(IngestError::Conflict {
+                    sop_class_uid: h.sop_class_uid.clone(),
+                    sop_instance_uid: h.sop_instance_uid.clone(),
+                }));
+            }
+            tx.bump_series(series.id).await?;
+            if !new_study {
+                tx.touch_study(study.id, now).await?;
+            }
+            let mut changes = vec![
+                change("study", Value::Null, h.study_instance_uid.clone()),
+                change("series", Value::Null, h.series_instance_uid.clone()),
+                change("subject", Value::Null, subject.subject_id.clone()),
+                change("visit", Value::Null, visit_id.clone()),
+                change("sha256", Value::Null, inst.sha256.clone()),
+            ];
+            if burned_in {
+                changes.push(change("burned_in_phi_risk", Value::Null, true));
+            }
+            tx.append_audit(audit("create", "instance", h.sop_instance_uid.clone(), changes, None)).await?;
+            // Judge completeness once the study has been quiet for a while.
+            let key = format!("study-complete:{}", study.id);
+            let run_at = now + Duration::seconds(app.settings().ingest_quiet_period_seconds);
+            if !tx.reschedule_job_by_key(&key, run_at).await? {
+                tx.enqueue_job(
+                    NewJob {
+                        kind: "study_complete".into(),
+                        payload: json!({"study_id": study.id}),
+                        run_at,
+                        max_attempts: 5,
+                        dedup_key: Some(key),
+                    },
+                    now,
+                )
+                .await?;
+            }
+            Ok(Ok(IngestOutcome::Stored {
+                sop_class_uid: h.sop_class_uid.clone(),
+                sop_instance_uid: h.sop_instance_uid.clone(),
+                study_instance_uid: h.study_instance_uid.clone(),
+                duplicate: false,
+            }))
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Ingest: the door every image comes in by (DIMSE C-STORE, STOW-RS, uploads).
+//!
+//! Per instance: read the header, match trial/site/subject/visit from what the site sent (before
+//! de-identification), de-identify with the charter's profile while streaming into a staged file
+//! (hashing as it goes), fsync, make the blob durable, then index it in a group-committed
+//! transaction with its audit record, and only then answer success. Nothing with PHI is ever
+//! written to disk: the original bytes flow from the socket through the engine into the
+//! de-identified staging file.
+//!
+//! What cannot be matched goes to the inbox (de-identified under a provisional pseudonym) for a
+//! coordinator to assign; it is never dropped and never guessed.
+
+mod index;
+mod plan;
+
+use std::io::Read;
+use std::sync::Arc;
+
+use corelab_dicom::deid::{DeidError, StreamHead};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub(crate) use index::IndexCell;
+pub use index::{DEFAULT_QUIET_PERIOD_SECONDS, IndexWriter};
+pub use plan::{IngestPlan, Placement};
+
+use crate::{App, AppError};
+
+/// Where an instance came from (recorded on the instance and in the audit trail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Dimse,
+    Stow,
+    Upload,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Dimse => "dimse",
+            Source::Stow => "stow",
+            Source::Upload => "upload",
+        }
+    }
+}
+
+/// The trial and site an instance is sent for, and who sent it.
+#[derive(Debug, Clone)]
+pub struct IngestTarget {
+    pub trial_id: Uuid,
+    pub site_id: String,
+    pub source: Source,
+    /// For the audit trail: `dicom:<calling AE>` or the user's name.
+    pub sender: String,
+    pub sender_role: String,
+    pub sender_id: Option<Uuid>,
+}
+
+/// What happened to one instance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum IngestOutcome {
+    /// Stored and indexed under its subject and visit.
+    Stored { sop_class_uid: String, sop_instance_uid: String, study_instance_uid: String, duplicate: bool },
+    /// Kept in the inbox for a coordinator: `reason` says why it could not be placed.
+    Inbox { sop_class_uid: String, sop_instance_uid: String, reason: String },
+}
+
+/// Why an instance was refused. The message names the problem, never PHI.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("not a DICOM instance corelab can read: {0}")]
+    Unreadable(String),
+    #[error(
+        "a different object with SOP Instance UID {sop_instance_uid} is already stored; the new one is kept in the inbox for review"
+    )]
+    Conflict { sop_class_uid: String, sop_instance_uid: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("the server could not store the instance: {0}")]
+    Internal(String),
+}
+
+impl From<AppError> for IngestError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Internal(inner) => IngestError::Internal(inner.to_string()),
+            AppError::Unavailable(m) => IngestError::Internal(m),
+            other => IngestError::Refused(other.to_string()),
+        }
+    }
+}
+
+impl From<corelab_store::StoreError> for IngestError {
+    fn from(e: corelab_store::StoreError) -> Self {
+        IngestError::Internal(e.to_string())
+    }
+}
+
+/// A writer that hashes and counts what passes through.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A de-identified instance staged on disk, with everything needed to index it.
+pub(crate) struct Prepared {
+    pub plan: IngestPlan,
+    pub staged: corelab_store::StagedBlob,
+    pub report: corelab_dicom::deid::DeidReport,
+}
+
+impl App {
+    /// Ingests one instance read from `input` (a DICOM Part 10 stream). Returns only after the
+    /// instance is durable and indexed (or durably in the inbox).
+    ///
+    /// `setup` comes from [`App::ingest_setup`], once per association or request.
+    pub async fn ingest<R: Read + Send + 'static>(
+        &self,
+        setup: &IngestSetup,
+        target: IngestTarget,
+        input: R,
+    ) -> Result<IngestOutcome, IngestError> {
+        let started = std::time::Instant::now();
+        let source = target.source.as_str();
+        let result = self.ingest_inner(setup.clone(), target, input).await;
+        let outcome = match &result {
+            Ok(IngestOutcome::Stored { duplicate: true, .. }) => "duplicate",
+            Ok(IngestOutcome::Stored { .. }) => "stored",
+            Ok(IngestOutcome::Inbox { .. }) => "inbox",
+            Err(IngestError::Unreadable(_)) => "rejected_unreadable",
+            Err(IngestError::Conflict { .. }) => "rejected_conflict",
+            Err(IngestError::Refused(_)) => "rejected_refused",
+            Err(IngestError::Internal(_)) => "failed_internal",
+        };
+        metrics::counter!("corelab_ingest_instances_total", "source" => source, "outcome" => outcome).increment(1);
+        metrics::histogram!("corelab_ingest_latency_seconds", "source" => source)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn ingest_inner<R: Read + Send + 'static>(
+        &self,
+        setup: IngestSetup,
+        target: IngestTarget,
+        input: R,
+    ) -> Result<IngestOutcome, IngestError> {
+        let app = self.clone();
+        let handle = tokio::runtime::Handle::current();
+        let staging_path = self.blobs().new_staging_path();
+        let path = staging_path.clone();
+        let target2 = target.clone();
+        let prepared = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
+            let head = StreamHead::read(input).map_err(unreadable)?;
+            let keys = head.match_keys();
+            let plan = handle.block_on(app.plan_instance(&target2, &setup, &keys))?;
+            let file = std::fs::File::create(&path).map_err(|e| IngestError::Internal(e.to_string()))?;
+            let mut w = HashingWriter {
+                inner: std::io::BufWriter::with_capacity(256 * 1024, file),
+                hasher: Sha256::new(),
+                size: 0,
+            };
+            let report = head.deidentify(&mut w, &plan.ctx).map_err(unreadable)?;
+            let file = w.inner.into_inner().map_err(|e| IngestError::Internal(e.to_string()))?;
+            // Durable before anything refers to it.
+            file.sync_all().map_err(|e| IngestError::Internal(e.to_string()))?;
+            Ok((plan, report, w.size, hex::encode(w.hasher.finalize())))
+        })
+        .await
+        .map_err(|e| IngestError::Internal(e.to_string()))
+        .and_then(|r| r);
+        let (plan, report, size, sha) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&staging_path).await;
+                return Err(e);
+            }
+        };
+        metrics::counter!("corelab_ingest_bytes_total", "source" => target.source.as_str()).increment(size);
+        let staged = self.blobs().adopt_staged(staging_path, size, sha);
+        self.index_writer().submit(self, Prepared { plan, staged, report }, target).await
+    }
+}
+
+fn unreadable(e: DeidError) -> IngestError {
+    match e {
+        DeidError::Context(m) => IngestError::Internal(m),
+        other => IngestError::Unreadable(other.to_string()),
+    }
+}
+
+/// What every instance of a target shares: looked up once per association or request.
+#[derive(Clone)]
+pub struct IngestSetup {
+    pub(crate) trial: Arc<corelab_store::trials::TrialRow>,
+    pub(crate) charter_version: i64,
+    pub(crate) charter: Arc<corelab_domain::charter::Charter>,
+}
+
+impl App {
+    /// Checks that the site may send (qualified) and loads the charter in force.
+    pub async fn ingest_setup(&self, target: &IngestTarget) -> Result<IngestSetup, IngestError> {
+        let mut tx = self.db().read().await?;
+        let trial = tx
+            .trial(target.trial_id)
+            .await?
+            .ok_or_else(|| IngestError::Refused(format!("no trial {}", target.trial_id)))?;
+        let site = tx
+            .site(target.trial_id, &target.site_id)
+            .await?
+            .ok_or_else(|| IngestError::Refused(format!("site {} is not part of this trial", target.site_id)))?;
+        if site.status != "qualified" {
+            return Err(IngestError::Refused(format!(
+                "site {} is not qualified (status {}); complete site qualification before sending subject data",
+                site.site_id, site.status
+            )));
+        }
+        drop(tx);
+        let (version, charter) = self.current_charter(target.trial_id).await.map_err(IngestError::from)?;
+        Ok(IngestSetup { trial: Arc::new(trial), charter_version: version, charter: Arc::new(charter) })
+    }
+}

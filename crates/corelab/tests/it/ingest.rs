@@ -1,0 +1,350 @@
+//! Ingest over DIMSE with real clients (dcmtk storescu, pynetdicom) on synthetic trial data with
+//! planted PHI: the index holds exactly what was sent, blobs match their hashes, nothing of the
+//! planted PHI is stored, unmatched instances wait in the inbox, duplicates are not stored twice.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::support::{ADMIN_PASSWORD, Backend, TestApp, backends, dcmtk, spawn_app};
+use crate::world::check;
+
+/// The shared bench scripts: $CORELAB_BENCH_DIR, else `shared/bench` beside or above the workspace.
+pub fn bench_dir() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("CORELAB_BENCH_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    loop {
+        for cand in [dir.join("shared/bench"), dir.join("../shared/bench")] {
+            if cand.join("gen_corpus.py").is_file() {
+                return Some(cand);
+            }
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}
+
+/// Generates `gen_corpus.py synthetic` data into a temp dir, or skips (fails under CI=true).
+pub fn corpus(args: &[&str]) -> Option<(tempfile::TempDir, PathBuf)> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let bench = match bench_dir() {
+        Some(b) => b,
+        None => {
+            assert!(!ci, "CI=true but shared/bench/gen_corpus.py was not found");
+            eprintln!("note: shared/bench not found; skipping");
+            return None;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("python3")
+        .arg(bench.join("gen_corpus.py"))
+        .arg("synthetic")
+        .arg(dir.path())
+        .args(args)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        assert!(!ci, "gen_corpus.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("note: gen_corpus.py unavailable ({}); skipping", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    Some((dir, bench))
+}
+
+/// Files under `dir` whose path contains `needle`.
+fn files(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "dcm") && p.to_string_lossy().contains(needle) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A trial matching the synthetic corpus, both sites qualified, the corpus's subjects enrolled.
+pub async fn corpus_trial(t: &TestApp) -> Uuid {
+    t.login_admin().await;
+    let charter =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/corpus-trial.toml"))
+            .unwrap();
+    let trial: Uuid = check(t.post_json("/api/v1/trials", json!({"charter": charter})).await, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for site in ["SITE01", "SITE02"] {
+        let r = t
+            .client
+            .post(t.url(&format!("/api/v1/trials/{trial}/sites/{site}/qualification/scans")))
+            .body(crate::world::ct_instance("PHANTOM", "2.5"))
+            .send()
+            .await
+            .unwrap();
+        check(r, 201).await;
+        let path = format!("/api/v1/trials/{trial}/sites/{site}/qualification/decision");
+        let r = t.post_json(&path, json!({"approve": true, "username": "admin", "password": ADMIN_PASSWORD})).await;
+        check(r, 200).await;
+    }
+    for (site, subject, anchor) in [("SITE01", "SITE01-0001", "2023-03-03"), ("SITE02", "SITE02-0002", "2023-08-06")] {
+        check(
+            t.post_json(
+                &format!("/api/v1/trials/{trial}/subjects"),
+                json!({"site_id": site, "subject_id": subject, "anchor_date": anchor}),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    // DIMSE routing reloads every few seconds; wait until the new AE titles are known.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    trial
+}
+
+/// Runs dcmtk storescu from `calling` to the trial's AE; returns (success, stderr).
+pub async fn storescu(t: &TestApp, calling: &str, called: &str, files: &[PathBuf], extra: &[&str]) -> (bool, String) {
+    let bin = dcmtk("storescu").unwrap();
+    let out = tokio::process::Command::new(bin)
+        .args(["-aet", calling, "-aec", called, "-nh"])
+        .args(extra)
+        .arg("127.0.0.1")
+        .arg(t.dicom_addr.port().to_string())
+        .args(files)
+        .env("TCP_NODELAY", "1")
+        .output()
+        .await
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// Every stored blob's bytes hash to its recorded SHA-256.
+async fn blobs_match(t: &TestApp, trial: Uuid) -> usize {
+    let mut tx = t.app.db().read().await.unwrap();
+    let rows = tx.trial_instances(trial).await.unwrap();
+    drop(tx);
+    for r in &rows {
+        let bytes = t.app.blobs().get_bytes(&r.blob_key).await.unwrap();
+        let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(sha, r.sha256, "blob {} altered", r.blob_key);
+    }
+    rows.len()
+}
+
+fn scan_phi(bench: &Path, manifest: &Path, dirs: &[&Path]) -> (bool, String) {
+    let out = Command::new("python3").arg(bench.join("scan_phi.py")).arg(manifest).args(dirs).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storescu_stores_deidentified_indexed_instances_and_inboxes_the_rest() {
+    let Some(_) = dcmtk("storescu") else { return };
+    let Some((corpus_dir, bench)) = corpus(&[
+        "--subjects",
+        "2",
+        "--visits",
+        "2",
+        "--slices",
+        "4",
+        "--rows",
+        "64",
+        "--cols",
+        "64",
+        "--mr",
+        "--mr-slices",
+        "2",
+        "--mr-rows",
+        "64",
+        "--seed",
+        "7",
+    ]) else {
+        return;
+    };
+    for backend in backends() {
+        let t = spawn_app(backend).await;
+        let trial = corpus_trial(&t).await;
+        let site1 = files(corpus_dir.path(), "");
+        let (s1, s2): (Vec<_>, Vec<_>) = site1.into_iter().partition(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            bytes.windows(11).any(|w| w == b"SITE01-0001")
+        });
+        assert!(!s1.is_empty() && !s2.is_empty());
+        // An unknown calling AE is refused at association.
+        let (ok, err) = storescu(&t, "STRANGER", "ACMEONC301", &s1[..1], &[]).await;
+        assert!(!ok, "a stranger's association must be refused");
+        assert!(err.contains("Calling AE Title Not Recognized"), "{err}");
+        // Site 1 sends its subject's studies (CT and MR, two visits) over one association.
+        let (ok, err) = storescu(&t, "SITE01_CT", "ACMEONC301", &s1, &[]).await;
+        assert!(ok, "{err}");
+        // Site 1 also sends site 2's subject by mistake: kept in the inbox, not filed.
+        let (ok, err) = storescu(&t, "SITE01_CT", "ACMEONC301", &s2, &[]).await;
+        assert!(ok, "{err}");
+        // A re-send is acknowledged without a second copy.
+        let (ok, err) = storescu(&t, "SITE01_CT", "ACMEONC301", &s1, &[]).await;
+        assert!(ok, "{err}");
+
+        let stored = blobs_match(&t, trial).await;
+        assert_eq!(stored, s1.len(), "{backend:?}: exactly the instances sent are indexed");
+        let mut tx = t.app.db().read().await.unwrap();
+        let studies = tx.trial_studies(trial).await.unwrap();
+        let visits: Vec<&str> = studies.iter().map(|s| s.visit_id.as_str()).collect();
+        assert!(visits.contains(&"V1") && visits.contains(&"V2"), "{visits:?}");
+        let inbox = tx.inbox(trial).await.unwrap();
+        drop(tx);
+        assert_eq!(inbox.len(), s2.len(), "{backend:?}: each mis-sent instance waits in the inbox once");
+        assert!(inbox.iter().all(|i| i.reason.contains("another site")), "{:?}", inbox[0].reason);
+
+        // No planted PHI in any stored byte: blobs, database, WAL, staging.
+        if backend == Backend::SqliteLocal {
+            let (clean, report) = scan_phi(&bench, &corpus_dir.path().join("phi_manifest.json"), &[t.env.dir.path()]);
+            assert!(clean, "PHI found in storage:\n{report}");
+        }
+        // Audit: one record per stored instance, named after the sending AE.
+        let mut tx = t.app.db().read().await.unwrap();
+        let recs = tx
+            .list_audit(&corelab_store::audit::AuditFilter {
+                trial_id: Some(trial),
+                object_type: Some("instance".into()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(recs.len(), s1.len());
+        assert!(recs.iter().all(|r| r.actor_name == "dicom:SITE01_CT"));
+        drop(tx);
+        let m = t.get("/metrics").await.text().await.unwrap();
+        assert!(m.contains("corelab_ingest_instances_total{source=\"dimse\",outcome=\"duplicate\"}"), "{m}");
+        t.stop().await;
+    }
+}
+
+/// A raw DIMSE client: sends one C-STORE whose data set is `data`, in PDVs of 16 KiB; when
+/// `abort_after` is set, aborts the association after that many data PDVs instead of finishing.
+fn raw_store(port: u16, data: Vec<u8>, abort_after: Option<usize>) -> Option<u16> {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::{tags, uids};
+    use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+    let mut assoc = dicom_ul::ClientAssociationOptions::new()
+        .calling_ae_title("SITE01_CT")
+        .called_ae_title("ACMEONC301")
+        .with_presentation_context(uids::CT_IMAGE_STORAGE, vec![uids::EXPLICIT_VR_LITTLE_ENDIAN])
+        .establish(("127.0.0.1", port))
+        .unwrap();
+    let pc = assoc.presentation_contexts()[0].id;
+    let cmd = corelab_dimse::encode_command(vec![
+        DataElement::new(tags::AFFECTED_SOP_CLASS_UID, VR::UI, PrimitiveValue::from(uids::CT_IMAGE_STORAGE)),
+        DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(0x0001_u16)),
+        DataElement::new(tags::MESSAGE_ID, VR::US, PrimitiveValue::from(1_u16)),
+        DataElement::new(tags::PRIORITY, VR::US, PrimitiveValue::from(0_u16)),
+        DataElement::new(tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(0x0000_u16)),
+        DataElement::new(tags::AFFECTED_SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.826.0.1.3680043.8.498.99")),
+    ])
+    .unwrap();
+    let pdv = |value_type, is_last, data| Pdu::PData {
+        data: vec![PDataValue { presentation_context_id: pc, value_type, is_last, data }],
+    };
+    assoc.send(&pdv(PDataValueType::Command, true, cmd)).unwrap();
+    let chunks: Vec<Vec<u8>> = data.chunks(16 * 1024).map(|c| c.to_vec()).collect();
+    let n = chunks.len();
+    for (i, c) in chunks.into_iter().enumerate() {
+        if abort_after == Some(i) {
+            assoc.abort().unwrap();
+            return None;
+        }
+        assoc.send(&pdv(PDataValueType::Data, i + 1 == n, c)).unwrap();
+    }
+    let Pdu::PData { data } = assoc.receive().unwrap() else { panic!("expected a response") };
+    let rsp = corelab_dimse::read_command(&data[0].data).unwrap();
+    let status = rsp.element(tags::STATUS).unwrap().to_int::<u16>().unwrap();
+    assoc.release().unwrap();
+    Some(status)
+}
+
+/// The data set (no file meta) of a Part 10 file.
+fn dataset_of(part10: &[u8]) -> Vec<u8> {
+    let obj = dicom_object::from_reader(&part10[128..]).unwrap();
+    let mut out = Vec::new();
+    obj.write_dataset_with_ts(&mut out, &dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased())
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_instances_get_a_failure_status_and_leave_nothing() {
+    let t = spawn_app(Backend::SqliteLocal).await;
+    let trial = corpus_trial(&t).await;
+    let port = t.dicom_addr.port();
+    let full = dataset_of(&crate::world::ct_instance("DOE^TRUNCATED", "2.5"));
+    // A data set cut off inside its pixel data, sent as if complete: refused with an error status.
+    let truncated = full[..full.len() - 100_000].to_vec();
+    let status = tokio::task::spawn_blocking(move || raw_store(port, truncated, None)).await.unwrap();
+    assert_eq!(status, Some(0xC000));
+    // Garbage where the data set should be.
+    let status = tokio::task::spawn_blocking(move || raw_store(port, vec![0xAB; 50_000], None)).await.unwrap();
+    assert_eq!(status, Some(0xC000));
+    // A transfer cut mid-instance by an abort: never acknowledged, nothing kept.
+    let partial = full.clone();
+    tokio::task::spawn_blocking(move || raw_store(port, partial, Some(3))).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut tx = t.app.db().read().await.unwrap();
+    assert!(tx.trial_instances(trial).await.unwrap().is_empty());
+    assert!(tx.inbox(trial).await.unwrap().is_empty());
+    drop(tx);
+    // Nothing half-written is left in staging.
+    let staging = t.env.dir.path().join("blobs/.staging");
+    assert_eq!(std::fs::read_dir(staging).unwrap().count(), 0);
+    // The server keeps serving: the intact instance is stored.
+    let status = tokio::task::spawn_blocking(move || raw_store(port, full, None)).await.unwrap();
+    assert_eq!(status, Some(0x0000));
+    let mut tx = t.app.db().read().await.unwrap();
+    assert_eq!(tx.inbox(trial).await.unwrap().len(), 1, "no subject in the header: it waits in the inbox");
+    drop(tx);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_object_under_a_stored_uid_is_refused_and_kept_for_review() {
+    let Some(_) = dcmtk("storescu") else { return };
+    let Some((corpus_dir, _)) =
+        corpus(&["--subjects", "1", "--visits", "1", "--slices", "2", "--rows", "32", "--cols", "32", "--seed", "3"])
+    else {
+        return;
+    };
+    let t = spawn_app(Backend::SqliteLocal).await;
+    let trial = corpus_trial(&t).await;
+    let all = files(corpus_dir.path(), "");
+    let original = &all[0];
+    let (ok, err) = storescu(&t, "SITE01_CT", "ACMEONC301", std::slice::from_ref(original), &[]).await;
+    assert!(ok, "{err}");
+    // Same UIDs, different pixels: a different object.
+    let mut altered = std::fs::read(original).unwrap();
+    let n = altered.len();
+    for b in &mut altered[n - 200..] {
+        *b ^= 0x5a;
+    }
+    let p = corpus_dir.path().join("altered.dcm");
+    std::fs::write(&p, &altered).unwrap();
+    let (_, err) = storescu(&t, "SITE01_CT", "ACMEONC301", &[p], &["-v"]).await;
+    assert!(err.contains("Error: CannotUnderstand"), "the conflict must be reported as an error: {err}");
+    let mut tx = t.app.db().read().await.unwrap();
+    assert_eq!(tx.trial_instances(trial).await.unwrap().len(), 1);
+    let inbox = tx.inbox(trial).await.unwrap();
+    drop(tx);
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].state, "conflict");
+    t.stop().await;
+}
