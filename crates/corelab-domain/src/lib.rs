@@ -5,4 +5,5 @@
 
 pub mod charter;
 pub mod deid_profile;
+pub mod qc;
 pub mod response;
