@@ -136,11 +136,13 @@ pub fn evaluate_visit(
         .flat_map(|r| r.series.iter())
         .filter(|s| !expected.iter().any(|e| e.spec.id == s.id))
         .collect();
-    let views: Vec<SeriesView> = facts.series.iter().map(SeriesView::new).collect();
+    // A series without instances was not received: it is left out.
+    let views: Vec<SeriesView> = facts.series.iter().map(SeriesView::new).filter(|v| !v.images.is_empty()).collect();
     let assignments = identify::assign(&expected, &others, &views);
 
-    let baseline_views: Vec<SeriesView> =
-        baseline.map(|b| b.series.iter().map(SeriesView::new).collect()).unwrap_or_default();
+    let baseline_views: Vec<SeriesView> = baseline
+        .map(|b| b.series.iter().map(SeriesView::new).filter(|v| !v.images.is_empty()).collect())
+        .unwrap_or_default();
     let all_series = expected_series(charter, None);
     let baseline_assignments = identify::assign(&all_series, &[], &baseline_views);
     let is_baseline_visit = visit.is_some_and(|v| v.baseline);

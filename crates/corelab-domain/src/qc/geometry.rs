@@ -183,7 +183,11 @@ pub(crate) fn analyse(images: &[&InstanceFacts]) -> Geometry {
     let mut gaps = Vec::new();
     let mut uneven = Vec::new();
     for (k, &step) in steps.iter().enumerate() {
-        let (before, after) = (positions[k].instance, positions[k + 1].instance);
+        // Name the neighbours in Instance Number order, as the site's viewer lists them.
+        let (before, after) = match (positions[k].instance, positions[k + 1].instance) {
+            (Some(a), Some(b)) if a > b => (Some(b), Some(a)),
+            pair => pair,
+        };
         if step > GAP_FACTOR * spacing {
             let missing = ((step / spacing).round() as usize).saturating_sub(1).max(1);
             gaps.push(Gap { before_instance: before, after_instance: after, step_mm: step, missing });
