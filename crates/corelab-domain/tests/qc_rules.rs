@@ -867,6 +867,33 @@ fn contrast_presence() {
             &[(Contrast, E)],
         ),
         case(
+            "required, agent emptied, original header named one",
+            T(required, ""),
+            |w| {
+                each(w.ct(), |i| {
+                    i.contrast_agent = Some(String::new());
+                    i.contrast_route = None;
+                    i.original_contrast_agent_recorded = Some(true);
+                })
+            },
+            &[],
+        ),
+        says(
+            case(
+                "required, agent emptied, original header had none",
+                T(required, ""),
+                |w| {
+                    each(w.ct(), |i| {
+                        i.contrast_agent = Some(String::new());
+                        i.series_description = Some("BODY PV".into());
+                        i.original_contrast_agent_recorded = Some(false);
+                    })
+                },
+                &[(Contrast, E)],
+            ),
+            "no contrast agent was recorded at the scanner",
+        ),
+        case(
             "required, volume 0 ml",
             T(required, ""),
             |w| {

@@ -2,12 +2,14 @@
 //!
 //! Order of evidence for presence:
 //! 1. Contrast/Bolus Agent (0018,0010) with a value: present, unless it says none ("NONE", "NO", ...);
-//! 2. Contrast/Bolus Route, Ingredient, or a Volume above 0: present (volume 0: absent);
-//! 3. no Contrast/Bolus Agent attribute at all: absent (PS3.3 requires the Contrast/Bolus module
+//! 2. what the caller captured from the original header before de-identification
+//!    (`original_contrast_agent_recorded`);
+//! 3. Contrast/Bolus Route, Ingredient, or a Volume above 0: present (volume 0: absent);
+//! 4. no Contrast/Bolus Agent attribute at all: absent (PS3.3 requires the Contrast/Bolus module
 //!    whenever contrast was used; de-identification empties the agent but never removes it);
-//! 4. the agent present but empty (what the Basic Profile leaves): the descriptors' words decide
+//! 5. the agent present but empty (what the Basic Profile leaves): the descriptors' words decide
 //!    ("POST", "GD", "C+", phase words for contrast; "PRE", "NATIVE", "NON CONTRAST" for none);
-//! 5. otherwise unknown.
+//! 6. otherwise unknown.
 //!
 //! Phase: words in the descriptors (arterial, portal venous, delayed), else the time from Contrast/
 //! Bolus Start Time to Acquisition Time: 15-45 s arterial, 50-100 s portal venous, 180 s or more
@@ -64,6 +66,11 @@ const PRESENT_WORDS: &[&str] = &[
     "POSTCONTRAST",
 ];
 
+/// Whether a Contrast/Bolus Agent value says no agent was given ("NONE", "NO", "N/A", ...).
+pub fn agent_says_none(agent: &str) -> bool {
+    NONE_VALUES.contains(&agent.trim().to_ascii_uppercase().as_str())
+}
+
 /// Some(true) when the descriptor's words say contrast, Some(false) when they say none, None when
 /// they say neither or both.
 fn descriptor_hint(text: &str) -> Option<bool> {
@@ -87,10 +94,20 @@ fn descriptor_hint(text: &str) -> Option<bool> {
 pub(crate) fn presence(v: &SeriesView) -> ContrastEvidence {
     let found = |presence, evidence: String| ContrastEvidence { presence, evidence };
     if let Some(agent) = v.text(|i| &i.contrast_agent) {
-        if NONE_VALUES.contains(&agent.to_ascii_uppercase().as_str()) {
+        if agent_says_none(agent) {
             return found(Presence::Absent, format!("the contrast agent is recorded as '{agent}'"));
         }
         return found(Presence::Present, format!("contrast agent '{agent}' is recorded"));
+    }
+    match v.images.iter().find_map(|i| i.original_contrast_agent_recorded) {
+        Some(true) => {
+            return found(
+                Presence::Present,
+                "a contrast agent was recorded at the scanner (its name is removed by de-identification)".into(),
+            );
+        }
+        Some(false) => return found(Presence::Absent, "no contrast agent was recorded at the scanner".into()),
+        None => {}
     }
     if let Some(route) = v.text(|i| &i.contrast_route) {
         return found(Presence::Present, format!("contrast route '{route}' is recorded"));

@@ -77,6 +77,11 @@ pub struct InstanceFacts {
     /// Contrast/Bolus Agent (0018,0010). The Basic Profile empties it (`Some("")`); a caller that
     /// captured the original before de-identification may put the original here.
     pub contrast_agent: Option<String>,
+    /// Whether the original header, before de-identification, named a contrast agent: Some(true)
+    /// it named one, Some(false) it had none or said none, None not captured or empty. Lets QC
+    /// know about contrast when the stored agent was emptied, without storing the (free-text)
+    /// agent itself.
+    pub original_contrast_agent_recorded: Option<bool>,
     /// Contrast/Bolus Route (0018,1040), e.g. "IV", "ORAL"; kept by de-identification.
     pub contrast_route: Option<String>,
     /// Contrast/Bolus Volume (0018,1041), millilitres.

@@ -38,6 +38,7 @@ mod mr;
 mod text;
 mod view;
 
+pub use contrast::agent_says_none as contrast_agent_says_none;
 pub use engine::evaluate_visit;
 pub use facts::{BurnedInFlag, HeaderDates, InstanceFacts, PixelDecode, PixelSpacing, SeriesFacts, VisitFacts};
 pub use finding::{Finding, IdentifiedBy, QcResult, Rule, SeriesMatch, Severity, Verdict, VisitWindow};
