@@ -1492,6 +1492,19 @@ fn series_presence_and_identification() {
             ),
             "Series 6 'BODY 5mm RETRY' is another series for 'Axial CT chest' (CT_MAIN), already received as Series 2 'BODY 5mm'",
         ),
+        says(
+            case(
+                "the retry received first: the lower Series Number is the original",
+                T("", ""),
+                |w| {
+                    let mut again = ct_series("1.2.9.5", "BODY 5mm RETRY", 20, date(VISIT_DAY));
+                    each(&mut again, |i| i.series_number = Some(6));
+                    w.visit.series.insert(0, again);
+                },
+                &[(RepeatedSeries, W)],
+            ),
+            "Series 6 'BODY 5mm RETRY' is another series for 'Axial CT chest' (CT_MAIN), already received as Series 2 'BODY 5mm'",
+        ),
         case(
             "T1 before and after: contrast tells them apart, in any order",
             Setup::Full,

@@ -162,13 +162,21 @@ pub fn evaluate_visit(
         .filter(|v| v.imaging_rule == ImagingRule::OneOf)
         .map(|v| choose_alternative(v, &expected, &assignments, &base, &mut out));
 
+    // The first series (by Series Number) taken for each charter series; later ones are repeats.
     let mut first_of: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut by_number: Vec<usize> = (0..views.len()).collect();
+    by_number.sort_by_key(|&k| (views[k].number.unwrap_or(i64::MAX), k));
+    for k in by_number {
+        if let Some(e) = assignments[k].expected {
+            first_of.entry(e).or_insert(k);
+        }
+    }
     for (k, (view, a)) in views.iter().zip(&assignments).enumerate() {
         match a.expected {
             Some(e) => {
                 let exp = expected[e];
                 let subject = Subject { view, exp, label: view.label(Some(exp.spec)) };
-                identification_findings(&subject, a, &expected, &views, k, &mut first_of, &mut out);
+                identification_findings(&subject, a, &expected, &views, k, &first_of, &mut out);
                 check_series(&subject, &base, is_baseline_visit, &mut out);
             }
             None => unexpected(view, a, &visit_name, &mut out),
@@ -362,7 +370,7 @@ fn identification_findings(
     expected: &[Expected],
     views: &[SeriesView],
     k: usize,
-    first_of: &mut BTreeMap<usize, usize>,
+    first_of: &BTreeMap<usize, usize>,
     out: &mut Out,
 ) {
     let Some(e) = a.expected else { return };
@@ -382,23 +390,18 @@ fn identification_findings(
             ),
         );
     }
-    match first_of.get(&e) {
-        None => {
-            first_of.insert(e, k);
-        }
-        Some(&first) => {
-            let other = views[first].label(Some(s.exp.spec));
-            s.warn(
-                out,
-                Rule::RepeatedSeries,
-                "one series",
-                "more than one",
-                format!(
-                    "{} is another series for '{}' ({}), already received as {other}. QC checked both; tell the core lab which one to read.",
-                    s.label, s.exp.spec.description, s.exp.spec.id
-                ),
-            );
-        }
+    if let Some(&first) = first_of.get(&e).filter(|&&first| first != k) {
+        let other = views[first].label(Some(s.exp.spec));
+        s.warn(
+            out,
+            Rule::RepeatedSeries,
+            "one series",
+            "more than one",
+            format!(
+                "{} is another series for '{}' ({}), already received as {other}. QC checked both; tell the core lab which one to read.",
+                s.label, s.exp.spec.description, s.exp.spec.id
+            ),
+        );
     }
 }
 
