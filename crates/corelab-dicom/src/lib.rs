@@ -3,3 +3,4 @@
 //! Invariant: no IO here beyond reading and writing in-memory objects and byte streams the caller gives.
 
 pub mod deid;
+pub mod facts;

@@ -6,4 +6,5 @@
 pub mod access;
 pub mod charter;
 pub mod deid_profile;
+pub mod qc;
 pub mod response;
