@@ -73,6 +73,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// De-identify a DICOM file or folder offline with a trial's charter (no server needed).
+    Deid(crate::deid_cmd::DeidArgs),
 }
 
 #[derive(Debug, Subcommand)]

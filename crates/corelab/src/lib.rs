@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod deid_cmd;
 pub mod server;
 pub mod telemetry;

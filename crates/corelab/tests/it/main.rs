@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod config_cli;
+mod deid;
 mod foundation;
 mod processes;
 mod store;
