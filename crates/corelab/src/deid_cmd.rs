@@ -511,6 +511,23 @@ struct Job {
     found: Found,
 }
 
+/// A de-identified output in its temporary file, waiting for [`commit`].
+struct Pending {
+    tmp: tempfile::NamedTempFile,
+    rel_out: String,
+    subject: String,
+    time_point: Option<String>,
+    report: DeidReport,
+}
+
+/// What a worker hands to the commit threads.
+enum Step {
+    /// De-identified into a temporary file: to be made durable and named.
+    Commit(Box<Pending>),
+    /// Nothing to commit (refused, skipped, or a fatal output error).
+    Finished(FileResult),
+}
+
 enum FileResult {
     Written {
         output: String,
@@ -532,25 +549,25 @@ struct Done {
     result: FileResult,
 }
 
-fn process(plan: &Plan, found: &Found) -> FileResult {
-    if found.path.file_name().is_some_and(|n| n.eq_ignore_ascii_case("DICOMDIR")) {
-        return FileResult::Skipped(
-            "a DICOMDIR (media directory, not an image); it refers to original file names and is not copied".into(),
-        );
+fn process(plan: &Plan, found: &Found) -> Step {
+    match stage(plan, found) {
+        Ok(p) => Step::Commit(Box::new(p)),
+        Err(r) => Step::Finished(r),
     }
-    let file = match File::open(&found.path) {
-        Ok(f) => f,
-        Err(e) => return FileResult::Refused(format!("cannot open: {}", io_reason(&e))),
-    };
-    let head = match StreamHead::read(file) {
-        Ok(h) => h,
-        Err(e) => return FileResult::Refused(e.to_string()),
-    };
+}
+
+/// Reads, checks and de-identifies one file into a temporary file in OUT.
+fn stage(plan: &Plan, found: &Found) -> Result<Pending, FileResult> {
+    use FileResult::{Fatal, Refused, Skipped};
+    if found.path.file_name().is_some_and(|n| n.eq_ignore_ascii_case("DICOMDIR")) {
+        return Err(Skipped(
+            "a DICOMDIR (media directory, not an image); it refers to original file names and is not copied".into(),
+        ));
+    }
+    let file = File::open(&found.path).map_err(|e| Refused(format!("cannot open: {}", io_reason(&e))))?;
+    let head = StreamHead::read(file).map_err(|e| Refused(e.to_string()))?;
     let keys = head.match_keys();
-    let subject = match plan.subject_for(keys.clinical_trial_subject_id.as_deref()) {
-        Ok(s) => s,
-        Err(reason) => return FileResult::Refused(reason),
-    };
+    let subject = plan.subject_for(keys.clinical_trial_subject_id.as_deref()).map_err(Refused)?;
     let time_point = plan.timepoint_for(keys.clinical_trial_time_point_id.as_deref());
     let mut parts = Vec::with_capacity(3);
     for (uid, name) in [
@@ -558,33 +575,37 @@ fn process(plan: &Plan, found: &Found) -> FileResult {
         (&keys.series_instance_uid, "Series Instance UID (0020,000E)"),
         (&keys.sop_instance_uid, "SOP Instance UID (0008,0018)"),
     ] {
-        let Some(uid) = uid else {
-            return FileResult::Refused(format!("it has no {name}, which names the output"));
-        };
+        let uid = uid.as_ref().ok_or_else(|| Refused(format!("it has no {name}, which names the output")))?;
         let new = plan.new_uid(uid);
         if !is_plain_uid(&new) {
-            return FileResult::Refused(format!("its {name} is not a valid UID"));
+            return Err(Refused(format!("its {name} is not a valid UID")));
         }
         parts.push(new);
     }
     let [study, series, sop] = [&parts[0], &parts[1], &parts[2]];
     let rel_out = format!("{subject}/{study}/{series}/{sop}.dcm");
     let dir = plan.out.join(&subject).join(study).join(series);
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        return FileResult::Fatal(format!("cannot create {}: {}", dir.display(), io_reason(&e)));
-    }
-    let tmp = match tempfile::Builder::new().prefix(".deid-").suffix(".part").tempfile_in(&plan.out) {
-        Ok(t) => t,
-        Err(e) => {
-            return FileResult::Fatal(format!("cannot create a file in {}: {}", plan.out.display(), io_reason(&e)));
-        }
-    };
+    std::fs::create_dir_all(&dir).map_err(|e| Fatal(format!("cannot create {}: {}", dir.display(), io_reason(&e))))?;
+    // In the final folder: a rename within one folder does not take the file system's
+    // cross-folder rename lock.
+    let tmp = tempfile::Builder::new()
+        .prefix(".deid-")
+        .suffix(".part")
+        .tempfile_in(&dir)
+        .map_err(|e| Fatal(format!("cannot create a file in {}: {}", dir.display(), io_reason(&e))))?;
     let ctx = plan.context(&subject, time_point.clone());
-    let report = match head.deidentify(tmp.as_file(), &ctx) {
-        Ok(r) => r,
-        Err(DeidError::Write(m)) => return FileResult::Fatal(format!("cannot write into {}: {m}", plan.out.display())),
-        Err(e) => return FileResult::Refused(e.to_string()),
-    };
+    let report = head.deidentify(tmp.as_file(), &ctx).map_err(|e| match e {
+        DeidError::Write(m) => Fatal(format!("cannot write into {}: {m}", plan.out.display())),
+        e => Refused(e.to_string()),
+    })?;
+    Ok(Pending { tmp, rel_out, subject, time_point, report })
+}
+
+/// Makes a finished output durable and gives it its name: data flushed to disk, then renamed
+/// without replacing an existing file. Runs on the commit threads, so a worker's next file
+/// overlaps with this one's disk wait.
+fn commit(plan: &Plan, p: Pending) -> FileResult {
+    let Pending { tmp, rel_out, subject, time_point, report } = p;
     let bytes_out = match tmp.as_file().sync_data().and_then(|()| tmp.as_file().metadata()) {
         Ok(m) => m.len(),
         Err(e) => return FileResult::Fatal(format!("cannot write into {}: {}", plan.out.display(), io_reason(&e))),
@@ -808,6 +829,8 @@ fn execute(plan: &Plan) -> ExitCode {
     let stop = AtomicBool::new(false);
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(plan.jobs * 2);
     let job_rx = Mutex::new(job_rx);
+    let (staged_tx, staged_rx) = mpsc::sync_channel::<(u64, Found, Step)>(plan.jobs * 2);
+    let staged_rx = Mutex::new(staged_rx);
     let (done_tx, done_rx) = mpsc::sync_channel::<Done>(plan.jobs * 2);
     let mut summary = Summary::default();
     let mut refused_list: Vec<String> = Vec::new();
@@ -841,8 +864,9 @@ fn execute(plan: &Plan) -> ExitCode {
                 }
             }
         });
+        // Workers: read, check, de-identify into a temporary file (CPU).
         for _ in 0..plan.jobs {
-            let done = done_tx.clone();
+            let staged = staged_tx.clone();
             let (rx, stop_ref) = (&job_rx, &stop);
             scope.spawn(move || {
                 loop {
@@ -854,9 +878,32 @@ fn execute(plan: &Plan) -> ExitCode {
                     if stop_ref.load(Ordering::Relaxed) {
                         continue;
                     }
-                    let result = process(plan, &found);
-                    let bytes_in = found.size;
-                    if done.send(Done { index, rel: found.rel, bytes_in, result }).is_err() {
+                    let step = process(plan, &found);
+                    if staged.send((index, found, step)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(staged_tx);
+        // Committers: flush to disk and rename (mostly waiting on the disk).
+        for _ in 0..plan.jobs {
+            let done = done_tx.clone();
+            let (rx, stop_ref) = (&staged_rx, &stop);
+            scope.spawn(move || {
+                loop {
+                    let staged = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((index, found, step)) = staged else { break };
+                    let result = match step {
+                        // After a fatal error nothing more is named; the temporary file is deleted.
+                        Step::Commit(_) if stop_ref.load(Ordering::Relaxed) => continue,
+                        Step::Commit(p) => commit(plan, *p),
+                        Step::Finished(r) => r,
+                    };
+                    if done.send(Done { index, rel: found.rel, bytes_in: found.size, result }).is_err() {
                         break;
                     }
                 }

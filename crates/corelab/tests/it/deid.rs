@@ -180,6 +180,20 @@ fn deid_folder_leaks_no_phi_refuses_broken_files_and_repeats_byte_for_byte() {
     std::fs::write(input.join("broken/header-cut.dcm"), &first[..3000]).unwrap();
     std::fs::write(input.join("broken/pixels-cut.dcm"), &first[..first.len() - 5000]).unwrap();
     std::fs::write(input.join("broken/copy.dcm"), &first).unwrap();
+    // An instance that declares burned-in text: written, and flagged.
+    std::fs::create_dir_all(input.join("extra7")).unwrap();
+    python(
+        &py,
+        r#"
+import pydicom, sys
+d = pydicom.dcmread(sys.argv[1])
+d.BurnedInAnnotation = "YES"
+d.SOPInstanceUID = d.SOPInstanceUID + ".7"
+d.file_meta.MediaStorageSOPInstanceUID = d.SOPInstanceUID
+d.save_as(sys.argv[2])
+"#,
+        &[&input.join(&first_rel), &input.join("extra7/img-w.dcm")],
+    );
     let charter = charter_with(tmp.path(), "charter.toml", tight_allow_list);
     let key = tmp.path().join("trial.key");
     let out1 = tmp.path().join("out1");
@@ -200,9 +214,11 @@ fn deid_folder_leaks_no_phi_refuses_broken_files_and_repeats_byte_for_byte() {
     std::fs::write(logs.join("run1.log"), format!("{}{}", r1.stdout, r1.stderr)).unwrap();
     let all = format!("{}\n{}", r1.stdout, r1.stderr);
     assert_eq!(r1.code, Some(1), "refused files make the exit code 1: {all}");
-    assert!(r1.stdout.contains("written:  48"), "{all}");
+    assert!(r1.stdout.contains("written:  49"), "{all}");
     assert!(r1.stdout.contains("refused:  4"), "{all}");
-    assert!(r1.stdout.contains("flagged for burned-in PHI (check the pixels before use): 0"), "{all}");
+    assert!(r1.stdout.contains("flagged for burned-in PHI (check the pixels before use): 1"), "{all}");
+    assert!(r1.stdout.contains("    extra7/img-w.dcm -> 101-001/2.25."), "{all}");
+    assert!(r1.stdout.contains(".dcm: Burned In Annotation is YES"), "{all}");
     assert!(r1.stderr.contains("created a new trial key"), "{all}");
     // Each refusal names the file (relative to IN) and the problem.
     assert!(r1.stdout.contains("notes.txt: not a DICOM Part 10 file"), "{all}");
@@ -220,8 +236,8 @@ fn deid_folder_leaks_no_phi_refuses_broken_files_and_repeats_byte_for_byte() {
     // Outputs: OUT/<subject>/<study>/<series>/<sop>.dcm with new UIDs, the report, nothing else.
     let t1 = tree(&out1);
     let dcm: Vec<&String> = t1.keys().filter(|k| k.ends_with(".dcm")).collect();
-    assert_eq!(dcm.len(), 48);
-    assert_eq!(t1.len(), 49, "48 instances and the report, no temporary files: {:?}", t1.keys());
+    assert_eq!(dcm.len(), 49);
+    assert_eq!(t1.len(), 50, "49 instances and the report, no temporary files: {:?}", t1.keys());
     for k in &dcm {
         let parts: Vec<&str> = k.split('/').collect();
         assert_eq!(parts.len(), 4, "{k}");
@@ -233,24 +249,29 @@ fn deid_folder_leaks_no_phi_refuses_broken_files_and_repeats_byte_for_byte() {
 
     // The report: every input by index, no input names, engine reports for written files.
     let report_text = String::from_utf8(t1["deid-report.json"].clone()).unwrap();
-    for name in ["notes.txt", "header-cut", "copy.dcm", "IM0000", "MRN", "/in"] {
+    for name in ["notes.txt", "header-cut", "copy.dcm", "img-w", "extra7", "IM0000", "MRN", "/in"] {
         assert!(!report_text.contains(name), "the report holds input name {name:?}");
     }
     let report: serde_json::Value = serde_json::from_str(&report_text).unwrap();
     let files = report["files"].as_array().unwrap();
-    assert_eq!(files.len(), 52);
+    assert_eq!(files.len(), 53);
     let mut indexes: Vec<u64> = files.iter().map(|f| f["index"].as_u64().unwrap()).collect();
     indexes.sort();
-    assert_eq!(indexes, (1..=52).collect::<Vec<u64>>());
+    assert_eq!(indexes, (1..=53).collect::<Vec<u64>>());
     let written: Vec<&serde_json::Value> = files.iter().filter(|f| f["status"] == "written").collect();
-    assert_eq!(written.len(), 48);
+    assert_eq!(written.len(), 49);
+    let flagged: Vec<&&serde_json::Value> =
+        written.iter().filter(|f| !f["deid"]["flags"].as_array().unwrap().is_empty()).collect();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0]["deid"]["flags"][0]["flag"], "burned_in_annotation_yes");
     for w in &written {
         assert!(t1.contains_key(w["output"].as_str().unwrap()));
         assert_eq!(w["subject_id"], "101-001");
         assert!(w["deid"]["method_codes"].as_array().unwrap().iter().any(|c| c == "113107"));
     }
     let summary = &report["summary"];
-    assert_eq!((summary["written"].as_u64(), summary["refused"].as_u64()), (Some(48), Some(4)));
+    assert_eq!((summary["written"].as_u64(), summary["refused"].as_u64()), (Some(49), Some(4)));
+    assert_eq!(summary["flagged_burned_in"].as_u64(), Some(1));
 
     // No planted value in the outputs, the report or the console output. Values only the charter's
     // options may keep are skipped: patient characteristics, and times of day (kept when dates are
@@ -289,7 +310,7 @@ fn deid_folder_leaks_no_phi_refuses_broken_files_and_repeats_byte_for_byte() {
     let r3 = deid(tmp.path(), &a3.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>).collect::<Vec<_>>());
     assert_eq!(r3.code, Some(1));
     let t3 = tree(&out3);
-    assert_eq!(t3.len(), 49);
+    assert_eq!(t3.len(), 50);
     assert!(t3.keys().filter(|k| k.ends_with(".dcm")).all(|k| !t1.contains_key(k)));
 }
 
