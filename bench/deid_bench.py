@@ -152,7 +152,7 @@ def scan_leaks(a, man, dirs, extra=()):
     m = re.match(r"(\d+) planted values, (\d+) leaks in (\d+) files \((\d+) distinct values leaked", last)
     leaked_by_tag = {}
     for line in r.stdout.splitlines():
-        mm = re.match(r"LEAK .*? \[(.*?)\] subject=", line)
+        mm = re.match(r"(?:UID )?LEAK .*? \[(.*?)\] subject=", line)
         if mm:
             leaked_by_tag[mm.group(1)] = leaked_by_tag.get(mm.group(1), 0) + 1
     if not m:

@@ -5,7 +5,13 @@
 //! What it writes (see docs/deid.md):
 //! - `OUT/<subject>/<study UID>/<series UID>/<SOP instance UID>.dcm`, with the de-identified UIDs;
 //!   original file and folder names are never reused (they often hold names or record numbers).
-//!   Each file goes to a temporary file in OUT first and is renamed into place only when complete.
+//!   Each file goes to a temporary file beside its final name, is flushed to disk and renamed into
+//!   place (never over an existing file) only when complete.
+//!
+//! Threads: a walker lists IN in sorted order into a bounded queue; N workers read, check and
+//! de-identify into temporary files; N commit threads flush and rename them (their disk waits
+//! overlap with the workers' next files); this thread writes the report and the progress. Memory
+//! does not depend on the number of files.
 //! - `OUT/deid-report.json`: per input file its running index (position in the sorted walk of IN),
 //!   what happened and, for written files, the output path and the engine's report. No input path,
 //!   no value from the input.
@@ -624,7 +630,7 @@ fn commit(plan: &Plan, p: Pending) -> FileResult {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The run: a walker feeding a bounded queue, N workers, this thread writing the report.
+// The run: walker -> workers -> commit threads -> this thread (report, progress), bounded queues.
 
 #[derive(Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

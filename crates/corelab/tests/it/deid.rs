@@ -400,6 +400,8 @@ fn deid_refuses_bad_arguments_before_writing_and_names_refused_files() {
     let input = tmp.path().join("in");
     std::fs::create_dir_all(input.join("a")).unwrap();
     std::fs::write(input.join("a/readme.txt"), b"hello").unwrap();
+    // A media directory is skipped by its standard name, without counting as refused.
+    std::fs::write(input.join("DICOMDIR"), b"not read").unwrap();
     let out = tmp.path().join("out");
     let base = |extra: &[&str]| {
         let mut v: Vec<String> = vec![
@@ -444,10 +446,19 @@ fn deid_refuses_bad_arguments_before_writing_and_names_refused_files() {
     assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("a/readme.txt: not a DICOM Part 10 file"), "{}", r.stdout);
     assert!(r.stdout.contains("written:  0"));
+    assert!(r.stdout.contains("refused:  1"), "{}", r.stdout);
+    assert!(r.stdout.contains("skipped:  1"), "{}", r.stdout);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("deid-report.json")).unwrap()).unwrap();
-    assert_eq!(report["files"][0]["status"], "refused");
-    assert_eq!(report["files"][0]["index"], 1);
+    let mut statuses: Vec<(u64, String)> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["index"].as_u64().unwrap(), f["status"].as_str().unwrap().to_string()))
+        .collect();
+    statuses.sort();
+    // Sorted walk: "DICOMDIR" sorts before "a/readme.txt".
+    assert_eq!(statuses, vec![(1, "skipped".to_string()), (2, "refused".to_string())]);
 
     // OUT must be new or empty.
     let r = run(&["--site", "101", "--subject", "101-001"]);
