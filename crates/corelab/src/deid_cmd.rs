@@ -7,14 +7,14 @@
 //!   original file and folder names are never reused (they often hold names or record numbers).
 //!   Each file goes to a temporary file beside its final name, is flushed to disk and renamed into
 //!   place (never over an existing file) only when complete.
+//! - `OUT/deid-report.json`: per input file its running index (position in the sorted walk of IN),
+//!   what happened and, for written files, the output path and the engine's report. No input path,
+//!   no value from the input.
 //!
 //! Threads: a walker lists IN in sorted order into a bounded queue; N workers read, check and
 //! de-identify into temporary files; N commit threads flush and rename them (their disk waits
 //! overlap with the workers' next files); this thread writes the report and the progress. Memory
 //! does not depend on the number of files.
-//! - `OUT/deid-report.json`: per input file its running index (position in the sorted walk of IN),
-//!   what happened and, for written files, the output path and the engine's report. No input path,
-//!   no value from the input.
 //!
 //! Nothing derived from the content of an input file is printed, except pseudonymous output
 //! paths; messages name input files by their path relative to IN (the user's own names).
@@ -1112,6 +1112,112 @@ mod tests {
         assert!(load_or_create_key(&path).unwrap_err().contains("does not hold a hex key"));
         std::fs::write(&path, "00112233\n").unwrap();
         assert!(load_or_create_key(&path).unwrap_err().contains("4 bytes"));
+    }
+
+    /// A minimal Explicit VR Little Endian Part 10 file; `None` values are left out.
+    fn dicom(sop: Option<&str>, subject: Option<&str>) -> Vec<u8> {
+        fn el(out: &mut Vec<u8>, g: u16, e: u16, vr: &[u8; 2], v: &str) {
+            let mut v = v.as_bytes().to_vec();
+            if v.len() % 2 == 1 {
+                v.push(if vr == b"UI" { 0 } else { b' ' });
+            }
+            out.extend_from_slice(&g.to_le_bytes());
+            out.extend_from_slice(&e.to_le_bytes());
+            out.extend_from_slice(vr);
+            out.extend_from_slice(&(v.len() as u16).to_le_bytes());
+            out.extend_from_slice(&v);
+        }
+        let mut meta = Vec::new();
+        meta.extend_from_slice(&[0x02, 0x00, 0x01, 0x00, b'O', b'B', 0, 0, 2, 0, 0, 0, 0, 1]);
+        el(&mut meta, 0x0002, 0x0002, b"UI", "1.2.840.10008.5.1.4.1.1.2");
+        el(&mut meta, 0x0002, 0x0003, b"UI", sop.unwrap_or("1.2.3.4.9"));
+        el(&mut meta, 0x0002, 0x0010, b"UI", "1.2.840.10008.1.2.1");
+        el(&mut meta, 0x0002, 0x0012, b"UI", "1.2.3.4.5");
+        let mut out = vec![0u8; 128];
+        out.extend_from_slice(b"DICM");
+        out.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        out.extend_from_slice(&meta);
+        el(&mut out, 0x0008, 0x0016, b"UI", "1.2.840.10008.5.1.4.1.1.2");
+        if let Some(sop) = sop {
+            el(&mut out, 0x0008, 0x0018, b"UI", sop);
+        }
+        el(&mut out, 0x0008, 0x0060, b"CS", "CT");
+        el(&mut out, 0x0010, 0x0010, b"PN", "DOE^JANE");
+        el(&mut out, 0x0010, 0x0020, b"LO", "MRN777");
+        if let Some(subject) = subject {
+            el(&mut out, 0x0012, 0x0040, b"LO", subject);
+        }
+        el(&mut out, 0x0020, 0x000D, b"UI", "1.2.3.4.1");
+        el(&mut out, 0x0020, 0x000E, b"UI", "1.2.3.4.2");
+        out
+    }
+
+    fn args(dir: &Path, subject: Option<&str>) -> DeidArgs {
+        let charter = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charters/oncology-ct-recist.toml");
+        DeidArgs {
+            input: dir.join("in"),
+            output: dir.join("out"),
+            charter,
+            site: "101".into(),
+            subject: subject.map(str::to_string),
+            timepoint: None,
+            key_file: dir.join("k.key"),
+            jobs: Some(2),
+        }
+    }
+
+    #[test]
+    fn files_are_refused_without_a_usable_subject_or_uid_and_named_by_new_uids() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("in")).unwrap();
+        let f = |name: &str, bytes: Vec<u8>| std::fs::write(dir.path().join("in").join(name), bytes).unwrap();
+        f("a.dcm", dicom(Some("1.2.3.4.10"), Some("101-007")));
+        f("b.dcm", dicom(Some("1.2.3.4.11"), Some("MRN777")));
+        f("c.dcm", dicom(Some("1.2.3.4.12"), None));
+        f("d.dcm", dicom(None, Some("101-008")));
+        let plan = Plan::new(&args(dir.path(), None)).unwrap();
+        let found = |name: &str| Found { rel: name.into(), path: dir.path().join("in").join(name), size: 0 };
+        let Step::Commit(p) = process(&plan, &found("a.dcm")) else { panic!("a.dcm is usable") };
+        let sop = plan.mapper.map(&OriginalUid::new("1.2.3.4.10"));
+        let study = plan.mapper.map(&OriginalUid::new("1.2.3.4.1"));
+        let series = plan.mapper.map(&OriginalUid::new("1.2.3.4.2"));
+        assert_eq!(p.rel_out, format!("101-007/{study}/{series}/{sop}.dcm"));
+        let FileResult::Written { output, .. } = commit(&plan, *p) else { panic!("written") };
+        assert!(plan.out.join(&output).is_file());
+        let reason = |name: &str| match process(&plan, &found(name)) {
+            Step::Finished(FileResult::Refused(r)) => r,
+            _ => panic!("{name} should be refused"),
+        };
+        let b = reason("b.dcm");
+        assert!(b.contains("does not follow the charter's subject ID pattern {site}-{nnn} for site 101"), "{b}");
+        assert!(!b.contains("MRN777"));
+        assert!(reason("c.dcm").contains("has no Clinical Trial Subject ID (0012,0040)"));
+        assert!(reason("d.dcm").contains("has no SOP Instance UID (0008,0018)"));
+    }
+
+    #[test]
+    fn an_output_that_cannot_be_written_stops_the_run_with_exit_code_3() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("in")).unwrap();
+        // More files than the bounded queues hold, so stopping early is visible.
+        for i in 0..200 {
+            std::fs::write(
+                dir.path().join(format!("in/{i:03}.dcm")),
+                dicom(Some(&format!("1.2.3.4.{}", 1000 + i)), None),
+            )
+            .unwrap();
+        }
+        let plan = Plan::new(&args(dir.path(), Some("101-001"))).unwrap();
+        // The subject folder cannot be created: a file holds its name.
+        std::fs::write(plan.out.join("101-001"), b"in the way").unwrap();
+        assert_eq!(execute(&plan), ExitCode::from(EXIT_OUTPUT));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(plan.out.join(REPORT_NAME)).unwrap()).unwrap();
+        let stopped = report["summary"]["stopped"].as_str().unwrap();
+        assert!(stopped.starts_with("cannot create "), "{stopped}");
+        assert!(report["summary"]["files"].as_u64().unwrap() < 100, "the run stopped early");
+        assert_eq!(report["summary"]["written"], 0);
     }
 
     #[test]
