@@ -98,6 +98,8 @@ pub enum Command {
         #[command(subcommand)]
         command: RecistCommand,
     },
+    /// De-identify a DICOM file or folder offline with a trial's charter (no server needed).
+    Deid(crate::deid_cmd::DeidArgs),
 }
 
 #[derive(Debug, Subcommand)]

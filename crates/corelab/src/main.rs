@@ -63,6 +63,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             commands::trial(&config, command).await
         }
         Command::Recist { command } => commands::recist(command),
+        Command::Deid(args) => Ok(tokio::task::spawn_blocking(move || corelab::deid_cmd::run(&args)).await?),
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod charter;
 mod config_cli;
+mod deid;
 mod foundation;
 mod identity;
 mod ingest;
