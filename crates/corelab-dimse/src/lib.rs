@@ -12,13 +12,12 @@
 
 mod routing;
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use corelab_app::App;
-use corelab_app::ingest::{IngestError, IngestOutcome, IngestSetup, IngestTarget, Source};
+use corelab_app::ingest::{ChannelReader, IngestError, IngestOutcome, IngestSetup, IngestTarget, Source};
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
@@ -264,37 +263,6 @@ async fn handle_association(
     }
 }
 
-/// Reads PDV chunks as one byte stream (preceded by the synthesized file meta) on the blocking
-/// side of the pipeline.
-struct PipeReader {
-    prefix: std::io::Cursor<Vec<u8>>,
-    rx: mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for PipeReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.prefix.read(buf)?;
-        if n > 0 {
-            return Ok(n);
-        }
-        while self.pos >= self.chunk.len() {
-            match self.rx.blocking_recv() {
-                Some(c) => {
-                    self.chunk = c;
-                    self.pos = 0;
-                }
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 /// The Part 10 header a network data set lacks: preamble, magic and file meta.
 fn file_meta_prefix(sop_class: &str, sop_instance: &str, ts: &str, calling: &str) -> Result<Vec<u8>, DimseError> {
     let meta = FileMetaTableBuilder::new()
@@ -356,7 +324,7 @@ async fn begin_store(
                 }
             }
             let prefix = file_meta_prefix(&sop_class, &sop_instance, ts, calling)?;
-            let reader = PipeReader { prefix: std::io::Cursor::new(prefix), rx, chunk: Vec::new(), pos: 0 };
+            let reader = ChannelReader::new(prefix, rx);
             let (app, setup) = (app.clone(), setup.clone());
             tokio::spawn(async move {
                 match setup {
@@ -526,17 +494,5 @@ mod tests {
         let meta = dicom_object::FileMetaTable::from_reader(&p[128..]).unwrap();
         assert_eq!(meta.transfer_syntax().trim_end_matches('\0'), "1.2.840.10008.1.2.1");
         assert_eq!(meta.media_storage_sop_instance_uid().trim_end_matches('\0'), "1.2.3.4");
-    }
-
-    #[test]
-    fn pipe_reader_concatenates_prefix_and_chunks() {
-        let (tx, rx) = mpsc::channel(4);
-        tx.try_send(b"def".to_vec()).unwrap();
-        tx.try_send(b"gh".to_vec()).unwrap();
-        drop(tx);
-        let mut r = PipeReader { prefix: std::io::Cursor::new(b"abc".to_vec()), rx, chunk: Vec::new(), pos: 0 };
-        let mut s = String::new();
-        r.read_to_string(&mut s).unwrap();
-        assert_eq!(s, "abcdefgh");
     }
 }

@@ -98,6 +98,43 @@ impl From<corelab_store::StoreError> for IngestError {
     }
 }
 
+/// Reads chunks arriving on a channel (network PDVs, HTTP body parts) as one byte stream, after an
+/// optional prefix, on the blocking side of the pipeline. The channel closing is the end of input.
+pub struct ChannelReader {
+    prefix: std::io::Cursor<Vec<u8>>,
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    pub fn new(prefix: Vec<u8>, rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> ChannelReader {
+        ChannelReader { prefix: std::io::Cursor::new(prefix), rx, chunk: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.prefix.read(buf)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        while self.pos >= self.chunk.len() {
+            match self.rx.blocking_recv() {
+                Some(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// A writer that hashes and counts what passes through.
 struct HashingWriter<W> {
     inner: W,
@@ -232,5 +269,22 @@ impl App {
         drop(tx);
         let (version, charter) = self.current_charter(target.trial_id).await.map_err(IngestError::from)?;
         Ok(IngestSetup { trial: Arc::new(trial), charter_version: version, charter: Arc::new(charter) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_reader_concatenates_prefix_and_chunks() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.try_send(b"def".to_vec()).unwrap();
+        tx.try_send(b"gh".to_vec()).unwrap();
+        drop(tx);
+        let mut r = ChannelReader::new(b"abc".to_vec(), rx);
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "abcdefgh");
     }
 }
