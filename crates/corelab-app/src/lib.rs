@@ -13,6 +13,8 @@ pub mod documents;
 pub mod error;
 pub mod grants;
 pub mod ingest;
+pub mod jobs;
+pub mod qc;
 pub mod qualification;
 pub mod signatures;
 pub mod subjects;
@@ -36,6 +38,10 @@ pub struct AppSettings {
     pub max_document_bytes: u64,
     /// A study is judged complete after this many seconds without a new instance.
     pub ingest_quiet_period_seconds: i64,
+    /// Open data queries get a reminder message after this many days without one.
+    pub query_reminder_days: i64,
+    /// How often overdue visits are looked for.
+    pub overdue_scan_interval_seconds: i64,
 }
 
 impl Default for AppSettings {
@@ -44,6 +50,8 @@ impl Default for AppSettings {
             auth: AuthSettings::default(),
             max_document_bytes: 256 * 1024 * 1024,
             ingest_quiet_period_seconds: ingest::DEFAULT_QUIET_PERIOD_SECONDS,
+            query_reminder_days: 7,
+            overdue_scan_interval_seconds: 15 * 60,
         }
     }
 }

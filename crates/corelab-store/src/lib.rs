@@ -8,6 +8,7 @@ pub mod db;
 pub mod identity;
 pub mod ingest;
 pub mod jobs;
+pub mod qc;
 pub mod records;
 pub mod trials;
 

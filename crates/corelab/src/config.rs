@@ -11,7 +11,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Sections of the configuration; `CORELAB_<SECTION>_<KEY>` sets `<section>.<key>`.
-const SECTIONS: &[&str] = &["http", "dicom", "database", "storage", "log", "auth", "admin", "jobs"];
+const SECTIONS: &[&str] = &["http", "dicom", "database", "storage", "log", "auth", "admin", "jobs", "ingest", "qc"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +33,55 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub qc: QcConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Background job workers in this process (0: this process runs no jobs).
+    pub workers: u32,
+    /// How often an idle worker looks for due jobs.
+    pub poll_interval_ms: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self { workers: 2, poll_interval_ms: 1000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// A study is judged complete (and checked) after this many seconds without a new instance.
+    pub quiet_period_seconds: u32,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self { quiet_period_seconds: 60 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QcConfig {
+    /// Open data queries get a reminder after this many days without one.
+    pub query_reminder_days: u32,
+    /// How often overdue visits are looked for.
+    pub overdue_scan_minutes: u32,
+}
+
+impl Default for QcConfig {
+    fn default() -> Self {
+        Self { query_reminder_days: 7, overdue_scan_minutes: 15 }
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -299,6 +348,18 @@ impl Config {
         }
         if self.dicom.routing_refresh_seconds == 0 || self.dicom.routing_refresh_seconds > 3600 {
             return bad("dicom.routing_refresh_seconds", self.dicom.routing_refresh_seconds.to_string(), "1 to 3600");
+        }
+        if self.jobs.poll_interval_ms < 10 || self.jobs.poll_interval_ms > 600_000 {
+            return bad("jobs.poll_interval_ms", self.jobs.poll_interval_ms.to_string(), "10 to 600000");
+        }
+        if self.ingest.quiet_period_seconds == 0 || self.ingest.quiet_period_seconds > 86_400 {
+            return bad("ingest.quiet_period_seconds", self.ingest.quiet_period_seconds.to_string(), "1 to 86400");
+        }
+        if self.qc.query_reminder_days == 0 {
+            return bad("qc.query_reminder_days", "0".into(), "1 or more");
+        }
+        if self.qc.overdue_scan_minutes == 0 || self.qc.overdue_scan_minutes > 24 * 60 {
+            return bad("qc.overdue_scan_minutes", self.qc.overdue_scan_minutes.to_string(), "1 to 1440");
         }
         if self.dicom.max_associations == 0 {
             return bad("dicom.max_associations", "0".into(), "1 or more");

@@ -44,6 +44,9 @@ pub async fn open_app(config: &Config, clock: Clock) -> anyhow::Result<App> {
             lockout_duration: chrono::Duration::minutes(i64::from(config.auth.lockout_minutes)),
             min_password_length: config.auth.min_password_length as usize,
         },
+        ingest_quiet_period_seconds: i64::from(config.ingest.quiet_period_seconds),
+        query_reminder_days: i64::from(config.qc.query_reminder_days),
+        overdue_scan_interval_seconds: i64::from(config.qc.overdue_scan_minutes) * 60,
         ..AppSettings::default()
     };
     Ok(App::new(db, blobs, clock, settings))
@@ -98,10 +101,38 @@ pub async fn start(config: &Config, app: App) -> anyhow::Result<Running> {
         max_associations: config.dicom.max_associations as usize,
         routing_refresh: Duration::from_secs(u64::from(config.dicom.routing_refresh_seconds)),
     };
+    let mut tasks = vec![http_task];
+    // Background jobs: any process may run any job; leases in the job table keep them apart.
+    if config.jobs.workers > 0 {
+        if let Err(e) = app.schedule_overdue_scan().await {
+            tracing::warn!(error = %e, "could not schedule the overdue scan");
+        }
+        for n in 0..config.jobs.workers {
+            let worker = format!("{}-{}-{n}", hostname(), std::process::id());
+            let (app, mut stop) = (app.clone(), rx.clone());
+            let poll = Duration::from_millis(u64::from(config.jobs.poll_interval_ms));
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    if let Err(e) = app.run_due_jobs(&worker).await {
+                        tracing::warn!(error = %e, "job worker error");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(poll) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }));
+        }
+    }
     let dimse_task = tokio::spawn(async move {
         if let Err(e) = corelab_dimse::serve(dicom, dimse_settings, app, rx).await {
             tracing::error!(error = %e, "DICOM server failed");
         }
     });
-    Ok(Running { http_addr, dicom_addr, shutdown: tx, tasks: vec![http_task, dimse_task] })
+    tasks.push(dimse_task);
+    Ok(Running { http_addr, dicom_addr, shutdown: tx, tasks })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "corelab".into())
 }

@@ -47,8 +47,15 @@ fn int(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<i64> {
     text(obj, tag).and_then(|s| s.split('\\').next()?.trim().parse().ok())
 }
 
-/// Reads the de-identified header (up to the pixel data) of a staged file.
-pub(crate) fn read_header(path: &Path) -> Result<Header, IngestError> {
+/// Reads the de-identified header (up to the pixel data) of a staged file, with the QC facts:
+/// those of the stored header, the de-identification report's burned-in flags, and whether the
+/// original named a contrast agent. The real acquisition date is not stored here: QC takes it
+/// from the study's day offset from the subject's anchor date.
+pub(crate) fn read_header(
+    path: &Path,
+    report: &corelab_dicom::deid::DeidReport,
+    original: &corelab_dicom::facts::OriginalFacts,
+) -> Result<Header, IngestError> {
     let file = dicom_object::OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
@@ -58,7 +65,10 @@ pub(crate) fn read_header(path: &Path) -> Result<Header, IngestError> {
     let req = |tag, name: &str| {
         text(&obj, tag).filter(|s| !s.is_empty()).ok_or_else(|| IngestError::Unreadable(format!("{name} is missing")))
     };
-    let facts = header_facts(&obj);
+    let mut f = corelab_dicom::facts::instance_facts_with_report(&obj, report);
+    original.apply(&mut f);
+    f.acquisition_date = None;
+    let facts = serde_json::to_value(&f).map_err(|e| IngestError::Internal(e.to_string()))?;
     Ok(Header {
         sop_class_uid: req(tags::SOP_CLASS_UID, "SOP Class UID")?,
         sop_instance_uid: req(tags::SOP_INSTANCE_UID, "SOP Instance UID")?,
@@ -72,29 +82,6 @@ pub(crate) fn read_header(path: &Path) -> Result<Header, IngestError> {
         study_date: text(&obj, tags::STUDY_DATE)
             .and_then(|s| chrono::NaiveDate::parse_from_str(s.get(..8)?, "%Y%m%d").ok()),
         facts,
-    })
-}
-
-/// The header values QC needs, as JSON stored with the instance.
-fn header_facts(obj: &InMemDicomObject) -> Value {
-    let t = |tag| text(obj, tag);
-    json!({
-        "modality": t(tags::MODALITY),
-        "body_part_examined": t(tags::BODY_PART_EXAMINED),
-        "series_description": t(tags::SERIES_DESCRIPTION),
-        "image_type": t(tags::IMAGE_TYPE),
-        "slice_thickness": t(tags::SLICE_THICKNESS),
-        "spacing_between_slices": t(tags::SPACING_BETWEEN_SLICES),
-        "pixel_spacing": t(tags::PIXEL_SPACING),
-        "rows": t(tags::ROWS),
-        "columns": t(tags::COLUMNS),
-        "image_position_patient": t(tags::IMAGE_POSITION_PATIENT),
-        "image_orientation_patient": t(tags::IMAGE_ORIENTATION_PATIENT),
-        "kvp": t(tags::KVP),
-        "contrast_bolus_agent": t(tags::CONTRAST_BOLUS_AGENT),
-        "magnetic_field_strength": t(tags::MAGNETIC_FIELD_STRENGTH),
-        "manufacturer": t(tags::MANUFACTURER),
-        "model": t(tags::MANUFACTURER_MODEL_NAME),
     })
 }
 
@@ -139,7 +126,8 @@ impl IndexWriter {
         target: IngestTarget,
     ) -> Result<IngestOutcome, IngestError> {
         let path = prepared.staged.path().to_path_buf();
-        let header = match tokio::task::spawn_blocking(move || read_header(&path)).await {
+        let (report, original) = (prepared.report.clone(), prepared.original);
+        let header = match tokio::task::spawn_blocking(move || read_header(&path, &report, &original)).await {
             Ok(Ok(h)) => h,
             Ok(Err(e)) => {
                 prepared.staged.discard().await;
@@ -150,7 +138,7 @@ impl IndexWriter {
                 return Err(IngestError::Internal(e.to_string()));
             }
         };
-        let Prepared { plan, staged, report } = prepared;
+        let Prepared { plan, staged, report, .. } = prepared;
         let (sha256, size) = (staged.sha256.clone(), staged.size);
         let blob_key = format!("instances/{}/{}/{}.dcm", target.trial_id, &sha256[..2], sha256);
         // Content-addressed: the same bytes may already be durable under this key.

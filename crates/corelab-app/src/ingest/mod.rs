@@ -159,6 +159,8 @@ pub(crate) struct Prepared {
     pub plan: IngestPlan,
     pub staged: corelab_store::StagedBlob,
     pub report: corelab_dicom::deid::DeidReport,
+    /// Read from the original header; only its non-identifying parts are stored (see `index`).
+    pub original: corelab_dicom::facts::OriginalFacts,
 }
 
 impl App {
@@ -204,6 +206,7 @@ impl App {
         let prepared = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
             let head = StreamHead::read(input).map_err(unreadable)?;
             let keys = head.match_keys();
+            let original = head.original_facts();
             let plan = handle.block_on(app.plan_instance(&target2, &setup, &keys))?;
             let file = std::fs::File::create(&path).map_err(|e| IngestError::Internal(e.to_string()))?;
             let mut w = HashingWriter {
@@ -215,12 +218,12 @@ impl App {
             let file = w.inner.into_inner().map_err(|e| IngestError::Internal(e.to_string()))?;
             // Durable before anything refers to it.
             file.sync_all().map_err(|e| IngestError::Internal(e.to_string()))?;
-            Ok((plan, report, w.size, hex::encode(w.hasher.finalize())))
+            Ok((plan, report, original, w.size, hex::encode(w.hasher.finalize())))
         })
         .await
         .map_err(|e| IngestError::Internal(e.to_string()))
         .and_then(|r| r);
-        let (plan, report, size, sha) = match prepared {
+        let (plan, report, original, size, sha) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&staging_path).await;
@@ -229,7 +232,7 @@ impl App {
         };
         metrics::counter!("corelab_ingest_bytes_total", "source" => target.source.as_str()).increment(size);
         let staged = self.blobs().adopt_staged(staging_path, size, sha);
-        self.index_writer().submit(self, Prepared { plan, staged, report }, target).await
+        self.index_writer().submit(self, Prepared { plan, staged, report, original }, target).await
     }
 }
 

@@ -659,6 +659,12 @@ impl<'a> StreamHead<'a> {
         super::match_keys_of(&self.head.header)
     }
 
+    /// What QC needs from the original header before de-identification removes it (acquisition
+    /// date, whether a contrast agent was named).
+    pub fn original_facts(&self) -> crate::facts::OriginalFacts {
+        crate::facts::original_facts(&self.head.header)
+    }
+
     /// De-identifies the header and streams the rest into `output`; same guarantees as
     /// [`deidentify_stream`].
     pub fn deidentify<W: Write>(self, output: W, ctx: &DeidContext) -> Result<DeidReport, DeidError> {

@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod documents;
 mod identity;
+mod qc;
 mod sites;
 mod subjects;
 mod trials;
@@ -29,6 +30,7 @@ fn table() -> Vec<Route> {
     t.extend(subjects::routes());
     t.extend(sites::routes());
     t.extend(audit::routes());
+    t.extend(qc::routes());
     t
 }
 

@@ -206,6 +206,17 @@ fn matrix_entry(method: &str, path: &str, role: &str) -> Option<(E, E)> {
         | ("POST", "/subjects/{subject}/withdraw")
         | ("POST", "/subjects/{subject}/sign") => site_level(&["tm", "site_a"]),
         ("GET", "/audit") | ("GET", "/audit/export") => trial_roles(&["tm", "monitor"]),
+        ("GET", "/trials/{trial}/visits") | ("GET", "/trials/{trial}/queries") => {
+            site_level(&["tm", "qc", "monitor", "site_a"])
+        }
+        ("GET", "/trials/{trial}/qc-queue") => trial_roles(&["tm", "qc"]),
+        ("GET", "/subjects/{subject}/visits/{visit}") | ("GET", "/queries/{query}") => {
+            site_level(&["tm", "qc", "monitor", "site_a"])
+        }
+        ("POST", "/subjects/{subject}/visits/{visit}/qc") => site_level(&["qc"]),
+        ("POST", "/subjects/{subject}/queries") => site_level(&["qc", "tm"]),
+        ("POST", "/queries/{query}/messages") => site_level(&["site_a", "qc", "tm"]),
+        ("POST", "/queries/{query}/close") | ("POST", "/queries/{query}/reopen") => site_level(&["qc", "tm"]),
         _ => None,
     }
 }
@@ -225,7 +236,9 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
         .replace("{grant}", &grant.to_string())
         .replace("{id}", &w.document.to_string())
         .replace("{token}", &Uuid::nil().to_string())
-        .replace("{username}", "monitor");
+        .replace("{username}", "monitor")
+        .replace("{visit}", "BL")
+        .replace("{query}", &(if inside { w.query } else { w.other_query }).to_string());
     if p.ends_with("/charter/diff") {
         q = "?from=1&to=1".into();
     } else if p.ends_with("/audit") || p.ends_with("/audit/export") {
@@ -251,6 +264,9 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
         ("POST", x) if x.ends_with("/decision") => Some(json!({"approve": false, "reason": "", "password": "wrong"})),
         ("POST", x) if x.ends_with("/training") => Some(json!({"topic": ""})),
         ("POST", x) if x.ends_with("/sign") => Some(json!({"meaning": "", "password": "wrong"})),
+        ("POST", x) if x.ends_with("/qc") => Some(json!({"outcome": "accept", "password": "wrong"})),
+        ("POST", x) if x.ends_with("/queries") => Some(json!({"title": "", "body": ""})),
+        ("POST", x) if x.ends_with("/messages") => Some(json!({"body": ""})),
         ("POST", x) if x.ends_with("/correct") => Some(json!({"reason": ""})),
         ("POST", x) if x.ends_with("/scans") || x.ends_with("/documents") => {
             return (format!("{p}{q}"), None, Some(b"not dicom".to_vec()));
@@ -346,7 +362,7 @@ async fn last_seq(w: &World) -> i64 {
     tx.last_audit_seq().await.unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mutating_route_writes_exactly_its_audit_records() {
     for backend in backends() {
         let w = world(backend).await;
@@ -524,6 +540,53 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
             ),
             (
                 "POST",
+                "/subjects/{subject}/queries",
+                qc.clone(),
+                format!("/api/v1/subjects/{a}/queries"),
+                Some(
+                    json!({"visit_id": "BL", "title": "Contrast timing", "body": "Please confirm the contrast timing."}),
+                ),
+                None,
+                vec![pair("create", "query"), pair("create", "query")],
+            ),
+            (
+                "POST",
+                "/queries/{query}/messages",
+                site_a.clone(),
+                format!("/api/v1/queries/{}/messages", w.query),
+                Some(json!({"body": "Confirmed on 2026-09-20."})),
+                None,
+                vec![pair("create", "query"), pair("update", "query")],
+            ),
+            (
+                "POST",
+                "/queries/{query}/close",
+                qc.clone(),
+                format!("/api/v1/queries/{}/close", w.query),
+                Some(json!({"reason": "answered"})),
+                None,
+                vec![pair("create", "query"), pair("update", "query")],
+            ),
+            (
+                "POST",
+                "/queries/{query}/reopen",
+                qc.clone(),
+                format!("/api/v1/queries/{}/reopen", w.query),
+                Some(json!({"reason": "date inconsistent"})),
+                None,
+                vec![pair("create", "query"), pair("update", "query")],
+            ),
+            (
+                "POST",
+                "/subjects/{subject}/visits/{visit}/qc",
+                qc.clone(),
+                format!("/api/v1/subjects/{a}/visits/BL/qc"),
+                Some(json!({"outcome": "accept", "password": PASSWORD})),
+                None,
+                vec![pair("review", "visit_qc"), pair("sign", "qc_review")],
+            ),
+            (
+                "POST",
                 "/subjects/{subject}/sign",
                 site_a.clone(),
                 format!("/api/v1/subjects/{a}/sign"),
@@ -588,6 +651,53 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                     assert_eq!(new_audit(&w, before).await, vec![pair("change_password", "user")], "{backend:?}");
                     let _ = c;
                     continue;
+                }
+                "/subjects/{subject}/visits/{visit}/qc" => {
+                    // Images for the baseline first: ingested through the use case, checked by the
+                    // background job, then waiting for QC1.
+                    let dir = tempfile::tempdir().unwrap();
+                    let files = crate::qc_flow::ct_series(
+                        dir.path(),
+                        &crate::qc_flow::SeriesSpec {
+                            subject: "101-001",
+                            time_point: "BL",
+                            study_date: "20260920",
+                            study_uid: "1.2.826.0.1.3680043.8.498.8101",
+                            series_number: 2,
+                            slices: 6,
+                            thickness_mm: 5.0,
+                            description: "CT CAP PORTAL VENOUS",
+                            contrast: true,
+                            skip: &[],
+                        },
+                    );
+                    let target = corelab_app::ingest::IngestTarget {
+                        trial_id: t,
+                        site_id: "101".into(),
+                        source: corelab_app::ingest::Source::Upload,
+                        sender: "site_a".into(),
+                        sender_role: "site_user".into(),
+                        sender_id: Some(w.user_ids["site_a"]),
+                    };
+                    let setup = w.t.app.ingest_setup(&target).await.unwrap();
+                    for f in files {
+                        w.t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
+                    }
+                    let mut state = String::new();
+                    for _ in 0..100 {
+                        let v = check(
+                            w.c("qc").get(w.url(&format!("/api/v1/subjects/{a}/visits/BL"))).send().await.unwrap(),
+                            200,
+                        )
+                        .await;
+                        state = v["state"].as_str().unwrap().to_string();
+                        if state == "awaiting_qc1" {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                    assert_eq!(state, "awaiting_qc1");
+                    (url, body, expected)
                 }
                 "/trials/{trial}/sites/{site}/qualification/decision" => {
                     // Site 301 (added by the amendment) uploads first; then QC decides.

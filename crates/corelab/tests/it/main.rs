@@ -11,6 +11,7 @@ mod foundation;
 mod identity;
 mod ingest;
 mod processes;
+mod qc_flow;
 mod store;
 mod support;
 mod world;

@@ -91,6 +91,8 @@ impl Env {
         c.storage.url = Some(self.storage_url.clone());
         c.admin.password = Some(Secret(ADMIN_PASSWORD.into()));
         c.dicom.routing_refresh_seconds = 1;
+        c.ingest.quiet_period_seconds = 1;
+        c.jobs.poll_interval_ms = 200;
         if self.backend == Backend::PgS3 {
             c.storage.s3_endpoint = std::env::var("TEST_S3_ENDPOINT").ok();
             c.storage.s3_region = Some("us-east-1".into());

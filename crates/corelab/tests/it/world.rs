@@ -40,7 +40,7 @@ pub fn ct_instance(patient_name: &str, slice_thickness: &str) -> Vec<u8> {
         e(tags::KVP, VR::DS, "120"),
         e(tags::STUDY_INSTANCE_UID, VR::UI, &format!("{sop}.1")),
         e(tags::SERIES_INSTANCE_UID, VR::UI, &format!("{sop}.2")),
-        e(tags::SAMPLES_PER_PIXEL, VR::US, "1"),
+        DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1_u16)),
         e(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
         DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(512_u16)),
         DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(512_u16)),
@@ -77,6 +77,8 @@ pub struct World {
     pub reader_grant: Uuid,
     pub other_grant: Uuid,
     pub document: Uuid,
+    pub query: Uuid,
+    pub other_query: Uuid,
 }
 
 pub async fn check(r: reqwest::Response, status: u16) -> Value {
@@ -262,6 +264,14 @@ pub async fn world(backend: Backend) -> World {
         .unwrap()
         .parse()
         .unwrap();
+    let raise = |c: &reqwest::Client, subject: Uuid| {
+        let req = c.post(t.url(&format!("/api/v1/subjects/{subject}/queries"))).json(
+            &json!({"visit_id": "BL", "title": "Baseline scan date", "body": "Please confirm the baseline scan date."}),
+        );
+        async move { check(req.send().await.unwrap(), 201).await["id"].as_str().unwrap().parse::<Uuid>().unwrap() }
+    };
+    let query = raise(&clients["qc"], subject_a).await;
+    let other_query = raise(&admin, other_subject).await;
     World {
         t,
         trial,
@@ -274,5 +284,7 @@ pub async fn world(backend: Backend) -> World {
         reader_grant,
         other_grant,
         document,
+        query,
+        other_query,
     }
 }
