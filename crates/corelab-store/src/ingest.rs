@@ -84,11 +84,15 @@ pub struct InboxRow {
     pub received_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<Uuid>,
+    #[serde(skip)]
+    pub deid_report: String,
+    #[serde(skip)]
+    pub facts: String,
 }
 
 const INBOX_COLUMNS: &str = "id, trial_id, site_id, reason, state, patient_key, claimed_subject, claimed_visit, \
      provisional_shift, anchor_date_hint, sop_instance_uid, study_instance_uid, modality, blob_key, sha256, size_bytes, \
-     source, received_at, resolved_at, resolved_by";
+     source, received_at, resolved_at, resolved_by, deid_report, facts";
 
 impl Tx {
     pub async fn study_by_uid(&mut self, trial_id: Uuid, uid: &str) -> Result<Option<StudyRow>, StoreError> {
@@ -295,8 +299,8 @@ impl Tx {
             self,
             "INSERT INTO inbox (id, trial_id, site_id, reason, state, patient_key, claimed_subject, claimed_visit, \
              provisional_shift, anchor_date_hint, sop_instance_uid, study_instance_uid, modality, blob_key, sha256, \
-             size_bytes, source, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             size_bytes, source, received_at, deid_report, facts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
             r.id,
             r.trial_id,
             r.site_id.clone(),
@@ -314,7 +318,9 @@ impl Tx {
             r.sha256.clone(),
             r.size_bytes,
             r.source.clone(),
-            truncate_micros(r.received_at)
+            truncate_micros(r.received_at),
+            r.deid_report.clone(),
+            r.facts.clone()
         )?;
         Ok(())
     }

@@ -56,6 +56,19 @@ pub(crate) fn read_header(
     report: &corelab_dicom::deid::DeidReport,
     original: &corelab_dicom::facts::OriginalFacts,
 ) -> Result<Header, IngestError> {
+    read_header_with(path, |obj| {
+        let mut f = corelab_dicom::facts::instance_facts_with_report(obj, report);
+        original.apply(&mut f);
+        f.acquisition_date = None;
+        serde_json::to_value(&f).map_err(|e| IngestError::Internal(e.to_string()))
+    })
+}
+
+/// Reads the index fields of a staged file's header; `facts` gives the QC facts JSON.
+pub(crate) fn read_header_with(
+    path: &Path,
+    facts: impl FnOnce(&InMemDicomObject) -> Result<Value, IngestError>,
+) -> Result<Header, IngestError> {
     let file = dicom_object::OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
@@ -65,10 +78,7 @@ pub(crate) fn read_header(
     let req = |tag, name: &str| {
         text(&obj, tag).filter(|s| !s.is_empty()).ok_or_else(|| IngestError::Unreadable(format!("{name} is missing")))
     };
-    let mut f = corelab_dicom::facts::instance_facts_with_report(&obj, report);
-    original.apply(&mut f);
-    f.acquisition_date = None;
-    let facts = serde_json::to_value(&f).map_err(|e| IngestError::Internal(e.to_string()))?;
+    let facts = facts(&obj)?;
     Ok(Header {
         sop_class_uid: req(tags::SOP_CLASS_UID, "SOP Class UID")?,
         sop_instance_uid: req(tags::SOP_INSTANCE_UID, "SOP Instance UID")?,
@@ -86,8 +96,11 @@ pub(crate) fn read_header(
 }
 
 struct Job {
-    plan: super::IngestPlan,
-    report: corelab_dicom::deid::DeidReport,
+    placement: Placement,
+    charter_version: i64,
+    /// The de-identification report as stored JSON, and whether it flags burned-in text.
+    report_json: String,
+    burned_in: bool,
     sha256: String,
     size: u64,
     header: Header,
@@ -139,6 +152,25 @@ impl IndexWriter {
             }
         };
         let Prepared { plan, staged, report, .. } = prepared;
+        let report_json = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
+        let burned_in = !report.flags.is_empty();
+        self.submit_indexed(app, plan.placement, plan.charter_version, staged, report_json, burned_in, header, target)
+            .await
+    }
+
+    /// Queues a staged instance whose header was read (ingest, or an inbox item being assigned).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn submit_indexed(
+        &self,
+        app: &App,
+        placement: Placement,
+        charter_version: i64,
+        staged: corelab_store::StagedBlob,
+        report_json: String,
+        burned_in: bool,
+        header: Header,
+        target: IngestTarget,
+    ) -> Result<IngestOutcome, IngestError> {
         let (sha256, size) = (staged.sha256.clone(), staged.size);
         let blob_key = format!("instances/{}/{}/{}.dcm", target.trial_id, &sha256[..2], sha256);
         // Content-addressed: the same bytes may already be durable under this key.
@@ -149,7 +181,18 @@ impl IndexWriter {
         }
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { plan, report, sha256, size, header, blob_key, target, reply })
+            .send(Job {
+                placement,
+                charter_version,
+                report_json,
+                burned_in,
+                sha256,
+                size,
+                header,
+                blob_key,
+                target,
+                reply,
+            })
             .await
             .map_err(|_| IngestError::Internal("the index writer stopped".into()))?;
         rx.await.map_err(|_| IngestError::Internal("the index writer stopped".into()))?
@@ -229,6 +272,8 @@ async fn index_one(
         received_at: now,
         resolved_at: None,
         resolved_by: None,
+        deid_report: job.report_json.clone(),
+        facts: h.facts.to_string(),
     };
     let audit = |action: &str, object_type: &str, object_id: String, changes: Vec<Value>, reason: Option<String>| {
         let mut rec = trial_record(
@@ -247,7 +292,7 @@ async fn index_one(
         rec.reason = reason;
         rec
     };
-    match &job.plan.placement {
+    match &job.placement {
         Placement::Inbox {
             reason,
             patient_key,
@@ -298,7 +343,7 @@ async fn index_one(
                 study_date: h.study_date,
                 anchor_day: *anchor_day,
                 state: "receiving".into(),
-                charter_version: job.plan.charter_version,
+                charter_version: job.charter_version,
                 first_received_at: now,
                 last_received_at: now,
                 completed_at: None,
@@ -342,7 +387,7 @@ async fn index_one(
                 .series_by_uid(study.id, &h.series_instance_uid)
                 .await?
                 .ok_or_else(|| corelab_store::StoreError::Corrupt("series vanished after insert".into()))?;
-            let burned_in = !job.report.flags.is_empty();
+            let burned_in = job.burned_in;
             let inst = InstanceRow {
                 id: Uuid::now_v7(),
                 trial_id: t.trial_id,
@@ -356,7 +401,7 @@ async fn index_one(
                 sha256: job.sha256.clone(),
                 size_bytes: i64::try_from(job.size).unwrap_or(i64::MAX),
                 facts: h.facts.to_string(),
-                deid_report: serde_json::to_string(&job.report).unwrap_or_else(|_| "{}".into()),
+                deid_report: job.report_json.clone(),
                 burned_in_flag: burned_in,
                 source: t.source.as_str().to_string(),
                 received_at: now,

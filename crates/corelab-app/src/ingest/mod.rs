@@ -10,6 +10,7 @@
 //! What cannot be matched goes to the inbox (de-identified under a provisional pseudonym) for a
 //! coordinator to assign; it is never dropped and never guessed.
 
+mod inbox;
 mod index;
 mod plan;
 

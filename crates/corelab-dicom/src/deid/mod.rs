@@ -51,6 +51,7 @@ mod engine;
 mod iod;
 mod keys;
 mod pixels;
+mod reassign;
 mod report;
 mod safe_private;
 mod stream;
@@ -68,6 +69,7 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 pub use context::DeidContext;
 pub use keys::{MatchKeys, match_keys_of, read_match_keys};
+pub use reassign::{Reassignment, reassign};
 pub use report::{DeidReport, Outcome, QcFlag, ReportEntry};
 pub use stream::{StreamHead, deidentify_bytes, deidentify_stream};
 pub use table::TABLE_EDITION;

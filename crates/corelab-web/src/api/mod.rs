@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod documents;
 mod identity;
+mod inbox;
 mod qc;
 mod sites;
 mod subjects;
@@ -31,6 +32,7 @@ fn table() -> Vec<Route> {
     t.extend(sites::routes());
     t.extend(audit::routes());
     t.extend(qc::routes());
+    t.extend(inbox::routes());
     t
 }
 

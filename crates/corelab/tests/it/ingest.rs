@@ -348,3 +348,80 @@ async fn a_different_object_under_a_stored_uid_is_refused_and_kept_for_review() 
     assert_eq!(inbox[0].state, "conflict");
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_assigns_an_unmatched_instance_and_its_dates_follow_the_subject() {
+    let t = spawn_app(Backend::SqliteLocal).await;
+    let trial = corpus_trial(&t).await;
+    // An instance whose patient ID is not an enrolled subject: kept in the inbox.
+    let dir = tempfile::tempdir().unwrap();
+    let files = crate::qc_flow::ct_series(
+        dir.path(),
+        &crate::qc_flow::SeriesSpec {
+            subject: "HOSP-MRN-991",
+            time_point: "",
+            study_date: "20230301",
+            study_uid: "1.2.826.0.1.3680043.8.498.9901",
+            series_number: 1,
+            slices: 1,
+            thickness_mm: 5.0,
+            description: "CT CAP PORTAL VENOUS",
+            contrast: true,
+            skip: &[],
+        },
+    );
+    let target = corelab_app::ingest::IngestTarget {
+        trial_id: trial,
+        site_id: "SITE01".into(),
+        source: corelab_app::ingest::Source::Upload,
+        sender: "test".into(),
+        sender_role: "site_user".into(),
+        sender_id: None,
+    };
+    let setup = t.app.ingest_setup(&target).await.unwrap();
+    let out = t.app.ingest(&setup, target, std::fs::File::open(&files[0]).unwrap()).await.unwrap();
+    assert!(matches!(out, corelab_app::ingest::IngestOutcome::Inbox { .. }), "{out:?}");
+    let inbox = check(t.get(&format!("/api/v1/trials/{trial}/inbox")).await, 200).await;
+    let item = &inbox[0];
+    assert_eq!(item["state"], "unassigned");
+    assert!(item["reason"].as_str().unwrap().contains("no enrolled subject"), "{item}");
+    let text = inbox.to_string();
+    assert!(!text.contains("HOSP-MRN-991") && !text.contains("DOE"), "no PHI in the inbox listing: {text}");
+    // The coordinator files it under SITE01-0001, visit V1.
+    let mut tx = t.app.db().read().await.unwrap();
+    let subject = tx.subject_by_code(trial, "SITE01-0001").await.unwrap().unwrap();
+    drop(tx);
+    let id = item["id"].as_str().unwrap();
+    let r = t
+        .post_json(
+            &format!("/api/v1/inbox/{id}/assign"),
+            json!({"subject_id": subject.id, "visit_id": "V1", "reason": ""}),
+        )
+        .await;
+    assert_eq!(r.status(), 422, "a reason is required");
+    let r = t
+        .post_json(
+            &format!("/api/v1/inbox/{id}/assign"),
+            json!({"subject_id": subject.id, "visit_id": "V1", "reason": "MRN confirmed by the site"}),
+        )
+        .await;
+    check(r, 200).await;
+    let mut tx = t.app.db().read().await.unwrap();
+    let rows = tx.trial_instances(trial).await.unwrap();
+    let studies = tx.trial_studies(trial).await.unwrap();
+    drop(tx);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(studies[0].visit_id, "V1");
+    let bytes = t.app.blobs().get_bytes(&rows[0].blob_key).await.unwrap();
+    let obj = corelab_dicom::deid::read_object(&bytes).unwrap();
+    let s = |tag| obj.element(tag).unwrap().to_str().unwrap().trim_end_matches(['\0', ' ']).to_string();
+    assert_eq!(s(dicom_dictionary_std::tags::PATIENT_ID), "SITE01-0001");
+    assert_eq!(s(dicom_dictionary_std::tags::CLINICAL_TRIAL_TIME_POINT_ID), "V1");
+    // The stored date is the real date moved by this subject's own shift.
+    let real = chrono::NaiveDate::from_ymd_opt(2023, 3, 1).unwrap();
+    let expected = (real + chrono::Duration::days(subject.date_shift_days)).format("%Y%m%d").to_string();
+    assert_eq!(s(dicom_dictionary_std::tags::STUDY_DATE), expected);
+    let inbox = check(t.get(&format!("/api/v1/trials/{trial}/inbox")).await, 200).await;
+    assert_eq!(inbox[0]["state"], "assigned");
+    t.stop().await;
+}

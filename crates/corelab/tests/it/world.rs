@@ -79,6 +79,8 @@ pub struct World {
     pub document: Uuid,
     pub query: Uuid,
     pub other_query: Uuid,
+    pub inbox_item: Uuid,
+    pub other_inbox_item: Uuid,
 }
 
 pub async fn check(r: reqwest::Response, status: u16) -> Value {
@@ -272,6 +274,8 @@ pub async fn world(backend: Backend) -> World {
     };
     let query = raise(&clients["qc"], subject_a).await;
     let other_query = raise(&admin, other_subject).await;
+    let inbox_item = unmatched_instance(&t, trial, "101").await;
+    let other_inbox_item = unmatched_instance(&t, other_trial, "NL01").await;
     World {
         t,
         trial,
@@ -286,5 +290,26 @@ pub async fn world(backend: Backend) -> World {
         document,
         query,
         other_query,
+        inbox_item,
+        other_inbox_item,
     }
+}
+
+/// Ingests, as site `site` would send it, an instance whose patient is not enrolled: it lands in the
+/// inbox. Returns the inbox item.
+pub async fn unmatched_instance(t: &TestApp, trial: Uuid, site: &str) -> Uuid {
+    let target = corelab_app::ingest::IngestTarget {
+        trial_id: trial,
+        site_id: site.into(),
+        source: corelab_app::ingest::Source::Upload,
+        sender: "test".into(),
+        sender_role: "site_user".into(),
+        sender_id: None,
+    };
+    let setup = t.app.ingest_setup(&target).await.unwrap();
+    let outcome =
+        t.app.ingest(&setup, target, std::io::Cursor::new(ct_instance("UNKNOWN^PATIENT", "2.5"))).await.unwrap();
+    assert!(matches!(outcome, corelab_app::ingest::IngestOutcome::Inbox { .. }), "{outcome:?}");
+    let mut tx = t.app.db().read().await.unwrap();
+    tx.inbox(trial).await.unwrap().into_iter().rfind(|i| i.state == "unassigned").unwrap().id
 }
