@@ -348,3 +348,119 @@ async fn overdue_visits_raise_queries_at_once_and_old_queries_get_reminders() {
     assert!(q["days_open"].as_i64().unwrap() >= 8);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_sites_four_problems_exactly_those_findings_and_queries() {
+    let Some(_) = dcmtk("storescu") else { return };
+    let t = spawn_app(Backend::SqliteLocal).await;
+    t.login_admin().await;
+    // The oncology example charter with a fourth site.
+    let charter = crate::world::charter_text("oncology-ct-recist.toml").replace(
+        "[subjects]",
+        "[[sites]]\nid = \"202\"\nname = \"Test Site Four\"\ncountry = \"NL\"\nae_titles = [\"SITE4_CT\"]\n\n[subjects]",
+    );
+    let trial: Uuid = check(t.post_json("/api/v1/trials", json!({"charter": charter})).await, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sites = [("101", "SLS_CT1"), ("102", "CHARITE_CT"), ("201", "MGH_ONCO_PACS"), ("202", "SITE4_CT")];
+    for (site, _) in sites {
+        check(
+            t.client
+                .post(t.url(&format!("/api/v1/trials/{trial}/sites/{site}/qualification/scans")))
+                .body(crate::world::ct_instance("PHANTOM", "2.5"))
+                .send()
+                .await
+                .unwrap(),
+            201,
+        )
+        .await;
+        let path = format!("/api/v1/trials/{trial}/sites/{site}/qualification/decision");
+        check(
+            t.post_json(
+                &path,
+                json!({"approve": true, "username": "admin", "password": crate::support::ADMIN_PASSWORD}),
+            )
+            .await,
+            200,
+        )
+        .await;
+        check(
+            t.post_json(
+                &format!("/api/v1/trials/{trial}/subjects"),
+                json!({"site_id": site, "subject_id": format!("{site}-001"), "anchor_date": "2026-10-01"}),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = |subject: &'static str, uid: &'static str| SeriesSpec {
+        subject,
+        time_point: "BL",
+        study_date: "20260925",
+        study_uid: uid,
+        series_number: 2,
+        slices: 12,
+        thickness_mm: 5.0,
+        description: "CT CAP PORTAL VENOUS",
+        contrast: true,
+        skip: &[],
+    };
+    let specs = [
+        SeriesSpec { thickness_mm: 7.0, ..good("101-001", "1.2.826.0.1.3680043.8.498.6101") },
+        SeriesSpec { skip: &[5, 6], ..good("102-001", "1.2.826.0.1.3680043.8.498.6102") },
+        SeriesSpec {
+            contrast: false,
+            description: "CT CAP PORTAL VENOUS",
+            ..good("201-001", "1.2.826.0.1.3680043.8.498.6201")
+        },
+        SeriesSpec { study_date: "20261010", ..good("202-001", "1.2.826.0.1.3680043.8.498.6202") },
+    ];
+    for ((site, ae), spec) in sites.iter().zip(specs.iter()) {
+        let files = ct_series(&dir.path().join(site), spec);
+        let (ok, err) = storescu(&t, ae, "ACME101", &files, &[]).await;
+        assert!(ok, "{site}: {err}");
+    }
+    let expected = [
+        ("101-001", vec![("slice_thickness", "error")]),
+        ("102-001", vec![("missing_slices", "error")]),
+        ("201-001", vec![("contrast", "error")]),
+        ("202-001", vec![("visit_window", "error")]),
+    ];
+    for (code, want) in &expected {
+        let subject = subject_uuid(&t, trial, code).await;
+        let v = wait_state(&t.client, &t, subject, "BL", "qc_failed").await;
+        let got = rules(&v["evaluations"][0]);
+        let want: Vec<(String, String)> = want.iter().map(|(r, s)| (r.to_string(), s.to_string())).collect();
+        assert_eq!(got, want, "{code}: {:#}", v["evaluations"][0]["findings"]);
+    }
+    // Exactly one automatic query per failing visit, addressed to its site, and nothing else.
+    let qs = check(t.get(&format!("/api/v1/trials/{trial}/queries")).await, 200).await;
+    let mut got: Vec<(String, String, String)> = qs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["site_id"].as_str().unwrap().into(),
+                q["subject_code"].as_str().unwrap().into(),
+                q["source"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("101".into(), "101-001".into(), "auto_qc".into()),
+            ("102".into(), "102-001".into(), "auto_qc".into()),
+            ("201".into(), "201-001".into(), "auto_qc".into()),
+            ("202".into(), "202-001".into(), "auto_qc".into()),
+        ]
+    );
+    t.stop().await;
+}
