@@ -125,6 +125,13 @@ impl App {
     /// evaluation, moves the visit's QC state, and raises, updates or closes data queries.
     /// Called by the `study_complete` job once a study has been quiet for the configured period.
     pub async fn evaluate_visit_qc(&self, subject_id: Uuid, visit_id: &str) -> Result<EvaluationRow, AppError> {
+        let started = std::time::Instant::now();
+        let r = self.evaluate_visit_qc_inner(subject_id, visit_id).await;
+        metrics::histogram!("corelab_qc_evaluation_seconds").record(started.elapsed().as_secs_f64());
+        r
+    }
+
+    async fn evaluate_visit_qc_inner(&self, subject_id: Uuid, visit_id: &str) -> Result<EvaluationRow, AppError> {
         let mut tx = self.db().read().await?;
         let subject = tx.subject(subject_id).await?.ok_or_else(|| AppError::NotFound("no subject".into()))?;
         let studies = tx.subject_studies(subject_id).await?;

@@ -425,3 +425,63 @@ async fn a_coordinator_assigns_an_unmatched_instance_and_its_dates_follow_the_su
     assert_eq!(inbox[0]["state"], "assigned");
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pynetdicom_sends_every_transfer_syntax_of_pydicoms_test_files() {
+    let Some(bench) = bench_dir() else { return };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new("python3")
+        .arg(bench.join("gen_corpus.py"))
+        .arg("testdata")
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    if !out.status.success() {
+        assert!(!ci, "gen_corpus.py testdata failed: {}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    let t = spawn_app(Backend::SqliteLocal).await;
+    let trial = corpus_trial(&t).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/pynetdicom_store.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(["127.0.0.1", &t.dicom_addr.port().to_string(), "SITE01_CT", "ACMEONC301"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let statuses: Vec<&str> = stdout.lines().filter_map(|l| l.split('\t').next()).collect();
+    let ok = statuses.iter().filter(|s| **s == "0x0000").count();
+    // Every answer is success or a clear refusal; nothing is lost to an internal failure.
+    // (`unreadable`/`send-error`: pydicom or pynetdicom cannot read or encode the file itself.)
+    for s in &statuses {
+        assert!(
+            ["0x0000", "0xc000", "0xc111", "unreadable", "send-error"].contains(s),
+            "unexpected outcome {s}:\n{stdout}"
+        );
+    }
+    eprintln!("{}", stdout.lines().filter(|l| !l.starts_with("0x0000")).collect::<Vec<_>>().join("\n"));
+    assert!(ok >= 100, "most of the bundled files are accepted ({ok} of {}):\n{stdout}", statuses.len());
+    // What was accepted is durably kept (the files' patients are not enrolled: the inbox).
+    let mut tx = t.app.db().read().await.unwrap();
+    let inbox = tx.inbox(trial).await.unwrap();
+    let stored = tx.trial_instances(trial).await.unwrap().len();
+    drop(tx);
+    let distinct_sop: std::collections::HashSet<&str> = inbox.iter().map(|i| i.sop_instance_uid.as_str()).collect();
+    assert!(stored + inbox.len() >= distinct_sop.len() && !inbox.is_empty());
+    // Every blob is intact, and several transfer syntaxes were kept as received.
+    let mut ts = std::collections::HashSet::new();
+    for i in &inbox {
+        let bytes = t.app.blobs().get_bytes(&i.blob_key).await.unwrap();
+        let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(sha, i.sha256);
+        let obj = corelab_dicom::deid::read_object(&bytes).unwrap();
+        ts.insert(obj.meta().transfer_syntax().trim_end_matches('\0').to_string());
+    }
+    assert!(ts.len() >= 5, "{ts:?}");
+    t.stop().await;
+}
