@@ -11,6 +11,7 @@ use crate::{App, AppError};
 /// Kinds of jobs.
 pub const STUDY_COMPLETE: &str = "study_complete";
 pub const OVERDUE_SCAN: &str = "overdue_scan";
+pub const FIXITY_VERIFY: &str = "fixity_verify";
 
 impl App {
     /// Runs one claimed job.
@@ -36,6 +37,13 @@ impl App {
                 // The scan re-arms itself.
                 self.schedule_overdue_scan().await
             }
+            FIXITY_VERIFY => {
+                let report = self.verify_blobs().await?;
+                if !report.problems.is_empty() {
+                    tracing::error!(problems = report.problems.len(), "fixity check found missing or altered blobs");
+                }
+                self.schedule_fixity().await
+            }
             other => Err(AppError::invalid("kind", format!("no handler for job kind {other:?}"))),
         }
     }
@@ -51,6 +59,29 @@ impl App {
                 run_at: now + Duration::seconds(self.settings().overdue_scan_interval_seconds),
                 max_attempts: 3,
                 dedup_key: Some("overdue-scan".into()),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Keeps one scheduled fixity check queued when the schedule is on.
+    pub async fn schedule_fixity(&self) -> Result<(), AppError> {
+        let hours = self.settings().fixity_interval_hours;
+        if hours <= 0 {
+            return Ok(());
+        }
+        let now = self.clock().now();
+        let mut tx = self.db().begin().await?;
+        tx.enqueue_job(
+            NewJob {
+                kind: FIXITY_VERIFY.into(),
+                payload: json!({}),
+                run_at: now + Duration::hours(hours),
+                max_attempts: 3,
+                dedup_key: Some("fixity-verify".into()),
             },
             now,
         )

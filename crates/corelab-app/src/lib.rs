@@ -11,6 +11,7 @@ pub mod auth;
 pub mod clock;
 pub mod documents;
 pub mod error;
+pub mod fixity;
 pub mod grants;
 pub mod ingest;
 pub mod jobs;
@@ -42,6 +43,8 @@ pub struct AppSettings {
     pub query_reminder_days: i64,
     /// How often overdue visits are looked for.
     pub overdue_scan_interval_seconds: i64,
+    /// How often every blob is re-hashed (0: never on a schedule).
+    pub fixity_interval_hours: i64,
 }
 
 impl Default for AppSettings {
@@ -52,6 +55,7 @@ impl Default for AppSettings {
             ingest_quiet_period_seconds: ingest::DEFAULT_QUIET_PERIOD_SECONDS,
             query_reminder_days: 7,
             overdue_scan_interval_seconds: 15 * 60,
+            fixity_interval_hours: 24,
         }
     }
 }

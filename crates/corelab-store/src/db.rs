@@ -208,6 +208,18 @@ impl Db {
         })
     }
 
+    /// Writes a consistent copy of an SQLite database to `path` while it keeps serving
+    /// (`VACUUM INTO` reads one snapshot). PostgreSQL is copied with `pg_dump` by the caller.
+    pub async fn sqlite_snapshot(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        let Db::Sqlite { read, .. } = self else {
+            return Err(StoreError::Config("sqlite_snapshot is for SQLite databases".into()));
+        };
+        let p = path.to_str().ok_or_else(|| StoreError::Config(format!("{} is not a UTF-8 path", path.display())))?;
+        let quoted = p.replace('\'', "''");
+        sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM INTO '{quoted}'"))).execute(read).await?;
+        Ok(())
+    }
+
     /// Round trip to the database, for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

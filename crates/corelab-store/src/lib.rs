@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod blob;
 pub mod db;
+pub mod fixity;
 pub mod identity;
 pub mod ingest;
 pub mod jobs;

@@ -52,7 +52,17 @@ async fn readyz(State(state): State<WebState>) -> Response {
     }
 }
 
-async fn prometheus() -> impl IntoResponse {
+async fn prometheus(State(state): State<WebState>) -> impl IntoResponse {
+    // The last fixity check is read from the database, so every process reports it, whichever ran it.
+    if let Ok(Some(run)) = state.app.last_fixity_run().await {
+        let g = |name: &'static str, v: f64| metrics::gauge!(name).set(v);
+        if let Some(t) = run["finished_at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+            g("corelab_fixity_last_run_timestamp_seconds", t.timestamp() as f64);
+        }
+        g("corelab_fixity_blobs_checked", run["checked"].as_f64().unwrap_or(0.0));
+        g("corelab_fixity_blobs_missing", run["missing"].as_f64().unwrap_or(0.0));
+        g("corelab_fixity_blobs_altered", run["altered"].as_f64().unwrap_or(0.0));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics_handle().render())
 }
 

@@ -100,6 +100,12 @@ pub enum Command {
     },
     /// De-identify a DICOM file or folder offline with a trial's charter (no server needed).
     Deid(crate::deid_cmd::DeidArgs),
+    /// Write a consistent backup (database + every blob + SHA-256 manifest) while corelab serves.
+    Backup { dest: PathBuf },
+    /// Rebuild an instance from a backup into the configured (empty) database and blob store.
+    Restore { src: PathBuf },
+    /// Re-hash every stored blob against the index; exit 1 if any is missing or altered.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

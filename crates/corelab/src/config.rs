@@ -11,7 +11,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Sections of the configuration; `CORELAB_<SECTION>_<KEY>` sets `<section>.<key>`.
-const SECTIONS: &[&str] = &["http", "dicom", "database", "storage", "log", "auth", "admin", "jobs", "ingest", "qc"];
+const SECTIONS: &[&str] =
+    &["http", "dicom", "database", "storage", "log", "auth", "admin", "jobs", "ingest", "qc", "fixity"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +40,21 @@ pub struct Config {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub qc: QcConfig,
+    #[serde(default)]
+    pub fixity: FixityConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FixityConfig {
+    /// Re-hash every stored blob this often (0: only when `corelab verify` runs).
+    pub interval_hours: u32,
+}
+
+impl Default for FixityConfig {
+    fn default() -> Self {
+        Self { interval_hours: 24 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

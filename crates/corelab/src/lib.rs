@@ -1,6 +1,7 @@
 //! The `corelab` binary as a library: configuration, wiring and the command line, so that
 //! integration tests start exactly what `corelab serve` starts.
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -63,6 +63,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             commands::trial(&config, command).await
         }
         Command::Recist { command } => commands::recist(command),
+        Command::Backup { dest } => {
+            telemetry::init(&quiet(&config));
+            corelab::backup::backup(&config, &dest).await
+        }
+        Command::Restore { src } => {
+            telemetry::init(&quiet(&config));
+            corelab::backup::restore(&config, &src).await
+        }
+        Command::Verify => {
+            telemetry::init(&quiet(&config));
+            corelab::backup::verify(&config).await
+        }
         Command::Deid(args) => Ok(tokio::task::spawn_blocking(move || corelab::deid_cmd::run(&args)).await?),
     }
 }

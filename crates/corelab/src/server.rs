@@ -47,6 +47,7 @@ pub async fn open_app(config: &Config, clock: Clock) -> anyhow::Result<App> {
         ingest_quiet_period_seconds: i64::from(config.ingest.quiet_period_seconds),
         query_reminder_days: i64::from(config.qc.query_reminder_days),
         overdue_scan_interval_seconds: i64::from(config.qc.overdue_scan_minutes) * 60,
+        fixity_interval_hours: i64::from(config.fixity.interval_hours),
         ..AppSettings::default()
     };
     Ok(App::new(db, blobs, clock, settings))
@@ -106,6 +107,9 @@ pub async fn start(config: &Config, app: App) -> anyhow::Result<Running> {
     if config.jobs.workers > 0 {
         if let Err(e) = app.schedule_overdue_scan().await {
             tracing::warn!(error = %e, "could not schedule the overdue scan");
+        }
+        if let Err(e) = app.schedule_fixity().await {
+            tracing::warn!(error = %e, "could not schedule the fixity check");
         }
         for n in 0..config.jobs.workers {
             let worker = format!("{}-{}-{n}", hostname(), std::process::id());

@@ -4,6 +4,7 @@
 //! (required when CI=true).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod backup;
 mod charter;
 mod config_cli;
 mod deid;
