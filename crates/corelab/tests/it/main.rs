@@ -13,4 +13,5 @@ mod ingest;
 mod processes;
 mod store;
 mod support;
+mod ui;
 mod world;
