@@ -60,7 +60,22 @@ async function axe(page, name, selector) {
   check(`axe: no serious or critical violations on ${name}`, bad.length === 0, JSON.stringify(bad, null, 2));
 }
 
+/** Readable on a laptop: at 1280 px nothing sticks out sideways (wide tables scroll in their own region). */
+async function fits(page, name) {
+  const out = await page.evaluate(() => {
+    const w = document.documentElement.clientWidth;
+    // Inside a scrolling region only what escapes it (positioned out of it) counts.
+    const escapes = (el) => !el.closest(".scroll") || el.offsetParent === null || !el.offsetParent.closest(".scroll");
+    return [...document.querySelectorAll("body *")]
+      .filter((el) => el.getBoundingClientRect().right > w + 1 && escapes(el))
+      .slice(0, 5)
+      .map((el) => `${el.tagName.toLowerCase()}.${el.className} right=${Math.round(el.getBoundingClientRect().right)}`);
+  });
+  check(`${name} fits the window's width`, out.length === 0, out.join("\n"));
+}
+
 async function shot(page, file) {
+  await fits(page, file);
   await page.screenshot({ path: join(cfg.out, file), fullPage: true });
 }
 

@@ -74,10 +74,20 @@ fn walk(rows: &mut Vec<Row>, depth: usize, key: String, v: &Value) {
         }
         Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
-                walk(rows, depth + 1, item_title(i, x), x);
+                item(rows, depth + 1, i, x);
             }
         }
         _ => {}
+    }
+}
+
+/// One element of a list: a heading with its id and label, then its other fields.
+fn item(rows: &mut Vec<Row>, depth: usize, i: usize, v: &Value) {
+    let Value::Object(m) = v else { return walk(rows, depth, item_title(i, v), v) };
+    rows.push(Row { depth: depth.min(4), key: item_title(i, v), value: None });
+    let in_title = |k: &str| matches!(k, "id" | "label" | "name") && m.get(k).is_some_and(Value::is_string);
+    for (k, x) in ordered(m).into_iter().filter(|(k, _)| !in_title(k)) {
+        walk(rows, depth + 1, label(k), x);
     }
 }
 
@@ -104,7 +114,7 @@ pub fn sections(charter: &Value) -> Vec<Section> {
             let mut rows = Vec::new();
             match &obj[k] {
                 Value::Object(m) => ordered(m).into_iter().for_each(|(kk, x)| walk(&mut rows, 0, label(kk), x)),
-                Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| walk(&mut rows, 0, item_title(i, x), x)),
+                Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| item(&mut rows, 0, i, x)),
                 other => walk(&mut rows, 0, label(k), other),
             }
             Section { title: label(k), id: format!("charter-{k}"), rows }
@@ -132,7 +142,9 @@ mod tests {
             trial,
             [(0, "Blinding", None), (1, "Sponsor blinded", Some("yes")), (0, "Protocol id", Some("X-1"))]
         );
-        assert_eq!(s[1].rows[0].key, "BL: Baseline");
-        assert!(s[1].rows.iter().any(|r| r.key == "Imaging" && r.value.as_deref() == Some("CT")));
+        let visits: Vec<(usize, &str, Option<&str>)> =
+            s[1].rows.iter().map(|r| (r.depth, r.key.as_str(), r.value.as_deref())).collect();
+        // The id and label head the item and are not repeated below it.
+        assert_eq!(visits, [(0, "BL: Baseline", None), (1, "Imaging", Some("CT"))]);
     }
 }
