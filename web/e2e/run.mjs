@@ -83,6 +83,8 @@ async function shot(page, file) {
 async function newPage(browser, who) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const page = await context.newPage();
+  // CI runs this beside the other tests on two cores: be patient.
+  page.setDefaultTimeout(60000);
   page.errors = [];
   page.on("console", (m) => {
     if (m.type() === "error") page.errors.push(`${who}: ${m.text()}`);
@@ -142,7 +144,7 @@ try {
   });
   await step("trial page as site staff", async () => {
     await site.goto(`${base}/trials/${cfg.trial}`);
-    await site.waitForSelector("table.calendar", { timeout: 15000 });
+    await site.waitForSelector("table.calendar", { timeout: 60000 });
     const text = await site.textContent("main");
     check("site staff see their site and subject", text.includes("Hopital Saint-Louis") && text.includes("101-001"));
     check("site staff see no other site's subjects", !text.includes("102-001"));
@@ -214,7 +216,7 @@ try {
   await step("administrator pages", async () => {
     await login(admin, "admin", cfg.admin_password);
     await admin.goto(`${base}/trials/${cfg.trial}`);
-    await admin.waitForSelector("table.calendar", { timeout: 15000 });
+    await admin.waitForSelector("table.calendar", { timeout: 60000 });
     await admin.click("summary:has-text('The charter as your roles see it')");
     await shot(admin, "10-trial-admin.png");
     await axe(admin, "the trial page (administrator, charter open)");

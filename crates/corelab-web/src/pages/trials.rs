@@ -91,6 +91,18 @@ pub struct VersionLine {
     pub sha: String,
 }
 
+fn version_lines(v: Vec<corelab_app::trials::CharterVersionSummary>) -> Vec<VersionLine> {
+    v.into_iter()
+        .map(|v| VersionLine {
+            version: v.version,
+            label: v.label,
+            created: utc(&v.created_at),
+            reason: v.reason.unwrap_or_default(),
+            sha: v.sha256,
+        })
+        .collect()
+}
+
 pub struct SiteLine {
     pub site_id: String,
     pub name: String,
@@ -195,6 +207,7 @@ struct TrialPage {
     trial: TrialHead,
     charter: CharterHead,
     sections: Vec<Section>,
+    versions: Vec<VersionLine>,
     sites: Option<Vec<SiteLine>>,
     subjects: Option<Vec<SubjectLine>>,
     show_arm: bool,
@@ -223,6 +236,7 @@ pub async fn page(
     let a = &user.actor;
     let head = TrialHead::of(s.app.trial(a, trial).await?);
     let charter = s.app.charter_version(a, trial, None).await?;
+    let versions = version_lines(s.app.charter_versions(a, trial).await?);
     let site_rows = optional(s.app.list_sites(a, trial).await)?;
     let subjects = optional(s.app.list_subjects(a, trial).await)?;
     let enroll = match (&site_rows, &subjects) {
@@ -244,6 +258,7 @@ pub async fn page(
         chrome: Chrome::new(&user, format!("{} {}", head.protocol_id, head.name), "trials").notice(&done),
         charter: CharterHead::of(&charter),
         sections: sections(&charter.charter),
+        versions,
         sites: site_rows.map(site_lines),
         subjects,
         show_arm,
@@ -295,16 +310,7 @@ pub async fn charter(
         chrome: Chrome::new(&user, format!("{} charter version {}", head.protocol_id, view.version), "trials"),
         charter: CharterHead::of(&view),
         sections: sections(&view.charter),
-        versions: versions
-            .into_iter()
-            .map(|v| VersionLine {
-                version: v.version,
-                label: v.label,
-                created: utc(&v.created_at),
-                reason: v.reason.unwrap_or_default(),
-                sha: v.sha256,
-            })
-            .collect(),
+        versions: version_lines(versions),
         trial: head,
     })
 }

@@ -708,6 +708,34 @@ async fn ui_administration_grants_audit_browser_and_exports() {
     let (status, _) = page(w.c("reader"), t, &format!("/trials/{trial}")).await;
     assert_eq!(status, 404, "a revoked reader no longer sees the trial");
 
+    // An amendment: the trial page lists both versions; roles that may compare get the form and the changes.
+    let amended = crate::world::charter_text("oncology-ct-recist.toml")
+        .replace("version = \"1.0\"", "version = \"1.1\"")
+        .replace("window = { minus_days = 7, plus_days = 7 }", "window = { minus_days = 7, plus_days = 10 }");
+    check(
+        w.c("tm")
+            .post(w.url(&format!("/api/v1/trials/{trial}/charter")))
+            .json(&json!({"charter": amended, "reason": "wider follow-up windows"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let body = ok_page(w.c("tm"), t, &format!("/trials/{trial}")).await;
+    assert!(body.contains("wider follow-up windows") && body.contains("Compare two versions"), "{body}");
+    let body = ok_page(w.c("tm"), t, &format!("/trials/{trial}/charter/diff?from=1&to=2")).await;
+    assert!(body.contains("What changed from charter version 1 to 2") && body.contains("plus_days"), "{body}");
+    let body = ok_page(w.c("site_a"), t, &format!("/trials/{trial}")).await;
+    assert!(body.contains("wider follow-up windows") && !body.contains("Compare two versions"), "{body}");
+    let (status, body) = page(w.c("site_a"), t, &format!("/trials/{trial}/charter/diff?from=1&to=2")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("compare charter versions"), "{body}");
+    let body = ok_page(w.c("tm"), t, &format!("/trials/{trial}/charter?version=1")).await;
+    assert!(body.contains("Version 1 (“1.0”) as your roles see it"), "{body}");
+    let (status, _) = page(w.c("tm"), t, &format!("/trials/{trial}/charter?version=x")).await;
+    assert_eq!(status, 422);
+
     // Audit trail: filters and exports of the same selection.
     let body = ok_page(&admin, t, &format!("/audit?trial_id={trial}&object_type=grant")).await;
     assert!(body.contains("revoke") && body.contains("left") && body.contains("qc_reviewer"), "{body}");
