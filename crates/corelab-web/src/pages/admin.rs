@@ -176,7 +176,7 @@ pub async fn grants(
     let mut users: Vec<(String, String)> = names.iter().map(|(id, n)| (id.to_string(), n.clone())).collect();
     users.sort_by(|x, y| x.1.cmp(&y.1));
     render(&GrantsPage {
-        chrome: Chrome::new(&user, format!("{} roles", head.protocol_id), "trials").notice(&done),
+        chrome: Chrome::new(&user, format!("{} roles", head.protocol_id), "trials").sub("grants").notice(&done),
         grants: rows
             .into_iter()
             .map(|g| GrantLine {

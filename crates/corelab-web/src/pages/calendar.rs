@@ -148,7 +148,7 @@ pub async fn page(
         return render(&CalendarFragment { grid });
     }
     render(&CalendarPage {
-        chrome: Chrome::new(&user, format!("{} visit calendar", head.protocol_id), "trials"),
+        chrome: Chrome::new(&user, format!("{} visit calendar", head.protocol_id), "trials").sub("overview"),
         trial: head,
         grid,
     })

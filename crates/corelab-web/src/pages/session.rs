@@ -181,7 +181,14 @@ pub fn login_csrf_from(headers: &axum::http::HeaderMap) -> Option<String> {
 /// A local path to go to after a form, or `fallback` for anything that could leave corelab.
 pub fn local_path(next: Option<&str>, fallback: &str) -> String {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.contains("://") => {
+        // Browsers drop tabs and line breaks in URLs ("/\t/x" becomes "//x"): refuse any.
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && !p.contains("://")
+                && !p.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
             p.to_string()
         }
         _ => fallback.to_string(),
@@ -212,7 +219,7 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed() {
         assert_eq!(local_path(Some("/trials/x?y=1"), "/trials"), "/trials/x?y=1");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "trials", ""] {
+        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "/\t/evil.example", "/\n/x", "trials", ""] {
             assert_eq!(local_path(Some(bad), "/trials"), "/trials", "{bad}");
         }
         assert_eq!(local_path(None, "/trials"), "/trials");

@@ -255,7 +255,9 @@ pub async fn page(
     let subjects: Option<Vec<SubjectLine>> = subjects.map(|v| v.iter().map(SubjectLine::of).collect());
     let show_arm = subjects.as_ref().is_some_and(|v| v.iter().any(|x| x.arm.is_some()));
     render(&TrialPage {
-        chrome: Chrome::new(&user, format!("{} {}", head.protocol_id, head.name), "trials").notice(&done),
+        chrome: Chrome::new(&user, format!("{} {}", head.protocol_id, head.name), "trials")
+            .sub("overview")
+            .notice(&done),
         charter: CharterHead::of(&charter),
         sections: sections(&charter.charter),
         versions,
@@ -307,7 +309,8 @@ pub async fn charter(
     let view = s.app.charter_version(a, trial, version).await?;
     let versions = s.app.charter_versions(a, trial).await?;
     render(&CharterPage {
-        chrome: Chrome::new(&user, format!("{} charter version {}", head.protocol_id, view.version), "trials"),
+        chrome: Chrome::new(&user, format!("{} charter version {}", head.protocol_id, view.version), "trials")
+            .sub("charter"),
         charter: CharterHead::of(&view),
         sections: sections(&view.charter),
         versions: version_lines(versions),
@@ -347,7 +350,8 @@ pub async fn diff(
     let to = pick("to", q.to.as_deref()).back(back.clone())?;
     let lines = s.app.charter_diff(a, trial, from, to).await.back(back)?;
     render(&DiffPage {
-        chrome: Chrome::new(&user, format!("{} charter changes {from} to {to}", head.protocol_id), "trials"),
+        chrome: Chrome::new(&user, format!("{} charter changes {from} to {to}", head.protocol_id), "trials")
+            .sub("charter"),
         trial: head,
         from,
         to,
@@ -415,7 +419,7 @@ pub async fn training(
         })
         .collect();
     render(&TrainingPage {
-        chrome: Chrome::new(&user, format!("{} training", head.protocol_id), "trials").notice(&done),
+        chrome: Chrome::new(&user, format!("{} training", head.protocol_id), "trials").sub("training").notice(&done),
         all: head.roles.any(&["trial_manager", "monitor"]),
         attest_back: format!("/trials/{trial}/training"),
         trial: head,

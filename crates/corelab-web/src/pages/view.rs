@@ -18,6 +18,8 @@ pub struct Chrome {
     pub csrf: String,
     /// Navigation entry to mark as the current one.
     pub section: &'static str,
+    /// Entry of a trial's own navigation to mark as the current one.
+    pub sub: &'static str,
     /// Confirmation of the form just sent.
     pub notice: Option<&'static str>,
     pub css: String,
@@ -39,6 +41,7 @@ impl Chrome {
             user: None,
             csrf: String::new(),
             section: "",
+            sub: "",
             notice: None,
             css: assets::url("corelab.css"),
             htmx: assets::url("htmx-2.0.11.min.js"),
@@ -59,6 +62,12 @@ impl Chrome {
             section,
             ..Chrome::anonymous(title)
         }
+    }
+
+    /// Marks the current entry of a trial's navigation.
+    pub fn sub(mut self, sub: &'static str) -> Chrome {
+        self.sub = sub;
+        self
     }
 
     pub fn notice(mut self, done: &Done) -> Chrome {
