@@ -81,6 +81,14 @@ impl App {
         Ok(())
     }
 
+    /// Whether the actor's next signature is the first of its login session, and so needs the
+    /// username as well as the password (what a signing form must ask for).
+    pub async fn signing_needs_username(&self, actor: &Actor) -> Result<bool, AppError> {
+        let Some(session) = &actor.session else { return Ok(true) };
+        let mut tx = self.db().read().await?;
+        Ok(tx.session(session).await?.is_none_or(|s| s.signed_at.is_none()))
+    }
+
     /// Writes a signature on `record_type`/`record_id` whose content is `content`, inside the
     /// caller's transaction, after [`App::check_signing`] succeeded.
     #[allow(clippy::too_many_arguments)]

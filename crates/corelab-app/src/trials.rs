@@ -361,7 +361,8 @@ impl App {
     }
 
     /// The parsed charter of a version (the current one when `version` is `None`). Readers and
-    /// adjudicators see no sites or AE titles; only unblinded roles see arms.
+    /// adjudicators see no sites or AE titles, site staff only their own sites; only unblinded
+    /// roles see arms.
     pub async fn charter_version(
         &self,
         actor: &Actor,
@@ -378,6 +379,12 @@ impl App {
         drop(tx);
         let parsed = parse_checked(&row.charter_text)?;
         let shown = if access.unblinded() { parsed } else { parsed.without_arms() };
+        let shown = if access.sees_all_sites() {
+            shown
+        } else {
+            // Site staff see their own sites' entries only (names, AE titles), never another site's.
+            Charter { sites: shown.sites.into_iter().filter(|s| access.can_see_site(&s.id)).collect(), ..shown }
+        };
         let mut charter = serde_json::to_value(&shown).map_err(AppError::internal)?;
         if !access.sees_sites()
             && let Some(obj) = charter.as_object_mut()

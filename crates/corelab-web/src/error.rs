@@ -16,41 +16,47 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// How an [`AppError`] is told to a client, by the API and the pages alike: the status, a stable
+/// code and the message for the user. An internal cause is logged with an incident id and only the
+/// id reaches the user.
+pub fn describe(e: &AppError) -> (StatusCode, &'static str, String) {
+    let (status, code) = match e {
+        AppError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        AppError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        AppError::InvalidCharter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_charter"),
+        AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    let message = match e {
+        AppError::Internal(cause) => {
+            // The cause goes to the log with an id the user can quote; the user sees only the id.
+            let incident = uuid::Uuid::new_v4();
+            tracing::error!(%incident, error = %cause, source = ?std::error::Error::source(cause.as_ref()), "internal error");
+            format!("something went wrong on the server; it has been logged as incident {incident}, please report it")
+        }
+        AppError::Unavailable(reason) => {
+            tracing::warn!(%reason, "dependency unavailable");
+            e.to_string()
+        }
+        AppError::InvalidCharter(problems) => problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"),
+        other => other.to_string(),
+    };
+    (status, code, message)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, field) = match &self.0 {
-            AppError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", None),
-            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
-            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
-            AppError::Invalid { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", field.clone()),
-            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
-            AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
-            AppError::InvalidCharter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_charter", None),
-            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
-            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
-        };
-        let message = match &self.0 {
-            AppError::Internal(cause) => {
-                // The cause goes to the log with an id the user can quote; the user sees only the id.
-                let incident = uuid::Uuid::new_v4();
-                tracing::error!(%incident, error = %cause, source = ?std::error::Error::source(cause.as_ref()), "internal error");
-                format!(
-                    "something went wrong on the server; it has been logged as incident {incident}, please report it"
-                )
-            }
-            AppError::Unavailable(reason) => {
-                tracing::warn!(%reason, "dependency unavailable");
-                self.0.to_string()
-            }
-            other => other.to_string(),
-        };
+        let (status, code, message) = describe(&self.0);
         let mut body = json!({"error": {"code": code, "message": message}});
-        if let Some(f) = field {
+        if let AppError::Invalid { field: Some(f), .. } = &self.0 {
             body["error"]["field"] = json!(f);
         }
         if let AppError::InvalidCharter(problems) = &self.0 {
             body["error"]["problems"] = json!(problems);
-            body["error"]["message"] = json!(problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"));
         }
         (status, Json(body)).into_response()
     }

@@ -1,15 +1,28 @@
 //! Request extractors: who is calling.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
 use corelab_app::{Actor, AppError};
 
-use crate::WebState;
 use crate::error::ApiError;
+use crate::{WebSettings, WebState};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "corelab_session";
+
+/// A `Set-Cookie` value for the session cookie (HttpOnly, SameSite=Strict, Secure behind HTTPS);
+/// an empty value with `Some(0)` deletes it. The API and the pages set it the same way.
+pub fn session_cookie(settings: &WebSettings, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let mut c = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if settings.secure_cookies {
+        c.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("corelab_session=; Path=/"))
+}
 
 /// The authenticated caller. Rejects with 401 when there is no valid session.
 pub struct Authenticated(pub Actor);

@@ -1,4 +1,4 @@
-//! corelab's HTTP edge: the REST API, health and metrics endpoints.
+//! corelab's HTTP edge: the REST API, the web pages, health and metrics endpoints.
 //!
 //! Handlers are thin: they extract input, call one use case on [`corelab_app::App`] and turn the
 //! result into a response. Authorization is decided in the use cases, not here. [`error::ApiError`]
@@ -8,6 +8,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod observe;
+pub mod pages;
 
 use axum::Router;
 use corelab_app::App;
@@ -36,6 +37,7 @@ pub fn router(app: App, settings: WebSettings) -> Router {
     Router::new()
         .merge(observe::router())
         .nest(api::PREFIX, api::router())
+        .merge(pages::router())
         .with_state(state)
         .layer(axum::middleware::from_fn(observe::track))
 }

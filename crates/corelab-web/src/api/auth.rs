@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::WebState;
 use crate::error::ApiResult;
-use crate::extract::{Authenticated, SESSION_COOKIE};
+use crate::extract::Authenticated;
 
 pub fn routes() -> Vec<super::Route> {
     vec![
@@ -29,14 +29,7 @@ struct LoginBody {
 }
 
 fn session_cookie(state: &WebState, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let mut c = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict");
-    if state.settings.secure_cookies {
-        c.push_str("; Secure");
-    }
-    if let Some(age) = max_age {
-        c.push_str(&format!("; Max-Age={age}"));
-    }
-    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("corelab_session=; Path=/"))
+    crate::extract::session_cookie(&state.settings, value, max_age)
 }
 
 async fn login(State(state): State<WebState>, Json(body): Json<LoginBody>) -> ApiResult<Response> {

@@ -15,4 +15,5 @@ mod processes;
 mod qc_flow;
 mod store;
 mod support;
+mod ui;
 mod world;

@@ -21,7 +21,7 @@ pub enum Backend {
     PgS3,
 }
 
-fn ci() -> bool {
+pub fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 

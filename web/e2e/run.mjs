@@ -1,0 +1,269 @@
+// Headless browser test of corelab's pages, started by the Rust integration test
+// `ui::browser_walks_the_pages_with_screenshots_and_no_serious_axe_violations` with a populated
+// server. It drives Debian's chromium through playwright-core, logs in by keyboard, opens the main
+// pages, signs in the e-signature dialog, takes screenshots and runs axe-core on every page.
+//
+// Input: CORELAB_E2E, a JSON object {url, out, trial, subject, site_a, site_new, password,
+// admin_password}; CHROMIUM (default /usr/bin/chromium).
+// Output: one "ok - ..." or "not ok - ..." line per check, then "N passed, N failed"; exit 1 on
+// any failure. Screenshots go to `out`.
+
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const cfg = JSON.parse(process.env.CORELAB_E2E ?? "{}");
+const base = cfg.url;
+mkdirSync(cfg.out, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+function check(name, ok, detail = "") {
+  if (ok) {
+    passed++;
+    console.log(`ok - ${name}`);
+  } else {
+    failed++;
+    console.log(`not ok - ${name}${detail ? `\n    ${String(detail).replace(/\n/g, "\n    ")}` : ""}`);
+  }
+}
+async function step(name, fn) {
+  try {
+    await fn();
+  } catch (e) {
+    check(name, false, e && e.stack ? e.stack : e);
+  }
+}
+
+/** Runs axe-core in the page (or in one element) and checks there is no serious or critical violation. */
+async function axe(page, name, selector) {
+  await page.evaluate(axeSource);
+  const violations = await page.evaluate(async (sel) => {
+    const r = await window.axe.run(sel ? document.querySelector(sel) : document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"] },
+    });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")),
+    }));
+  }, selector ?? null);
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  const minor = violations.filter((v) => !bad.includes(v));
+  if (minor.length) {
+    console.log(`# ${name}: minor axe findings: ${minor.map((v) => `${v.id} (${v.impact})`).join(", ")}`);
+  }
+  check(`axe: no serious or critical violations on ${name}`, bad.length === 0, JSON.stringify(bad, null, 2));
+}
+
+/** Readable on a laptop: at 1280 px nothing sticks out sideways (wide tables scroll in their own region). */
+async function fits(page, name) {
+  const out = await page.evaluate(() => {
+    const w = document.documentElement.clientWidth;
+    // Inside a scrolling region only what escapes it (positioned out of it) counts.
+    const escapes = (el) => !el.closest(".scroll") || el.offsetParent === null || !el.offsetParent.closest(".scroll");
+    return [...document.querySelectorAll("body *")]
+      .filter((el) => el.getBoundingClientRect().right > w + 1 && escapes(el))
+      .slice(0, 5)
+      .map((el) => `${el.tagName.toLowerCase()}.${el.className} right=${Math.round(el.getBoundingClientRect().right)}`);
+  });
+  check(`${name} fits the window's width`, out.length === 0, out.join("\n"));
+}
+
+async function shot(page, file) {
+  await fits(page, file);
+  await page.screenshot({ path: join(cfg.out, file), fullPage: true });
+}
+
+/** A fresh browser context whose console errors (CSP violations included) are collected. */
+async function newPage(browser, who) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  // CI runs this beside the other tests on two cores: be patient.
+  page.setDefaultTimeout(60000);
+  page.errors = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") page.errors.push(`${who}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => page.errors.push(`${who}: ${e.message}`));
+  return page;
+}
+
+async function login(page, username, password) {
+  await page.goto(`${base}/login`);
+  await page.fill("#username", username);
+  await page.fill("#password", password);
+  await Promise.all([page.waitForURL(/\/trials$/), page.click("button[type=submit]")]);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+const pages = [];
+
+try {
+  // Site staff: keyboard login, trial page, subject page, signing in the dialog, a correction.
+  const site = await newPage(browser, "site_a");
+  pages.push(site);
+  await step("login page", async () => {
+    await site.goto(`${base}/login`);
+    await shot(site, "01-login.png");
+    await axe(site, "the login page");
+    // Keyboard only: the username field has focus, Tab moves to the password, Enter submits.
+    check("login: the username field has focus", await site.evaluate(() => document.activeElement?.id === "username"));
+    await site.keyboard.type("site_a");
+    await site.keyboard.press("Tab");
+    await site.keyboard.type(cfg.password);
+    await Promise.all([site.waitForURL(/\/trials$/), site.keyboard.press("Enter")]);
+    check("login by keyboard lands on the trial list", site.url().endsWith("/trials"));
+  });
+  await step("trial list and focus", async () => {
+    await site.keyboard.press("Tab");
+    const focus = await site.evaluate(() => {
+      const el = document.activeElement;
+      const s = getComputedStyle(el);
+      return { cls: el.className, outline: s.outlineStyle, width: s.outlineWidth };
+    });
+    check("Tab reaches the skip link first, with a visible focus outline", focus.cls === "skip" && focus.outline !== "none", JSON.stringify(focus));
+    await shot(site, "02-trials.png");
+    await axe(site, "the trial list");
+  });
+  await step("trial page as site staff", async () => {
+    await site.goto(`${base}/trials/${cfg.trial}`);
+    await site.waitForSelector("table.calendar", { timeout: 60000 });
+    const text = await site.textContent("main");
+    check("site staff see their site and subject", text.includes("Hopital Saint-Louis") && text.includes("101-001"));
+    check("site staff see no other site's subjects", !text.includes("102-001"));
+    await shot(site, "03-trial-site-user.png");
+    await axe(site, "the trial page (site user, with the calendar grid)");
+  });
+  await step("subject page and signing dialog", async () => {
+    await site.goto(`${base}/subjects/${cfg.subject}`);
+    await shot(site, "04-subject.png");
+    await axe(site, "the subject page");
+    await site.click("text=Sign this record…");
+    const dialog = site.locator("dialog.sign-dialog");
+    await dialog.waitFor({ state: "visible" });
+    const what = await dialog.textContent();
+    const meaning = await dialog.locator("#sign-meaning").inputValue();
+    check("the dialog states what is signed", what.includes("You are signing") && what.includes("Subject 101-001 at site 101") && meaning === "enrollment confirmed", `${what} / ${meaning}`);
+    check("the first signature of a session asks for the username", (await dialog.locator("#sign-username").count()) === 1);
+    check("the dialog takes focus", await site.evaluate(() => document.activeElement?.closest("dialog") !== null));
+    await shot(site, "05-sign-dialog.png");
+    await axe(site, "the signing dialog", "dialog.sign-dialog");
+    // Escape closes it without signing.
+    await site.keyboard.press("Escape");
+    await dialog.waitFor({ state: "detached" });
+    check("Escape closes the dialog", (await site.locator("dialog").count()) === 0);
+    await site.click("text=Sign this record…");
+    await dialog.waitFor({ state: "visible" });
+    await site.fill("#sign-username", "site_a");
+    await site.fill("#sign-password", cfg.password);
+    await Promise.all([site.waitForURL(/done=signed/), dialog.locator("button.primary").click()]);
+    const sigs = await site.textContent(".signatures");
+    check("the signature shows its manifestation", /signed by Sam Sitea on .* UTC: enrollment confirmed/.test(sigs), sigs);
+  });
+  await step("correction invalidates the signature", async () => {
+    await site.fill("#correct-anchor", "2026-10-03");
+    await site.fill("#correct-reason", "randomisation date transcribed wrongly");
+    await Promise.all([site.waitForURL(/done=corrected/), site.click("#correct button[type=submit]")]);
+    const sigs = await site.textContent(".signatures");
+    check("after a correction the signature shows as invalidated", sigs.includes("invalidated"), sigs);
+    await shot(site, "06-subject-corrected.png");
+    await axe(site, "the subject page after a correction");
+  });
+
+  // QC reviewer: qualification decision in the dialog.
+  const qc = await newPage(browser, "qc");
+  pages.push(qc);
+  await step("qualification approval as QC", async () => {
+    await login(qc, "qc", cfg.password);
+    await qc.goto(`${base}/trials/${cfg.trial}/sites/${cfg.site_new}`);
+    await shot(qc, "07-site-submitted.png");
+    await axe(qc, "the site page (submitted)");
+    await qc.click("text=Approve and sign…");
+    const dialog = qc.locator("dialog.sign-dialog");
+    await dialog.waitFor({ state: "visible" });
+    const what = await dialog.textContent();
+    check("the decision dialog names the site, the decision and the scan", what.includes(`site ${cfg.site_new}`) && what.includes("site qualification approved") && what.includes("SHA-256"));
+    await shot(qc, "08-qualification-dialog.png");
+    await qc.fill("#sign-username", "qc");
+    await qc.fill("#sign-password", cfg.password);
+    await Promise.all([qc.waitForURL(/done=approved/), dialog.locator("button.primary").click()]);
+    const main = await qc.textContent("main");
+    check("the site is qualified with the signed decision shown", main.includes("Qualified") && /signed by Quinn Checker on .* UTC: site qualification approved/.test(main));
+    await shot(qc, "09-site-qualified.png");
+    await axe(qc, "the site page (qualified)");
+  });
+
+  // Trial manager and administrator pages.
+  const admin = await newPage(browser, "admin");
+  pages.push(admin);
+  await step("administrator pages", async () => {
+    await login(admin, "admin", cfg.admin_password);
+    await admin.goto(`${base}/trials/${cfg.trial}`);
+    await admin.waitForSelector("table.calendar", { timeout: 60000 });
+    await admin.click("summary:has-text('The charter as your roles see it')");
+    await shot(admin, "10-trial-admin.png");
+    await axe(admin, "the trial page (administrator, charter open)");
+    await admin.goto(`${base}/trials/${cfg.trial}/charter`);
+    await shot(admin, "11-charter.png");
+    await axe(admin, "the charter versions page");
+    await admin.goto(`${base}/audit?trial_id=${cfg.trial}`);
+    check("the audit trail lists records", (await admin.locator("table.audit tbody tr").count()) > 10);
+    await shot(admin, "12-audit.png");
+    await axe(admin, "the audit trail");
+    await admin.goto(`${base}/admin/users`);
+    await shot(admin, "13-users.png");
+    await axe(admin, "the users page");
+    await admin.goto(`${base}/trials/${cfg.trial}/grants`);
+    await shot(admin, "14-grants.png");
+    await axe(admin, "the roles page");
+  });
+  await step("not-found page", async () => {
+    // Its own page: the browser logs the 404 of the document as a console error, on purpose here.
+    const nf = await newPage(browser, "not-found");
+    await login(nf, "admin", cfg.admin_password);
+    const r = await nf.goto(`${base}/trials/${cfg.trial}/sites/nope`);
+    check("an unknown site answers 404 with a way back", r.status() === 404 && (await nf.textContent("main")).includes("Your trials"));
+    await shot(nf, "15-not-found.png");
+    await axe(nf, "the not-found page");
+    await nf.context().close();
+  });
+
+  // A blinded reader sees the trial without sites, subjects or arms.
+  const reader = await newPage(browser, "reader");
+  pages.push(reader);
+  await step("reader's trial page", async () => {
+    await login(reader, "reader", cfg.password);
+    await reader.goto(`${base}/trials/${cfg.trial}`);
+    await reader.click("summary:has-text('The charter as your roles see it')");
+    const text = await reader.textContent("body");
+    const leaked = ["Hopital Saint-Louis", "Charite", "Acmetinib 200", "Docetaxel 75", "101-001", "SLS_CT1"].filter((s) => text.includes(s));
+    check("a reader's trial page shows no site, subject or arm", leaked.length === 0, leaked.join(", "));
+    await shot(reader, "16-trial-reader.png");
+    await axe(reader, "the trial page (reader)");
+  });
+
+  const errors = pages.flatMap((p) => p.errors);
+  check("no console errors (no CSP violation, no script error)", errors.length === 0, errors.join("\n"));
+} finally {
+  await browser.close();
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
