@@ -15,6 +15,7 @@ pub mod grants;
 pub mod ingest;
 pub mod qualification;
 pub mod signatures;
+pub mod stow;
 pub mod subjects;
 pub mod tokens;
 pub mod trials;
