@@ -206,6 +206,8 @@ fn matrix_entry(method: &str, path: &str, role: &str) -> Option<(E, E)> {
         | ("POST", "/subjects/{subject}/withdraw")
         | ("POST", "/subjects/{subject}/sign") => site_level(&["tm", "site_a"]),
         ("GET", "/audit") | ("GET", "/audit/export") => trial_roles(&["tm", "monitor"]),
+        // DICOMweb STOW-RS: site staff of that site and trial managers send images.
+        ("POST", "/dicomweb/studies") | ("POST", "/dicomweb/studies/{study}") => site_level(&["tm", "site_a"]),
         _ => None,
     }
 }
@@ -225,13 +227,16 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
         .replace("{grant}", &grant.to_string())
         .replace("{id}", &w.document.to_string())
         .replace("{token}", &Uuid::nil().to_string())
-        .replace("{username}", "monitor");
+        .replace("{username}", "monitor")
+        .replace("{study}", "1.2.826.0.1.3680043.8.498.1");
     if p.ends_with("/charter/diff") {
         q = "?from=1&to=1".into();
     } else if p.ends_with("/audit") || p.ends_with("/audit/export") {
         q = format!("?trial_id={trial}&format=json&limit=1");
     } else if p.ends_with("/documents") && method == "POST" {
         q = "?name=..%2Fbad".into();
+    } else if p.starts_with("/dicomweb") {
+        q = format!("?trial={trial}&site={site}");
     }
     let invalid = json!({"reason": ""});
     let body = match (method, p.trim_start_matches("/api/v1")) {
@@ -252,7 +257,8 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
         ("POST", x) if x.ends_with("/training") => Some(json!({"topic": ""})),
         ("POST", x) if x.ends_with("/sign") => Some(json!({"meaning": "", "password": "wrong"})),
         ("POST", x) if x.ends_with("/correct") => Some(json!({"reason": ""})),
-        ("POST", x) if x.ends_with("/scans") || x.ends_with("/documents") => {
+        // Without a multipart Content-Type, STOW-RS answers 415 once authorization has passed.
+        ("POST", x) if x.ends_with("/scans") || x.ends_with("/documents") || x.starts_with("/dicomweb") => {
             return (format!("{p}{q}"), None, Some(b"not dicom".to_vec()));
         }
         ("POST", _) => Some(invalid),
@@ -264,7 +270,8 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
 #[tokio::test]
 async fn authorization_matrix_covers_every_route_and_role() {
     let w = world(Backend::SqliteLocal).await;
-    let routes = corelab_web::api::route_list();
+    let mut routes = corelab_web::api::route_list();
+    routes.extend(corelab_web::dicomweb::route_list());
     let anonymous = crate::support::client();
     let mut failures = Vec::new();
     for (method, path) in &routes {
@@ -360,6 +367,7 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
         let site_a = w.c("site_a").clone();
         let qc = w.c("qc").clone();
         let fresh = World::login(&w.t, "monitor").await;
+        let study = crate::stow::study_uid();
         let amended = crate::world::charter_text("oncology-ct-recist.toml").replace("version = \"1.0\"", "version = \"1.1\"").replace(
             "[subjects]",
             "[[sites]]\nid = \"301\"\nname = \"Karolinska\"\ncountry = \"SE\"\nae_titles = [\"KS_CT\"]\n\n[subjects]",
@@ -488,6 +496,33 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
             ),
             (
                 "POST",
+                "/dicomweb/studies",
+                site_a.clone(),
+                format!("/dicomweb/studies?trial={t}&site=101"),
+                None,
+                Some(crate::stow::dicom_parts(&[&crate::stow::instance(
+                    "101-001",
+                    "20260920",
+                    &crate::stow::study_uid(),
+                    16,
+                    16,
+                )])),
+                vec![pair("create", "instance")],
+            ),
+            (
+                "POST",
+                "/dicomweb/studies/{study}",
+                site_a.clone(),
+                format!("/dicomweb/studies/{study}?trial={t}&site=101"),
+                None,
+                Some(crate::stow::dicom_parts(&[
+                    &crate::stow::instance("101-001", "20260920", &study, 16, 16),
+                    &crate::stow::instance("101-001", "20260920", &study, 16, 16),
+                ])),
+                vec![pair("create", "instance"), pair("create", "instance")],
+            ),
+            (
+                "POST",
                 "/trials/{trial}/sites/{site}/qualification/scans",
                 site_a.clone(),
                 format!("/api/v1/trials/{t}/sites/101/qualification/scans"),
@@ -613,6 +648,9 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
             if let Some(b) = raw {
                 req = req.body(b);
             }
+            if pattern.starts_with("/dicomweb") {
+                req = req.header("content-type", crate::stow::MULTIPART);
+            }
             let r = req.send().await.unwrap();
             assert!(r.status().is_success(), "{method} {url}: {} {}", r.status(), r.text().await.unwrap());
             if pattern == "/tokens" {
@@ -631,8 +669,8 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
             .unwrap();
         assert_eq!(r.status(), 403);
         assert_eq!(new_audit(&w, before).await, vec![pair("permission_denied", "grant")]);
-        // Every mutating route of the API was walked.
-        for (method, path) in corelab_web::api::route_list() {
+        // Every mutating route of the API and of DICOMweb was walked.
+        for (method, path) in corelab_web::api::route_list().into_iter().chain(corelab_web::dicomweb::route_list()) {
             if method == "POST" {
                 let key = format!("POST {}", path.trim_start_matches("/api/v1"));
                 assert!(covered.contains(&key), "mutating route {key} is not walked by this test");

@@ -12,5 +12,6 @@ mod identity;
 mod ingest;
 mod processes;
 mod store;
+mod stow;
 mod support;
 mod world;
