@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod qc;
 pub mod qualification;
 pub mod signatures;
+pub mod stow;
 pub mod subjects;
 pub mod tokens;
 pub mod trials;

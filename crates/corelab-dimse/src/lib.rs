@@ -346,7 +346,7 @@ where
     let (status, comment) = match &result {
         Ok(IngestOutcome::Stored { .. }) | Ok(IngestOutcome::Inbox { .. }) => (command::SUCCESS, None),
         Err(IngestError::Conflict { .. }) => (command::DUPLICATE_SOP_INSTANCE, Some(result_message(&result))),
-        Err(IngestError::Unreadable(_)) | Err(IngestError::Refused(_)) => {
+        Err(IngestError::Unreadable(_)) | Err(IngestError::Refused(_)) | Err(IngestError::WrongStudy { .. }) => {
             (command::CANNOT_UNDERSTAND, Some(result_message(&result)))
         }
         Err(IngestError::Internal(_)) => {

@@ -1,10 +1,11 @@
-//! corelab's HTTP edge: the REST API, the web pages, health and metrics endpoints.
+//! corelab's HTTP edge: the REST API, DICOMweb, the web pages, health and metrics endpoints.
 //!
 //! Handlers are thin: they extract input, call one use case on [`corelab_app::App`] and turn the
 //! result into a response. Authorization is decided in the use cases, not here. [`error::ApiError`]
 //! is the one place where errors become HTTP responses.
 
 pub mod api;
+pub mod dicomweb;
 pub mod error;
 pub mod extract;
 pub mod observe;
@@ -20,6 +21,8 @@ pub use observe::metrics_handle;
 pub struct WebSettings {
     /// Mark session cookies `Secure` (set when corelab is served over HTTPS).
     pub secure_cookies: bool,
+    /// Size limits of DICOMweb STOW-RS requests.
+    pub stow: dicomweb::StowLimits,
 }
 
 /// Shared state of every handler.
@@ -38,6 +41,7 @@ pub fn router(app: App, settings: WebSettings) -> Router {
         .merge(observe::router())
         .nest(api::PREFIX, api::router())
         .merge(pages::router())
+        .nest(dicomweb::PREFIX, dicomweb::router())
         .with_state(state)
         .layer(axum::middleware::from_fn(observe::track))
 }

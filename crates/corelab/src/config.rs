@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Sections of the configuration; `CORELAB_<SECTION>_<KEY>` sets `<section>.<key>`.
 const SECTIONS: &[&str] =
-    &["http", "dicom", "database", "storage", "log", "auth", "admin", "jobs", "ingest", "qc", "fixity"];
+    &["http", "dicom", "dicomweb", "database", "storage", "log", "auth", "admin", "jobs", "ingest", "qc", "fixity"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +24,8 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub dicom: DicomConfig,
+    #[serde(default)]
+    pub dicomweb: DicomwebConfig,
     #[serde(default)]
     pub database: DatabaseConfig,
     #[serde(default)]
@@ -142,6 +144,25 @@ impl Default for DicomConfig {
             max_associations: 32,
             idle_timeout_seconds: 120,
             routing_refresh_seconds: 5,
+        }
+    }
+}
+
+/// DICOMweb (STOW-RS) limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DicomwebConfig {
+    /// Largest STOW-RS part (one instance), in bytes.
+    pub max_part_bytes: u64,
+    /// Largest STOW-RS request body, in bytes.
+    pub max_request_bytes: u64,
+}
+
+impl Default for DicomwebConfig {
+    fn default() -> Self {
+        Self {
+            max_part_bytes: corelab_web::dicomweb::DEFAULT_MAX_PART_BYTES,
+            max_request_bytes: corelab_web::dicomweb::DEFAULT_MAX_REQUEST_BYTES,
         }
     }
 }
@@ -388,6 +409,13 @@ impl Config {
         }
         if self.auth.min_password_length < 8 {
             return bad("auth.min_password_length", self.auth.min_password_length.to_string(), "8 or more");
+        }
+        if self.dicomweb.max_part_bytes == 0 || self.dicomweb.max_part_bytes > self.dicomweb.max_request_bytes {
+            return bad(
+                "dicomweb.max_part_bytes",
+                self.dicomweb.max_part_bytes.to_string(),
+                "1 or more, and not more than dicomweb.max_request_bytes",
+            );
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "0".into(), "1 or more");

@@ -83,8 +83,14 @@ pub async fn start(config: &Config, app: App) -> anyhow::Result<Running> {
     let dicom_addr = dicom.local_addr()?;
     let (tx, rx) = watch::channel(false);
 
-    let router =
-        corelab_web::router(app.clone(), corelab_web::WebSettings { secure_cookies: config.http.secure_cookies });
+    let web = corelab_web::WebSettings {
+        secure_cookies: config.http.secure_cookies,
+        stow: corelab_web::dicomweb::StowLimits {
+            max_part_bytes: config.dicomweb.max_part_bytes,
+            max_request_bytes: config.dicomweb.max_request_bytes,
+        },
+    };
+    let router = corelab_web::router(app.clone(), web);
     let mut http_rx = rx.clone();
     let http_task = tokio::spawn(async move {
         let serve = axum::serve(http, router).with_graceful_shutdown(async move {

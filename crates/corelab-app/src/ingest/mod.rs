@@ -17,7 +17,7 @@ mod plan;
 use std::io::Read;
 use std::sync::Arc;
 
-use corelab_dicom::deid::{DeidError, StreamHead};
+use corelab_dicom::deid::{DeidError, MatchKeys, OriginalUid, StreamHead, UidMapper};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -79,6 +79,10 @@ pub enum IngestError {
     Conflict { sop_class_uid: String, sop_instance_uid: String },
     #[error("{0}")]
     Refused(String),
+    /// The request named a study (STOW-RS `/studies/{study}`) and the instance belongs to another.
+    /// The UIDs are the ones corelab would have stored it under.
+    #[error("the instance belongs to another study than the one the request names")]
+    WrongStudy { sop_class_uid: String, sop_instance_uid: String },
     #[error("the server could not store the instance: {0}")]
     Internal(String),
 }
@@ -185,6 +189,7 @@ impl App {
             Err(IngestError::Unreadable(_)) => "rejected_unreadable",
             Err(IngestError::Conflict { .. }) => "rejected_conflict",
             Err(IngestError::Refused(_)) => "rejected_refused",
+            Err(IngestError::WrongStudy { .. }) => "rejected_wrong_study",
             Err(IngestError::Internal(_)) => "failed_internal",
         };
         metrics::counter!("corelab_ingest_instances_total", "source" => source, "outcome" => outcome).increment(1);
@@ -208,6 +213,7 @@ impl App {
             let head = StreamHead::read(input).map_err(unreadable)?;
             let keys = head.match_keys();
             let original = head.original_facts();
+            setup.check_study(&keys)?;
             let plan = handle.block_on(app.plan_instance(&target2, &setup, &keys))?;
             let file = std::fs::File::create(&path).map_err(|e| IngestError::Internal(e.to_string()))?;
             let mut w = HashingWriter {
@@ -250,6 +256,40 @@ pub struct IngestSetup {
     pub(crate) trial: Arc<corelab_store::trials::TrialRow>,
     pub(crate) charter_version: i64,
     pub(crate) charter: Arc<corelab_domain::charter::Charter>,
+    /// Only instances of this study are accepted (STOW-RS `/studies/{study}`).
+    pub(crate) expected_study: Option<String>,
+}
+
+impl IngestSetup {
+    /// Accepts only instances of `study_instance_uid`, given either as the sender knows it (the
+    /// UID in the instances) or as corelab stores it (the de-identified UID); others fail with
+    /// [`IngestError::WrongStudy`] before anything is written.
+    pub fn for_study(mut self, study_instance_uid: &str) -> IngestSetup {
+        self.expected_study = Some(study_instance_uid.trim().to_string());
+        self
+    }
+
+    /// The UID corelab stores for an original UID under this trial's charter.
+    fn stored_uid(&self, uid: &OriginalUid) -> String {
+        if self.charter.deidentification.retain_uids || uid.is_standard() {
+            uid.as_str().to_string()
+        } else {
+            UidMapper::new(&self.trial.deid_secret).map(uid).as_str().to_string()
+        }
+    }
+
+    fn check_study(&self, keys: &MatchKeys) -> Result<(), IngestError> {
+        let Some(expected) = &self.expected_study else { return Ok(()) };
+        if let Some(study) = &keys.study_instance_uid
+            && (study.as_str() == expected || self.stored_uid(study) == *expected)
+        {
+            return Ok(());
+        }
+        Err(IngestError::WrongStudy {
+            sop_class_uid: keys.sop_class_uid.clone().unwrap_or_default(),
+            sop_instance_uid: keys.sop_instance_uid.as_ref().map(|u| self.stored_uid(u)).unwrap_or_default(),
+        })
+    }
 }
 
 impl App {
@@ -272,7 +312,12 @@ impl App {
         }
         drop(tx);
         let (version, charter) = self.current_charter(target.trial_id).await.map_err(IngestError::from)?;
-        Ok(IngestSetup { trial: Arc::new(trial), charter_version: version, charter: Arc::new(charter) })
+        Ok(IngestSetup {
+            trial: Arc::new(trial),
+            charter_version: version,
+            charter: Arc::new(charter),
+            expected_study: None,
+        })
     }
 }
 

@@ -220,6 +220,8 @@ fn matrix_entry(method: &str, path: &str, role: &str) -> Option<(E, E)> {
         ("GET", "/trials/{trial}/inbox") => site_level(&["tm", "site_a", "qc", "monitor"]),
         ("POST", "/inbox/{item}/assign") => site_level(&["tm", "site_a"]),
         ("POST", "/inbox/{item}/discard") => site_level(&["tm"]),
+        // DICOMweb STOW-RS: site staff of that site and trial managers send images.
+        ("POST", "/dicomweb/studies") | ("POST", "/dicomweb/studies/{study}") => site_level(&["tm", "site_a"]),
         _ => None,
     }
 }
@@ -242,13 +244,16 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
         .replace("{username}", "monitor")
         .replace("{visit}", "BL")
         .replace("{item}", &(if inside { w.inbox_item } else { w.other_inbox_item }).to_string())
-        .replace("{query}", &(if inside { w.query } else { w.other_query }).to_string());
+        .replace("{query}", &(if inside { w.query } else { w.other_query }).to_string())
+        .replace("{study}", "1.2.826.0.1.3680043.8.498.1");
     if p.ends_with("/charter/diff") {
         q = "?from=1&to=1".into();
     } else if p.ends_with("/audit") || p.ends_with("/audit/export") {
         q = format!("?trial_id={trial}&format=json&limit=1");
     } else if p.ends_with("/documents") && method == "POST" {
         q = "?name=..%2Fbad".into();
+    } else if p.starts_with("/dicomweb") {
+        q = format!("?trial={trial}&site={site}");
     }
     let invalid = json!({"reason": ""});
     let body = match (method, p.trim_start_matches("/api/v1")) {
@@ -275,7 +280,8 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
             Some(json!({"subject_id": Uuid::nil(), "visit_id": "BL", "reason": ""}))
         }
         ("POST", x) if x.ends_with("/correct") => Some(json!({"reason": ""})),
-        ("POST", x) if x.ends_with("/scans") || x.ends_with("/documents") => {
+        // Without a multipart Content-Type, STOW-RS answers 415 once authorization has passed.
+        ("POST", x) if x.ends_with("/scans") || x.ends_with("/documents") || x.starts_with("/dicomweb") => {
             return (format!("{p}{q}"), None, Some(b"not dicom".to_vec()));
         }
         ("POST", _) => Some(invalid),
@@ -287,7 +293,8 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
 #[tokio::test]
 async fn authorization_matrix_covers_every_route_and_role() {
     let w = world(Backend::SqliteLocal).await;
-    let routes = corelab_web::api::route_list();
+    let mut routes = corelab_web::api::route_list();
+    routes.extend(corelab_web::dicomweb::route_list());
     let anonymous = crate::support::client();
     let mut failures = Vec::new();
     for (method, path) in &routes {
@@ -383,6 +390,7 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
         let site_a = w.c("site_a").clone();
         let qc = w.c("qc").clone();
         let fresh = World::login(&w.t, "monitor").await;
+        let study = crate::stow::study_uid();
         let amended = crate::world::charter_text("oncology-ct-recist.toml").replace("version = \"1.0\"", "version = \"1.1\"").replace(
             "[subjects]",
             "[[sites]]\nid = \"301\"\nname = \"Karolinska\"\ncountry = \"SE\"\nae_titles = [\"KS_CT\"]\n\n[subjects]",
@@ -508,6 +516,33 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                 Some(json!({"name": "gateway", "trial_id": t, "role": "site_user", "site_id": "101"})),
                 None,
                 vec![pair("create", "api_token")],
+            ),
+            (
+                "POST",
+                "/dicomweb/studies",
+                site_a.clone(),
+                format!("/dicomweb/studies?trial={t}&site=101"),
+                None,
+                Some(crate::stow::dicom_parts(&[&crate::stow::instance(
+                    "101-001",
+                    "20260920",
+                    &crate::stow::study_uid(),
+                    16,
+                    16,
+                )])),
+                vec![pair("create", "instance")],
+            ),
+            (
+                "POST",
+                "/dicomweb/studies/{study}",
+                site_a.clone(),
+                format!("/dicomweb/studies/{study}?trial={t}&site=101"),
+                None,
+                Some(crate::stow::dicom_parts(&[
+                    &crate::stow::instance("101-001", "20260920", &study, 16, 16),
+                    &crate::stow::instance("101-001", "20260920", &study, 16, 16),
+                ])),
+                vec![pair("create", "instance"), pair("create", "instance")],
             ),
             (
                 "POST",
@@ -755,6 +790,9 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
             if let Some(b) = raw {
                 req = req.body(b);
             }
+            if pattern.starts_with("/dicomweb") {
+                req = req.header("content-type", crate::stow::MULTIPART);
+            }
             let r = req.send().await.unwrap();
             assert!(r.status().is_success(), "{method} {url}: {} {}", r.status(), r.text().await.unwrap());
             if pattern == "/tokens" {
@@ -788,8 +826,8 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
             .unwrap();
         assert_eq!(r.status(), 403);
         assert_eq!(new_audit(&w, before).await, vec![pair("permission_denied", "grant")]);
-        // Every mutating route of the API was walked.
-        for (method, path) in corelab_web::api::route_list() {
+        // Every mutating route of the API and of DICOMweb was walked.
+        for (method, path) in corelab_web::api::route_list().into_iter().chain(corelab_web::dicomweb::route_list()) {
             if method == "POST" {
                 let key = format!("POST {}", path.trim_start_matches("/api/v1"));
                 assert!(covered.contains(&key), "mutating route {key} is not walked by this test");

@@ -58,7 +58,7 @@ pub fn corpus(args: &[&str]) -> Option<(tempfile::TempDir, PathBuf)> {
 }
 
 /// Files under `dir` whose path contains `needle`.
-fn files(dir: &Path, needle: &str) -> Vec<PathBuf> {
+pub fn files(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -78,40 +78,37 @@ fn files(dir: &Path, needle: &str) -> Vec<PathBuf> {
 /// A trial matching the synthetic corpus, both sites qualified, the corpus's subjects enrolled.
 pub async fn corpus_trial(t: &TestApp) -> Uuid {
     t.login_admin().await;
+    let trial = corpus_trial_at(&t.url(""), &t.client).await;
+    // DIMSE routing reloads every few seconds; wait until the new AE titles are known.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    trial
+}
+
+/// [`corpus_trial`] against any corelab at `base`, with `admin` logged in as the administrator.
+pub async fn corpus_trial_at(base: &str, admin: &reqwest::Client) -> Uuid {
+    let url = |p: &str| format!("{base}{p}");
     let charter =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/corpus-trial.toml"))
             .unwrap();
-    let trial: Uuid = check(t.post_json("/api/v1/trials", json!({"charter": charter})).await, 201).await["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let r = admin.post(url("/api/v1/trials")).json(&json!({"charter": charter})).send().await.unwrap();
+    let trial: Uuid = check(r, 201).await["id"].as_str().unwrap().parse().unwrap();
     for site in ["SITE01", "SITE02"] {
-        let r = t
-            .client
-            .post(t.url(&format!("/api/v1/trials/{trial}/sites/{site}/qualification/scans")))
+        let r = admin
+            .post(url(&format!("/api/v1/trials/{trial}/sites/{site}/qualification/scans")))
             .body(crate::world::ct_instance("PHANTOM", "2.5"))
             .send()
             .await
             .unwrap();
         check(r, 201).await;
         let path = format!("/api/v1/trials/{trial}/sites/{site}/qualification/decision");
-        let r = t.post_json(&path, json!({"approve": true, "username": "admin", "password": ADMIN_PASSWORD})).await;
-        check(r, 200).await;
+        let body = json!({"approve": true, "username": "admin", "password": ADMIN_PASSWORD});
+        check(admin.post(url(&path)).json(&body).send().await.unwrap(), 200).await;
     }
     for (site, subject, anchor) in [("SITE01", "SITE01-0001", "2023-03-03"), ("SITE02", "SITE02-0002", "2023-08-06")] {
-        check(
-            t.post_json(
-                &format!("/api/v1/trials/{trial}/subjects"),
-                json!({"site_id": site, "subject_id": subject, "anchor_date": anchor}),
-            )
-            .await,
-            201,
-        )
-        .await;
+        let body = json!({"site_id": site, "subject_id": subject, "anchor_date": anchor});
+        check(admin.post(url(&format!("/api/v1/trials/{trial}/subjects"))).json(&body).send().await.unwrap(), 201)
+            .await;
     }
-    // DIMSE routing reloads every few seconds; wait until the new AE titles are known.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     trial
 }
 
@@ -132,7 +129,7 @@ pub async fn storescu(t: &TestApp, calling: &str, called: &str, files: &[PathBuf
 }
 
 /// Every stored blob's bytes hash to its recorded SHA-256.
-async fn blobs_match(t: &TestApp, trial: Uuid) -> usize {
+pub async fn blobs_match(t: &TestApp, trial: Uuid) -> usize {
     let mut tx = t.app.db().read().await.unwrap();
     let rows = tx.trial_instances(trial).await.unwrap();
     drop(tx);
@@ -144,7 +141,7 @@ async fn blobs_match(t: &TestApp, trial: Uuid) -> usize {
     rows.len()
 }
 
-fn scan_phi(bench: &Path, manifest: &Path, dirs: &[&Path]) -> (bool, String) {
+pub fn scan_phi(bench: &Path, manifest: &Path, dirs: &[&Path]) -> (bool, String) {
     let out = Command::new("python3").arg(bench.join("scan_phi.py")).arg(manifest).args(dirs).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
 }

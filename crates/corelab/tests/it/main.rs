@@ -14,6 +14,7 @@ mod ingest;
 mod processes;
 mod qc_flow;
 mod store;
+mod stow;
 mod support;
 mod ui;
 mod world;

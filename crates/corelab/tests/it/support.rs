@@ -149,7 +149,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_in(env: Env) -> TestApp {
-    let config = env.config();
+    spawn_app_configured(env, |_| {}).await
+}
+
+/// Like [`spawn_app_in`], with the configuration adjusted by `adjust` first.
+pub async fn spawn_app_configured(env: Env, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = env.config();
+    adjust(&mut config);
     let app = server::open_app(&config, Clock::system()).await.unwrap();
     app.bootstrap_admin(Some(ADMIN_PASSWORD)).await.unwrap();
     let running = server::start(&config, app.clone()).await.unwrap();
