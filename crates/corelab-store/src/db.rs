@@ -328,19 +328,25 @@ mod tests {
 
     #[test]
     fn both_backends_create_the_same_tables() {
+        // The tables that exist after every migration ran (creates, drops and renames applied).
         fn tables(m: &Migrator) -> Vec<String> {
-            let mut v: Vec<String> = m
-                .iter()
-                .flat_map(|m| {
-                    m.sql
-                        .as_str()
-                        .lines()
-                        .filter_map(|l| l.trim().strip_prefix("CREATE TABLE "))
-                        .filter_map(|rest| rest.split_whitespace().next())
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let mut v: Vec<String> = Vec::new();
+            for line in m.iter().flat_map(|m| m.sql.as_str().lines().map(str::trim).collect::<Vec<_>>()) {
+                let word = |rest: &str| rest.split_whitespace().next().unwrap_or("").trim_end_matches(';').to_string();
+                if let Some(rest) = line.strip_prefix("CREATE TABLE ") {
+                    v.push(word(rest));
+                } else if let Some(rest) = line.strip_prefix("DROP TABLE ") {
+                    let t = word(rest);
+                    v.retain(|x| *x != t);
+                } else if let Some(rest) = line.strip_prefix("ALTER TABLE ")
+                    && let Some((from, to)) = rest.split_once(" RENAME TO ")
+                {
+                    let (from, to) = (word(from), word(to));
+                    for x in v.iter_mut().filter(|x| **x == from) {
+                        *x = to.clone();
+                    }
+                }
+            }
             v.sort();
             v
         }

@@ -41,8 +41,9 @@ const JOB_COLUMNS: &str =
 
 impl Tx {
     /// Enqueues a job in the caller's transaction (so it exists exactly when the change that
-    /// needs it commits). Returns `None` when a live job with the same dedup key exists; for a
-    /// finished one, the key is reused by a fresh job.
+    /// needs it commits). Returns `None` when a queued job with the same dedup key exists. A job
+    /// with that key that is running does not block a new one: the new one runs after it, on the
+    /// data the running one may not have seen.
     pub async fn enqueue_job(&mut self, job: NewJob, now: DateTime<Utc>) -> Result<Option<Uuid>, StoreError> {
         if let Some(key) = &job.dedup_key {
             exec!(self, "DELETE FROM jobs WHERE dedup_key = $1 AND state IN ('done', 'failed')", key.clone())?;
@@ -51,7 +52,7 @@ impl Tx {
         let rows = exec!(
             self,
             "INSERT INTO jobs (id, kind, payload, dedup_key, state, run_at, attempts, max_attempts, created_at) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $7) ON CONFLICT (dedup_key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $7) ON CONFLICT (dedup_key) WHERE state = 'queued' DO NOTHING",
             id,
             job.kind,
             job.payload.to_string(),

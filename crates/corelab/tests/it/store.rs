@@ -148,3 +148,32 @@ async fn an_expired_lease_is_taken_over_and_dedup_keys_hold() {
         assert_eq!(counts, vec![("failed".to_string(), 1)]);
     }
 }
+
+#[tokio::test]
+async fn new_work_queues_behind_a_running_job_with_the_same_key() {
+    for b in backends() {
+        let env = Env::new(b).await;
+        let db = fresh_db(&env).await;
+        let now = Utc::now();
+        let job = || NewJob {
+            kind: "study_complete".into(),
+            payload: serde_json::json!({}),
+            run_at: now,
+            max_attempts: 3,
+            dedup_key: Some("study-complete:s1".into()),
+        };
+        let mut tx = db.begin().await.unwrap();
+        assert!(tx.enqueue_job(job(), now).await.unwrap().is_some());
+        tx.commit().await.unwrap();
+        let running = db.claim_job("w1", now, Duration::seconds(60)).await.unwrap().unwrap();
+        // More images arrive while the check runs: a second run is queued behind it.
+        let mut tx = db.begin().await.unwrap();
+        assert!(tx.enqueue_job(job(), now).await.unwrap().is_some(), "{b:?}");
+        // ...but only one queued run per key.
+        assert!(tx.enqueue_job(job(), now).await.unwrap().is_none(), "{b:?}");
+        tx.commit().await.unwrap();
+        assert!(db.finish_job(running.id, "w1", now).await.unwrap());
+        let next = db.claim_job("w2", now, Duration::seconds(60)).await.unwrap().unwrap();
+        assert_ne!(next.id, running.id);
+    }
+}
