@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod qc;
 pub mod qualification;
+pub mod reads;
 pub mod signatures;
 pub mod subjects;
 pub mod tokens;
