@@ -6,6 +6,7 @@ mod auth;
 mod documents;
 mod identity;
 mod qc;
+mod reads;
 mod sites;
 mod subjects;
 mod trials;
@@ -31,6 +32,7 @@ fn table() -> Vec<Route> {
     t.extend(sites::routes());
     t.extend(audit::routes());
     t.extend(qc::routes());
+    t.extend(reads::routes());
     t
 }
 
