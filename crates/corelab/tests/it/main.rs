@@ -12,6 +12,7 @@ mod identity;
 mod ingest;
 mod processes;
 mod qc_flow;
+mod reads;
 mod store;
 mod support;
 mod world;
