@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod qc;
 pub mod qualification;
+pub mod reads;
 pub mod signatures;
 pub mod stow;
 pub mod subjects;

@@ -301,6 +301,7 @@ impl App {
             )
             .await?;
         }
+        self.visit_ready_for_reading(&mut tx, &subject, visit_id, new_state, now).await?;
         tx.commit().await?;
         Ok(eval)
     }
@@ -473,6 +474,7 @@ impl App {
                 }
             }
         }
+        self.visit_ready_for_reading(&mut tx, &row, visit_id, next, now).await?;
         tx.commit().await?;
         self.visit_detail(actor, subject, visit_id).await
     }

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod ingest;
 pub mod jobs;
 pub mod qc;
+pub mod reads;
 pub mod records;
 pub mod trials;
 

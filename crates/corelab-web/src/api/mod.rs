@@ -7,6 +7,7 @@ mod documents;
 mod identity;
 mod inbox;
 mod qc;
+mod reads;
 mod sites;
 mod subjects;
 mod trials;
@@ -33,6 +34,7 @@ fn table() -> Vec<Route> {
     t.extend(audit::routes());
     t.extend(qc::routes());
     t.extend(inbox::routes());
+    t.extend(reads::routes());
     t
 }
 

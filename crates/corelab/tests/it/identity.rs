@@ -222,13 +222,51 @@ fn matrix_entry(method: &str, path: &str, role: &str) -> Option<(E, E)> {
         ("POST", "/inbox/{item}/discard") => site_level(&["tm"]),
         // DICOMweb STOW-RS: site staff of that site and trial managers send images.
         ("POST", "/dicomweb/studies") | ("POST", "/dicomweb/studies/{study}") => site_level(&["tm", "site_a"]),
+        // Reads: a task or an adjudication is its reader's / adjudicator's alone (others in the
+        // trial are refused; anyone else's, or one of another trial, is not found).
+        ("GET", "/read-tasks/{task}")
+        | ("POST", "/read-tasks/{task}/draft")
+        | ("POST", "/read-tasks/{task}/submit")
+        | ("POST", "/read-tasks/{task}/correct") => Some((
+            if role == "reader" {
+                Ok
+            } else if admin {
+                Hidden
+            } else {
+                Forbidden
+            },
+            Hidden,
+        )),
+        ("GET", "/adjudications/{adjudication}") | ("POST", "/adjudications/{adjudication}/decide") => Some((
+            if role == "adjudicator" {
+                Ok
+            } else if admin {
+                Hidden
+            } else {
+                Forbidden
+            },
+            Hidden,
+        )),
+        ("GET", "/trials/{trial}/reading/tasks") => trial_roles(&["reader"]),
+        ("GET", "/trials/{trial}/adjudication/tasks") => trial_roles(&["adjudicator"]),
+        ("GET", "/trials/{trial}/reader-profiles")
+        | ("GET", "/trials/{trial}/read-tasks")
+        | ("GET", "/trials/{trial}/read-metrics")
+        | ("GET", "/trials/{trial}/accepted-results") => trial_roles(&["tm", "monitor"]),
+        ("POST", "/trials/{trial}/reader-profiles") => trial_roles(&["tm"]),
         _ => None,
     }
 }
 
 /// A concrete request for a route, in or out of scope. Bodies are chosen so that a request that
 /// passes authorization fails validation afterwards and changes nothing.
-fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Option<Value>, Option<Vec<u8>>) {
+fn concrete(
+    w: &World,
+    reads: &crate::reads::ReadFixture,
+    method: &str,
+    path: &str,
+    inside: bool,
+) -> (String, Option<Value>, Option<Vec<u8>>) {
     let trial = if inside { w.trial } else { w.other_trial };
     let site = if inside { "101" } else { "NL01" };
     let subject = if inside { w.subject_a } else { w.other_subject };
@@ -245,7 +283,9 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
         .replace("{visit}", "BL")
         .replace("{item}", &(if inside { w.inbox_item } else { w.other_inbox_item }).to_string())
         .replace("{query}", &(if inside { w.query } else { w.other_query }).to_string())
-        .replace("{study}", "1.2.826.0.1.3680043.8.498.1");
+        .replace("{study}", "1.2.826.0.1.3680043.8.498.1")
+        .replace("{task}", &(if inside { reads.task } else { Uuid::nil() }).to_string())
+        .replace("{adjudication}", &(if inside { reads.adjudication } else { Uuid::nil() }).to_string());
     if p.ends_with("/charter/diff") {
         q = "?from=1&to=1".into();
     } else if p.ends_with("/audit") || p.ends_with("/audit/export") {
@@ -259,6 +299,17 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
     let body = match (method, p.trim_start_matches("/api/v1")) {
         ("GET", _) => None,
         ("POST", "/auth/login") => Some(json!({"username": "nobody"})),
+        ("POST", x) if x.starts_with("/read-tasks/") && x.ends_with("/draft") => {
+            Some(json!({"assessment": "not an assessment"}))
+        }
+        ("POST", x) if x.starts_with("/read-tasks/") && x.ends_with("/submit") => Some(json!({"password": "wrong"})),
+        ("POST", x) if x.starts_with("/read-tasks/") && x.ends_with("/correct") => {
+            Some(json!({"assessment": {}, "reason": "", "password": "wrong"}))
+        }
+        ("POST", x) if x.ends_with("/decide") => {
+            Some(json!({"chosen": "reader_1", "rationale": "", "password": "wrong"}))
+        }
+        ("POST", x) if x.ends_with("/reader-profiles") => Some(json!({"user_id": Uuid::nil(), "criteria": []})),
         ("POST", "/auth/logout") => None,
         ("POST", "/auth/password") => Some(json!({"current_password": "wrong", "new_password": "x"})),
         ("POST", "/users") => Some(json!({"username": "!", "display_name": "x"})),
@@ -290,9 +341,11 @@ fn concrete(w: &World, method: &str, path: &str, inside: bool) -> (String, Optio
     (format!("{p}{q}"), body, None)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorization_matrix_covers_every_route_and_role() {
     let w = world(Backend::SqliteLocal).await;
+    // A read task of `reader` and an open adjudication of `adjudicator` in the trial.
+    let reads = crate::reads::read_fixture(&w).await;
     let mut routes = corelab_web::api::route_list();
     routes.extend(corelab_web::dicomweb::route_list());
     let anonymous = crate::support::client();
@@ -333,7 +386,7 @@ async fn authorization_matrix_covers_every_route_and_role() {
                 } else {
                     w.c(role)
                 };
-                let (url, json_body, raw) = concrete(&w, method, path, inside);
+                let (url, json_body, raw) = concrete(&w, &reads, method, path, inside);
                 let mut req = if *method == "GET" { c.get(w.url(&url)) } else { c.post(w.url(&url)) };
                 if let Some(b) = json_body {
                     req = req.json(&b);
@@ -391,6 +444,8 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
         let qc = w.c("qc").clone();
         let fresh = World::login(&w.t, "monitor").await;
         let study = crate::stow::study_uid();
+        // Readers rd1, rd2 and adjudicator adj1 of their own (the walk revokes `reader`'s role).
+        let rw = crate::reads::walk_people(&w).await;
         let amended = crate::world::charter_text("oncology-ct-recist.toml").replace("version = \"1.0\"", "version = \"1.1\"").replace(
             "[subjects]",
             "[[sites]]\nid = \"301\"\nname = \"Karolinska\"\ncountry = \"SE\"\nae_titles = [\"KS_CT\"]\n\n[subjects]",
@@ -649,6 +704,57 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
             ),
             (
                 "POST",
+                "/trials/{trial}/reader-profiles",
+                tm.clone(),
+                format!("/api/v1/trials/{t}/reader-profiles"),
+                Some(
+                    json!({"user_id": rw.rd1.0, "therapeutic_areas": ["oncology"], "criteria": ["RECIST1.1"], "training_valid_until": "2030-12-31"}),
+                ),
+                None,
+                vec![pair("create", "reader_profile")],
+            ),
+            (
+                "POST",
+                "/read-tasks/{task}/draft",
+                rw.rd1.1.clone(),
+                String::new(),
+                Some(json!({"assessment": crate::reads::baseline(30.4, 20.6)})),
+                None,
+                vec![pair("save_draft", "read")],
+            ),
+            (
+                "POST",
+                "/read-tasks/{task}/submit",
+                rw.rd1.1.clone(),
+                String::new(),
+                Some(json!({"username": "rd1", "password": PASSWORD})),
+                None,
+                vec![pair("submit", "read"), pair("sign", "read")],
+            ),
+            (
+                "POST",
+                "/read-tasks/{task}/correct",
+                rw.rd1.1.clone(),
+                String::new(),
+                Some(
+                    json!({"assessment": crate::reads::baseline(30.4, 20.8), "reason": "T2 remeasured", "password": PASSWORD}),
+                ),
+                None,
+                vec![pair("correct", "read"), pair("sign", "read")],
+            ),
+            (
+                "POST",
+                "/adjudications/{adjudication}/decide",
+                rw.adj1.1.clone(),
+                String::new(),
+                Some(
+                    json!({"chosen": "reader_2", "rationale": "the TP2 growth is within measurement variability", "username": "adj1", "password": PASSWORD}),
+                ),
+                None,
+                vec![pair("decide", "adjudication"), pair("sign", "adjudication"), pair("accept", "read_case")],
+            ),
+            (
+                "POST",
                 "/subjects/{subject}/sign",
                 site_a.clone(),
                 format!("/api/v1/subjects/{a}/sign"),
@@ -695,6 +801,7 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
             ),
         ];
         let mut token_id = String::new();
+        let mut read_task = String::new();
         for (method, pattern, c, url, body, raw, expected) in steps {
             covered.insert(format!("{method} {pattern}"));
             // Steps whose inputs come from earlier steps.
@@ -704,6 +811,18 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                     let item = crate::world::unmatched_instance(&w.t, t, "101").await;
                     let verb = pattern.rsplit('/').next().unwrap();
                     (format!("/api/v1/inbox/{item}/{verb}"), body, expected)
+                }
+                "/read-tasks/{task}/draft" => {
+                    // Subject 102-001's baseline and first follow-up pass QC: rd1 and rd2 get tasks.
+                    read_task = rw.tasks(&w).await;
+                    (format!("/api/v1/read-tasks/{read_task}/draft"), body, expected)
+                }
+                "/read-tasks/{task}/submit" => (format!("/api/v1/read-tasks/{read_task}/submit"), body, expected),
+                "/read-tasks/{task}/correct" => (format!("/api/v1/read-tasks/{read_task}/correct"), body, expected),
+                "/adjudications/{adjudication}/decide" => {
+                    // rd2 reads the baseline; both read the follow-up and disagree on progression.
+                    let a = rw.disagree(&w).await;
+                    (format!("/api/v1/adjudications/{a}/decide"), body, expected)
                 }
                 "/auth/password" => {
                     let c2 = World::login(&w.t, "sponsor").await;

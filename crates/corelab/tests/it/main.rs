@@ -13,6 +13,7 @@ mod identity;
 mod ingest;
 mod processes;
 mod qc_flow;
+mod reads;
 mod store;
 mod stow;
 mod support;
