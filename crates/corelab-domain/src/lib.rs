@@ -8,3 +8,4 @@ pub mod charter;
 pub mod deid_profile;
 pub mod qc;
 pub mod response;
+pub mod sdtm;
