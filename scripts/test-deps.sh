@@ -31,6 +31,8 @@ python3 -c "import pynetdicom" 2>/dev/null || py_missing+=("pynetdicom==3.0.4")
 python3 -c "import dicomweb_client" 2>/dev/null || py_missing+=("dicomweb-client==0.61.2")
 python3 -c "import numpy" 2>/dev/null || py_missing+=("numpy")
 python3 -c "import moto.server, flask, flask_cors" 2>/dev/null || py_missing+=("moto[server]")
+# SDTM XPORT files are read back by an independent reader.
+python3 -c "import pyreadstat, pandas" 2>/dev/null || py_missing+=("pyreadstat==1.3.7" "pandas")
 if [ ${#py_missing[@]} -gt 0 ]; then
   echo "test-deps: installing ${py_missing[*]} from PyPI"
   python3 -m pip install -q --disable-pip-version-check "${py_missing[@]}"

@@ -411,6 +411,8 @@ impl App {
             decided_at: now,
         };
         let mut tx = self.db().begin().await?;
+        crate::locks::refuse_locked(&mut tx, row.trial_id, Some(subject), Some(visit_id), "a QC review of this visit")
+            .await?;
         tx.insert_review(&review).await?;
         tx.upsert_visit_qc(&VisitQcRow { state: next.into(), updated_at: now, ..vqc.clone() }).await?;
         let mut rec = trial_record(
@@ -859,6 +861,7 @@ impl App {
         }
         let now = self.clock().now();
         let mut tx = self.db().begin().await?;
+        crate::locks::refuse_locked(&mut tx, row.trial_id, Some(row.id), visit_id, "raising a data query").await?;
         let q = self
             .raise_query_in(&mut tx, actor, &role, &row, visit_id, "manual", title.trim(), body.trim(), None, now)
             .await?;
@@ -887,6 +890,14 @@ impl App {
         }
         let now = self.clock().now();
         let mut tx = self.db().begin().await?;
+        crate::locks::refuse_locked(
+            &mut tx,
+            q.trial_id,
+            q.subject_id,
+            q.visit_id.as_deref(),
+            "writing in this data query",
+        )
+        .await?;
         self.add_message(&mut tx, &q, "message", actor, &role, body.trim(), now).await?;
         if role == "site_user" && q.state == "open" {
             tx.set_query_state(q.id, "answered", None).await?;
@@ -929,6 +940,14 @@ impl App {
         }
         let now = self.clock().now();
         let mut tx = self.db().begin().await?;
+        crate::locks::refuse_locked(
+            &mut tx,
+            q.trial_id,
+            q.subject_id,
+            q.visit_id.as_deref(),
+            "closing or reopening this data query",
+        )
+        .await?;
         match (open, q.state.as_str()) {
             (false, "closed") => return Err(AppError::Conflict("the query is already closed".into())),
             (true, s) if s != "closed" => return Err(AppError::Conflict("the query is not closed".into())),

@@ -9,6 +9,7 @@ pub mod fixity;
 pub mod identity;
 pub mod ingest;
 pub mod jobs;
+pub mod locks;
 pub mod qc;
 pub mod reads;
 pub mod records;

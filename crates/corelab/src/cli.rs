@@ -106,6 +106,28 @@ pub enum Command {
     Restore { src: PathBuf },
     /// Re-hash every stored blob against the index; exit 1 if any is missing or altered.
     Verify,
+    /// Export a trial's data (SDTM datasets) into a folder.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write SDTM TU, TR and RS (.xpt and .csv) and the define listing (define.xml, define.csv)
+    /// of a trial's accepted reads into a new or empty folder; audited.
+    Sdtm {
+        /// The trial's protocol ID (or its id).
+        #[arg(long)]
+        trial: String,
+        /// The folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Every reader's locked reads and the adjudicator's records, accepted ones flagged.
+        #[arg(long)]
+        all_reads: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,7 +10,7 @@ use corelab_app::users::NewUser;
 use corelab_app::{Actor, App, AppError, Clock};
 use corelab_domain::charter::check_charter;
 
-use crate::cli::{AuditCommand, CharterCommand, RecistCommand, TrialCommand, UserCommand};
+use crate::cli::{AuditCommand, CharterCommand, ExportCommand, RecistCommand, TrialCommand, UserCommand};
 use crate::config::Config;
 use crate::server;
 
@@ -183,4 +183,46 @@ pub fn recist(cmd: RecistCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `corelab export sdtm --trial ID --out DIR [--all-reads]`.
+pub async fn export(config: &Config, cmd: ExportCommand) -> anyhow::Result<ExitCode> {
+    let ExportCommand::Sdtm { trial, out, all_reads } = cmd;
+    if out.exists() && std::fs::read_dir(&out)?.next().is_some() {
+        anyhow::bail!("{} is not empty; give a new or empty folder", out.display());
+    }
+    let app = app(config).await?;
+    let op = operator();
+    let t = app
+        .list_trials(&op)
+        .await
+        .map_err(explain)?
+        .into_iter()
+        .find(|t| t.protocol_id == trial || t.id.to_string() == trial)
+        .ok_or_else(|| anyhow::anyhow!("no trial with protocol ID or id {trial}"))?;
+    let export = app.export_sdtm(&op, t.id, all_reads, &corelab_app::sdtm::SdtmRequest::All).await.map_err(explain)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for ds in ["TU", "TR", "RS"] {
+        let lower = ds.to_ascii_lowercase();
+        write(&format!("{lower}.xpt"), &export.xpt(ds).map_err(explain)?)?;
+        write(&format!("{lower}.csv"), export.csv(ds).map_err(explain)?.as_bytes())?;
+    }
+    write("define.xml", export.define_xml().as_bytes())?;
+    write("define.csv", export.define_csv().as_bytes())?;
+    let d = &export.datasets;
+    println!(
+        "exported SDTM of {} ({}) to {}: TU {} records, TR {}, RS {}",
+        t.protocol_id,
+        if all_reads { "all reads" } else { "accepted reads" },
+        out.display(),
+        d.tu.rows.len(),
+        d.tr.rows.len(),
+        d.rs.rows.len()
+    );
+    app.db().close().await;
+    Ok(ExitCode::SUCCESS)
 }

@@ -75,6 +75,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             telemetry::init(&quiet(&config));
             corelab::backup::verify(&config).await
         }
+        Command::Export { command } => {
+            telemetry::init(&quiet(&config));
+            commands::export(&config, command).await
+        }
         Command::Deid(args) => Ok(tokio::task::spawn_blocking(move || corelab::deid_cmd::run(&args)).await?),
     }
 }

@@ -84,6 +84,14 @@ impl App {
             .await?
             .filter(|s| s.trial_id == item.trial_id)
             .ok_or_else(|| AppError::invalid("subject", "no such subject in this trial"))?;
+        crate::locks::refuse_locked(
+            &mut tx,
+            item.trial_id,
+            Some(subj.id),
+            Some(visit_id),
+            "filing images into this visit",
+        )
+        .await?;
         drop(tx);
         if subj.site_id != item.site_id {
             return Err(AppError::invalid(

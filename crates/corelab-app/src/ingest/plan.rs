@@ -163,6 +163,23 @@ impl App {
             },
         };
         let shift = (profile.dates == DateHandling::Shift).then(|| i32::try_from(subject.date_shift_days).unwrap_or(1));
+        // A locked visit takes no new images: they wait in the inbox, the lock named as the reason.
+        let visit = match visit {
+            Ok((visit_id, label)) => {
+                let mut tx = self.db().read().await?;
+                let locks = tx.covering_data_locks(target.trial_id, Some(subject.id), Some(&visit_id)).await?;
+                drop(tx);
+                match locks.first() {
+                    Some(l) => Err(format!(
+                        "visit {visit_id} of subject {} is locked by {}; the images wait here until a trial manager unlocks it",
+                        subject.subject_id,
+                        crate::locks::describe(l, Some(&subject.subject_id))
+                    )),
+                    None => Ok((visit_id, label)),
+                }
+            }
+            Err(e) => Err(e),
+        };
         match visit {
             Ok((visit_id, label)) => Ok(IngestPlan {
                 ctx: base_ctx(subject.subject_id.clone(), shift, Some((visit_id.clone(), label))),

@@ -610,6 +610,16 @@ impl App {
         let charter = charter_in(&mut tx, a.trial_id).await?;
         let design = Design::of(&charter).ok_or_else(super::no_read_form)?;
         let data = case_data(&mut tx, a.case_id).await?;
+        let visits: Vec<String> = data.visits().into_iter().map(|(v, _, _)| v).collect();
+        let visit_refs: Vec<&str> = visits.iter().map(String::as_str).collect();
+        crate::locks::refuse_locked_blinded(
+            &mut tx,
+            a.trial_id,
+            data.subject.id,
+            &visit_refs,
+            "deciding this adjudication",
+        )
+        .await?;
         let labels = data.labels(&design);
         let pair = self.compared_pair(&mut tx, &design, &data, &a).await?;
         drop(tx);

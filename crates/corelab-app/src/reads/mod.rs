@@ -768,6 +768,14 @@ impl App {
         refuse_submitted(&task)?;
         let labels = data.labels(&design);
         refuse_waiting(&data, &task, &design, &labels)?;
+        crate::locks::refuse_locked_blinded(
+            &mut tx,
+            task.trial_id,
+            data.subject.id,
+            &[&task.visit_id],
+            "saving this read",
+        )
+        .await?;
         let author = actor.user_id.ok_or_else(|| AppError::Forbidden("only a person can read".into()))?;
         let text = parsed.to_value().to_string();
         let version = match data.draft(task.id) {
@@ -852,6 +860,14 @@ impl App {
             .cloned()
             .ok_or_else(|| AppError::NotFound("no read task".into()))?;
         refuse_submitted(&task)?;
+        crate::locks::refuse_locked_blinded(
+            &mut tx,
+            task.trial_id,
+            data.subject.id,
+            &[&task.visit_id],
+            "submitting this read",
+        )
+        .await?;
         let author = actor.user_id.ok_or_else(|| AppError::Forbidden("only a person can read".into()))?;
         let text = parsed.to_value().to_string();
         let version = match data.draft(task.id) {
@@ -959,6 +975,14 @@ impl App {
         let author = actor.user_id.ok_or_else(|| AppError::Forbidden("only a person can read".into()))?;
         let mut tx = self.db().begin().await?;
         let data = case_data(&mut tx, task.case_id).await?;
+        crate::locks::refuse_locked_blinded(
+            &mut tx,
+            task.trial_id,
+            data.subject.id,
+            &[&task.visit_id],
+            "correcting this read",
+        )
+        .await?;
         let previous = data.current(task.id).map(|v| v.version).unwrap_or(0);
         let version = ReadVersionRow {
             id: Uuid::new_v4(),

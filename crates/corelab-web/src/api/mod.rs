@@ -4,8 +4,10 @@
 mod audit;
 mod auth;
 mod documents;
+mod exports;
 mod identity;
 mod inbox;
+mod locks;
 mod qc;
 mod reads;
 mod sites;
@@ -35,6 +37,8 @@ fn table() -> Vec<Route> {
     t.extend(qc::routes());
     t.extend(inbox::routes());
     t.extend(reads::routes());
+    t.extend(exports::routes());
+    t.extend(locks::routes());
     t
 }
 

@@ -254,6 +254,14 @@ fn matrix_entry(method: &str, path: &str, role: &str) -> Option<(E, E)> {
         | ("GET", "/trials/{trial}/read-metrics")
         | ("GET", "/trials/{trial}/accepted-results") => trial_roles(&["tm", "monitor"]),
         ("POST", "/trials/{trial}/reader-profiles") => trial_roles(&["tm"]),
+        // SDTM exports: trial managers (and unblinded sponsors; the world's sponsor is blinded).
+        ("GET", "/trials/{trial}/exports/sdtm/define") | ("GET", "/trials/{trial}/exports/sdtm/{file}") => {
+            trial_roles(&["tm"])
+        }
+        ("GET", "/trials/{trial}/locks") => trial_roles(&["tm", "monitor"]),
+        ("POST", "/trials/{trial}/locks") => trial_roles(&["tm"]),
+        // A lock id that does not exist is not found, whoever asks.
+        ("POST", "/locks/{lock}/unlock") => any(Hidden),
         _ => None,
     }
 }
@@ -285,6 +293,8 @@ fn concrete(
         .replace("{query}", &(if inside { w.query } else { w.other_query }).to_string())
         .replace("{study}", "1.2.826.0.1.3680043.8.498.1")
         .replace("{task}", &(if inside { reads.task } else { Uuid::nil() }).to_string())
+        .replace("{file}", "TU.xpt")
+        .replace("{lock}", &Uuid::nil().to_string())
         .replace("{adjudication}", &(if inside { reads.adjudication } else { Uuid::nil() }).to_string());
     if p.ends_with("/charter/diff") {
         q = "?from=1&to=1".into();
@@ -790,6 +800,26 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                 None,
                 vec![pair("export", "audit_log")],
             ),
+            (
+                "POST",
+                "/trials/{trial}/locks",
+                tm.clone(),
+                format!("/api/v1/trials/{t}/locks"),
+                Some(
+                    json!({"scope": "visit", "subject_id": w.subject_b, "visit_id": "W16", "reason": "interim analysis", "username": "tm", "password": PASSWORD}),
+                ),
+                None,
+                vec![pair("lock", "data_lock"), pair("sign", "data_lock")],
+            ),
+            (
+                "POST",
+                "/locks/{lock}/unlock",
+                tm.clone(),
+                String::new(),
+                Some(json!({"reason": "query on the week 16 scan", "username": "tm", "password": PASSWORD})),
+                None,
+                vec![pair("unlock", "data_lock"), pair("sign", "data_unlock")],
+            ),
             ("POST", "/auth/password", fresh.clone(), "/api/v1/auth/password".into(), None, None, vec![]),
             (
                 "POST",
@@ -802,12 +832,14 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
             ),
         ];
         let mut token_id = String::new();
+        let mut lock_id = String::new();
         let mut read_task = String::new();
         for (method, pattern, c, url, body, raw, expected) in steps {
             covered.insert(format!("{method} {pattern}"));
             // Steps whose inputs come from earlier steps.
             let (url, body, expected) = match pattern {
                 "/tokens/{token}/revoke" => (format!("/api/v1/tokens/{token_id}/revoke"), None, expected),
+                "/locks/{lock}/unlock" => (format!("/api/v1/locks/{lock_id}/unlock"), body, expected),
                 "/inbox/{item}/assign" | "/inbox/{item}/discard" => {
                     let item = crate::world::unmatched_instance(&w.t, t, "101").await;
                     let verb = pattern.rsplit('/').next().unwrap();
@@ -916,6 +948,8 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
             assert!(r.status().is_success(), "{method} {url}: {} {}", r.status(), r.text().await.unwrap());
             if pattern == "/tokens" {
                 token_id = r.json::<Value>().await.unwrap()["token"]["id"].as_str().unwrap().to_string();
+            } else if pattern == "/trials/{trial}/locks" {
+                lock_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
             }
             assert_eq!(new_audit(&w, before).await, expected, "{backend:?} {method} {url}");
             if pattern == "/inbox/{item}/assign" {
