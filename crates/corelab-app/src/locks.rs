@@ -345,3 +345,29 @@ impl App {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_scopes_need_exactly_their_subject_and_visit() {
+        let s = Uuid::nil();
+        assert_eq!(LockScope::parse("trial", None, None).unwrap(), LockScope::Trial);
+        assert_eq!(LockScope::parse("subject", Some(s), None).unwrap(), LockScope::Subject(s));
+        assert_eq!(LockScope::parse("visit", Some(s), Some(" W8 ")).unwrap(), LockScope::Visit(s, "W8".into()));
+        for (scope, subject, visit, field) in [
+            ("trial", Some(s), None, "scope"),
+            ("subject", None, None, "subject_id"),
+            ("subject", Some(s), Some("W8"), "visit_id"),
+            ("visit", Some(s), None, "visit_id"),
+            ("visit", None, Some("W8"), "visit_id"),
+            ("site", None, None, "scope"),
+        ] {
+            match LockScope::parse(scope, subject, visit) {
+                Err(AppError::Invalid { field: Some(f), .. }) => assert_eq!(f, field, "{scope}"),
+                other => panic!("{scope}: {other:?}"),
+            }
+        }
+    }
+}

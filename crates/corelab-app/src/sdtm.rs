@@ -382,3 +382,19 @@ async fn accepted_reads(
     };
     Ok(Some(AcceptedReads { reads, acceptance: Acceptance { adjudicated, measurements, responses, best_response } }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataset_files_name_a_domain_and_a_format() {
+        assert_eq!(parse_dataset_file("TU.csv").unwrap(), ("TU".to_string(), SdtmFormat::Csv));
+        assert_eq!(parse_dataset_file("rs.XPT").unwrap(), ("RS".to_string(), SdtmFormat::Xpt));
+        for bad in ["DM.xpt", "TR", "TR.sas7bdat", ".xpt"] {
+            assert!(matches!(parse_dataset_file(bad), Err(AppError::NotFound(_))), "{bad}");
+        }
+        assert_eq!(method_of("MR"), Some("MRI"));
+        assert_eq!(method_of("SR"), None);
+    }
+}

@@ -254,6 +254,28 @@ async fn adjudicated_reads_export_to_xpt_that_reads_back_with_the_engines_result
     for role in ["reader", "adjudicator", "site_a", "qc", "monitor", "sponsor"] {
         assert_eq!(download(&w, w.c(role), "TR.xpt", "", dir.path()).await.0, 403, "{role}");
     }
+    // A sponsor with an unblinded grant may export.
+    let v = check(
+        w.c("admin")
+            .post(w.url("/api/v1/users"))
+            .json(&json!({"username": "sponsor_unblinded", "display_name": "Una Blinded", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    check(
+        tm.post(w.url(&format!("/api/v1/trials/{t}/grants")))
+            .json(&json!({"user_id": v["user"]["id"], "role": "sponsor", "unblinded": true}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let unblinded = World::login(&w.t, "sponsor_unblinded").await;
+    assert_eq!(download(&w, &unblinded, "TR.xpt", "", dir.path()).await.0, 200);
     // Each export is audited: who, what, how many records.
     let mut tx = w.t.app.db().read().await.unwrap();
     let recs = tx
@@ -262,7 +284,11 @@ async fn adjudicated_reads_export_to_xpt_that_reads_back_with_the_engines_result
         .unwrap();
     drop(tx);
     let exports: Vec<_> = recs.iter().filter(|r| r.action == "export" && r.object_type == "sdtm_export").collect();
-    assert_eq!(exports.len(), 3 + 2 + 3 + 1, "TU/TR/RS.xpt, all-reads TR/RS, RS.csv, define xml+csv, admin TR");
+    assert_eq!(
+        exports.len(),
+        3 + 2 + 3 + 2,
+        "TU/TR/RS.xpt, all-reads TR/RS, RS.csv, define xml+csv, admin and sponsor TR"
+    );
     let rs_export = exports.iter().find(|r| r.object_id == "RS.xpt").unwrap();
     assert_eq!((rs_export.actor_name.as_str(), rs_export.actor_role.as_str()), ("tm", "trial_manager"));
     assert!(rs_export.changes.contains("rs_records") && rs_export.changes.contains(&rs.len().to_string()));
