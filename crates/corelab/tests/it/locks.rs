@@ -3,7 +3,7 @@
 //! for the locked visit wait in the inbox; a database trigger refuses read versions too; unlocking
 //! needs a reason and an e-signature and is audited; a trial lock covers everything.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::qc_flow::{SeriesSpec, ct_series};
 use crate::reads::{Seen, baseline, follow_up, reading_world};
@@ -203,6 +203,67 @@ async fn locked_visits_refuse_changes_until_a_signed_unlock() {
     );
     let (s, v) = r1.submit("TP2", follow_up(25.0, 18.0), None).await;
     assert_eq!(s, 200, "{v}");
+
+    // QC of a locked visit: the week 16 images pass the automated check, then the visit is
+    // locked; the QC review answers 409 naming the lock.
+    let dir16 = tempfile::tempdir().unwrap();
+    let files = ct_series(
+        dir16.path(),
+        &SeriesSpec {
+            subject: "101-001",
+            time_point: "W16",
+            study_date: "20270121",
+            study_uid: "1.2.826.0.1.3680043.8.498.99003",
+            series_number: 2,
+            slices: 6,
+            thickness_mm: 5.0,
+            description: "CT CAP PORTAL VENOUS",
+            contrast: true,
+            skip: &[],
+        },
+    );
+    for f in files {
+        w.t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
+    }
+    let visit16 = w.url(&format!("/api/v1/subjects/{a}/visits/W16"));
+    let mut state = Value::Null;
+    for _ in 0..150 {
+        state = check(w.c("qc").get(&visit16).send().await.unwrap(), 200).await["state"].clone();
+        if state == "awaiting_qc1" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, "awaiting_qc1");
+    let lock16 = check(
+        tm.post(w.url(&locks))
+            .json(&json!({"scope": "visit", "subject_id": a, "visit_id": "W16", "reason": "data review", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let r = w
+        .c("qc")
+        .post(format!("{visit16}/qc"))
+        .json(&json!({"outcome": "accept", "username": "qc", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let text = r.text().await.unwrap();
+    assert!(text.contains(lock16["id"].as_str().unwrap()) && text.contains("a QC review of this visit"), "{text}");
+    assert_eq!(check(w.c("qc").get(&visit16).send().await.unwrap(), 200).await["state"], "awaiting_qc1");
+    check(
+        tm.post(w.url(&format!("/api/v1/locks/{}/unlock", lock16["id"].as_str().unwrap())))
+            .json(&json!({"reason": "review done", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
 
     // A trial lock covers every subject and visit.
     let trial_lock = check(
