@@ -405,3 +405,35 @@ fn datasets_write_as_xpt_csv_and_define() {
     assert!(xml.contains("<ItemGroupDef OID=\"IG.RS\" Name=\"RS\""));
     assert!(xml.contains("<ItemDef OID=\"IT.TU.TULNKID\" Name=\"TULNKID\" DataType=\"text\""));
 }
+
+#[test]
+fn irecist_reads_use_irecist_codes_and_new_lesion_kinds() {
+    let irecist = Study { studyid: "IO-002".into(), criteria: Criteria::IRecist, protocol: Protocol::new(false, 42) };
+    let b = baseline(vec![target("T1", "liver", false, 30)]);
+    let mut w8 = tp(56, &[("T1", m(300))], NonTargetStatus::Present);
+    w8.new_lesions.push(NewLesion {
+        id: "NL1".into(),
+        organ: "lung".into(),
+        is_node: false,
+        diameter_mm: Some(Tenths::units(12)),
+        category: Some(crate::response::NewLesionCategory::Target),
+        equivocal: false,
+        further_increase: false,
+    });
+    let r = read(Reader::One, b, vec![("W8", w8)]);
+    let acc = AcceptedReads { reads: vec![r], acceptance: acceptance(false, Reader::One, &["W8"]) };
+    let out = derive(&irecist, &[subject(Some(acc), vec![])], Mode::Accepted).unwrap();
+    let tu = rows(&out.tu, &["TULNKID", "TUORRES", "VISIT"], |d, i| d.text(i, "TULNKID") == "NL1");
+    assert_eq!(tu, vec![vec!["NL1", "NEW TARGET", "Week 8"]]);
+    let rs = rows(&out.rs, &["RSTESTCD", "RSORRES", "RSCAT"], |_, _| true);
+    assert_eq!(
+        rs,
+        vec![
+            vec!["TRGRESP", "iSD", "iRECIST"],
+            vec!["NTRGRESP", "NON-iCR/NON-iUPD", "iRECIST"],
+            vec!["NEWLIND", "Y", "iRECIST"],
+            vec!["OVRLRESP", "iUPD", "iRECIST"],
+            vec!["BESTRESP", "iUPD", "iRECIST"],
+        ]
+    );
+}

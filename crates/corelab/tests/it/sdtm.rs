@@ -88,6 +88,37 @@ async fn adjudicated_reads_export_to_xpt_that_reads_back_with_the_engines_result
     let list =
         check(adj.get(w.url(&format!("/api/v1/trials/{t}/adjudication/tasks"))).send().await.unwrap(), 200).await;
     let id = list[0]["adjudication_id"].as_str().unwrap().to_string();
+    // While the subject is locked the adjudicator cannot decide (409, the lock named by id only).
+    let lock = check(
+        w.c("tm")
+            .post(w.url(&format!("/api/v1/trials/{t}/locks")))
+            .json(&json!({"scope": "subject", "subject_id": w.subject_a, "reason": "data review", "username": "tm", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let lock_id = lock["id"].as_str().unwrap();
+    let r = adj
+        .post(w.url(&format!("/api/v1/adjudications/{id}/decide")))
+        .json(&json!({"chosen": "reader_2", "rationale": "x", "username": "adjudicator", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let text = r.text().await.unwrap();
+    assert!(text.contains(lock_id) && !text.contains("101-001"), "{text}");
+    check(
+        w.c("tm")
+            .post(w.url(&format!("/api/v1/locks/{lock_id}/unlock")))
+            .json(&json!({"reason": "review finished", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
     let decided = check(
         adj.post(w.url(&format!("/api/v1/adjudications/{id}/decide")))
             .json(&json!({"chosen": "reader_2", "rationale": "progression is unequivocal only at week 16", "username": "adjudicator", "password": PASSWORD}))
