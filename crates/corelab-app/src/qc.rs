@@ -365,7 +365,7 @@ impl App {
         reason: &str,
         creds: SigningCredentials,
     ) -> Result<VisitDetail, AppError> {
-        let (access, row) = self.subject_scope(actor, subject).await?;
+        let (access, row) = self.subject_in_scope(actor, subject).await?;
         let role = self.require(actor, &access, &[Role::QcReviewer], "decide QC", "visit_qc", visit_id).await?;
         let mut tx = self.db().read().await?;
         let vqc = tx.visit_qc(subject, visit_id).await?.ok_or_else(|| {
@@ -481,21 +481,9 @@ impl App {
         self.visit_detail(actor, subject, visit_id).await
     }
 
-    async fn subject_scope(&self, actor: &Actor, subject: Uuid) -> Result<(TrialAccess, SubjectRow), AppError> {
-        let not_found = || AppError::NotFound(format!("no subject {subject}"));
-        let mut tx = self.db().read().await?;
-        let row = tx.subject(subject).await?.ok_or_else(not_found)?;
-        drop(tx);
-        let access = self.trial_access(actor, row.trial_id).await.map_err(|_| not_found())?;
-        if !access.can_see_site(&row.site_id) {
-            return Err(not_found());
-        }
-        Ok((access, row))
-    }
-
     /// One visit with its studies, QC evaluations and reviews.
     pub async fn visit_detail(&self, actor: &Actor, subject: Uuid, visit_id: &str) -> Result<VisitDetail, AppError> {
-        let (_, row) = self.subject_scope(actor, subject).await?;
+        let (_, row) = self.subject_in_scope(actor, subject).await?;
         let (_, charter) = self.current_charter(row.trial_id).await?;
         let cal = to_domain(row.anchor_date).map(|a| VisitCalendar::new(&charter, a));
         let planned = cal.as_ref().and_then(|c| c.visit(visit_id)).cloned();
@@ -852,7 +840,7 @@ impl App {
         title: &str,
         body: &str,
     ) -> Result<QueryView, AppError> {
-        let (access, row) = self.subject_scope(actor, subject).await?;
+        let (access, row) = self.subject_in_scope(actor, subject).await?;
         let role = self
             .require(actor, &access, &[Role::QcReviewer, Role::TrialManager], "raise data queries", "query", "new")
             .await?;

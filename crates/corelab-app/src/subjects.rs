@@ -203,7 +203,12 @@ impl App {
         Ok(out)
     }
 
-    async fn subject_in_scope(&self, actor: &Actor, subject: Uuid) -> Result<(TrialAccess, SubjectRow), AppError> {
+    /// A subject the actor may see (its trial and site), else `NotFound`.
+    pub(crate) async fn subject_in_scope(
+        &self,
+        actor: &Actor,
+        subject: Uuid,
+    ) -> Result<(TrialAccess, SubjectRow), AppError> {
         let not_found = || AppError::NotFound(format!("no subject {subject}"));
         let mut tx = self.db().read().await?;
         let row = tx.subject(subject).await?.ok_or_else(not_found)?;

@@ -37,17 +37,38 @@ pub fn session_token(parts: &Parts) -> Option<String> {
     })
 }
 
+/// The API token of an `Authorization` header: `Bearer TOKEN`, or HTTP Basic with the token as the
+/// password (any user name), for DICOMweb clients and PACS forwarders that only speak Basic.
+fn api_token(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Some(rest.trim().to_string()));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine as _;
+        let bad = || {
+            ApiError::from(AppError::Unauthenticated(
+                "HTTP Basic credentials must be base64 of USER:TOKEN, with an API token (clt_...) as the password"
+                    .into(),
+            ))
+        };
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+        let text = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (_, password) = text.split_once(':').ok_or_else(bad)?;
+        return Ok(Some(password.to_string()));
+    }
+    Ok(None)
+}
+
 impl FromRequestParts<WebState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
-        if let Some(bearer) = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        {
-            let actor = state.app.authenticate_token(bearer.trim()).await?;
+        if let Some(token) = api_token(parts)? {
+            let actor = state.app.authenticate_token(&token).await?;
             return Ok(Authenticated(actor));
         }
         let Some(token) = session_token(parts) else {

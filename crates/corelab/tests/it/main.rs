@@ -11,6 +11,7 @@ mod deid;
 mod foundation;
 mod identity;
 mod ingest;
+mod ingest_crash;
 mod locks;
 mod processes;
 mod qc_flow;

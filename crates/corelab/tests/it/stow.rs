@@ -682,6 +682,16 @@ async fn tokens_and_sessions_store_only_into_their_own_site() {
     assert_eq!(a.status, 200, "{a:?}");
     let a = post(&c, &at(&format!("?trial={trial}&site=SITE01")), Some(&token1), MULTIPART, body()).await;
     assert_eq!(a.status, 200, "{a:?}");
+    // Clients that only speak HTTP Basic send the token as the password (any user name).
+    let basic = |password: &str| {
+        c.post(at("")).basic_auth("forwarder", Some(password)).header("content-type", MULTIPART).body(body())
+    };
+    assert_eq!(basic(&token1).send().await.unwrap().status(), 200);
+    let wrong = basic("clt_not-a-token").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let garbled = c.post(at("")).header("authorization", "Basic %%%").body(body()).send().await.unwrap();
+    assert_eq!(garbled.status(), 401);
+    assert!(garbled.text().await.unwrap().contains("USER:TOKEN"));
     // A logged-in site user names trial and site; another site is not found.
     let a = post(&site1, &at(&format!("?trial={trial}&site=SITE01")), None, MULTIPART, body()).await;
     assert_eq!(a.status, 200, "{a:?}");
@@ -698,7 +708,7 @@ async fn tokens_and_sessions_store_only_into_their_own_site() {
     assert!(a.warned("another site"), "{a:?}");
 
     let rows = instances(&t, trial).await;
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     let waiting = inbox(&t, trial).await;
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0].site_id, "SITE02");

@@ -204,6 +204,8 @@ impl TestApp {
 pub struct ServeProcess {
     pub child: Child,
     pub http: SocketAddr,
+    /// The DIMSE listener, from the banner's `DICOM: AE title X on ADDR` line.
+    pub dicom: Option<SocketAddr>,
     pub stdout: Vec<String>,
 }
 
@@ -227,6 +229,7 @@ impl ServeProcess {
         let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut http = None;
+        let mut dicom = None;
         // The banner ends with the "log in:" line.
         loop {
             assert!(Instant::now() < deadline, "corelab serve did not start: {seen:?}");
@@ -239,6 +242,9 @@ impl ServeProcess {
                 let addr = rest.trim().trim_start_matches("http://").split_whitespace().next().unwrap();
                 http = Some(addr.parse::<SocketAddr>().unwrap());
             }
+            if line.trim().starts_with("DICOM:") {
+                dicom = line.rsplit(' ').next().and_then(|a| a.parse::<SocketAddr>().ok());
+            }
             if line.trim().starts_with("log in:") {
                 break;
             }
@@ -246,7 +252,7 @@ impl ServeProcess {
         let http = http.expect("the banner names the HTTP address");
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        ServeProcess { child, http, stdout: seen }
+        ServeProcess { child, http, dicom, stdout: seen }
     }
 
     pub fn url(&self, path: &str) -> String {
