@@ -274,6 +274,7 @@ impl App {
         let now = self.clock().now();
         new.updated_at = now;
         let mut tx = self.db().begin().await?;
+        crate::locks::refuse_locked(&mut tx, row.trial_id, Some(row.id), None, "correcting this subject").await?;
         tx.update_subject(&new).await?;
         let mut rec =
             trial_record(actor, &role, row.trial_id, Some(&row.site_id), now, "update", "subject", row.id, changes);
@@ -314,6 +315,7 @@ impl App {
         new.withdrawn_on = Some(date);
         new.updated_at = now;
         let mut tx = self.db().begin().await?;
+        crate::locks::refuse_locked(&mut tx, row.trial_id, Some(row.id), None, "withdrawing this subject").await?;
         tx.update_subject(&new).await?;
         let mut rec = trial_record(
             actor,

@@ -286,6 +286,24 @@ async fn locked_visits_refuse_changes_until_a_signed_unlock() {
         .unwrap();
     assert_eq!(r.status(), 409);
     assert!(r.text().await.unwrap().contains("the whole trial"));
+    // Subject records too: a correction or a withdrawal under the lock is refused.
+    let r = w
+        .c("site_a")
+        .post(w.url(&format!("/api/v1/subjects/{a}/correct")))
+        .json(&json!({"anchor_date": "2026-10-04", "reason": "transcription error"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("correcting this subject"));
+    let r = w
+        .c("site_a")
+        .post(w.url(&format!("/api/v1/subjects/{a}/withdraw")))
+        .json(&json!({"date": "2026-12-01", "reason": "consent withdrawn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
 
     // The audit trail: lock and unlock with their reasons and signatures.
     let mut tx = w.t.app.db().read().await.unwrap();
