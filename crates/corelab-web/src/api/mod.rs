@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod documents;
+mod gateway;
 mod identity;
 mod inbox;
 mod qc;
@@ -35,6 +36,7 @@ fn table() -> Vec<Route> {
     t.extend(qc::routes());
     t.extend(inbox::routes());
     t.extend(reads::routes());
+    t.extend(gateway::routes());
     t
 }
 

@@ -222,6 +222,8 @@ fn matrix_entry(method: &str, path: &str, role: &str) -> Option<(E, E)> {
         ("POST", "/inbox/{item}/discard") => site_level(&["tm"]),
         // DICOMweb STOW-RS: site staff of that site and trial managers send images.
         ("POST", "/dicomweb/studies") | ("POST", "/dicomweb/studies/{study}") => site_level(&["tm", "site_a"]),
+        // A site gateway's settings: the site's own staff and trial managers.
+        ("GET", "/gateway/config") => site_level(&["tm", "site_a"]),
         // Reads: a task or an adjudication is its reader's / adjudicator's alone (others in the
         // trial are refused; anyone else's, or one of another trial, is not found).
         ("GET", "/read-tasks/{task}")
@@ -292,7 +294,7 @@ fn concrete(
         q = format!("?trial_id={trial}&format=json&limit=1");
     } else if p.ends_with("/documents") && method == "POST" {
         q = "?name=..%2Fbad".into();
-    } else if p.starts_with("/dicomweb") {
+    } else if p.starts_with("/dicomweb") || p.ends_with("/gateway/config") {
         q = format!("?trial={trial}&site={site}");
     }
     let invalid = json!({"reason": ""});
