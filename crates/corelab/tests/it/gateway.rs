@@ -115,6 +115,67 @@ async fn send(gw: SocketAddr, files: &[PathBuf]) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
 }
 
+/// A TCP proxy in front of central that records every byte the gateway sends (the HTTP requests
+/// with their bodies) and cuts its first `cut` connections after `cut_after` bytes (a batch
+/// broken off mid-request).
+struct Proxy {
+    addr: SocketAddr,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn proxy(target: SocketAddr, cut: usize, cut_after: usize) -> Proxy {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cuts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (sent2, cuts2) = (sent.clone(), cuts.clone());
+    tokio::spawn(async move {
+        let mut n = 0usize;
+        loop {
+            let Ok((client, _)) = listener.accept().await else { return };
+            let index = n;
+            n += 1;
+            let Ok(server) = tokio::net::TcpStream::connect(target).await else { continue };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let (sent, cuts) = (sent2.clone(), cuts2.clone());
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut sr, &mut cw).await;
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut forwarded = 0usize;
+                loop {
+                    let Ok(k) = cr.read(&mut buf).await else { return };
+                    if k == 0 {
+                        let _ = sw.shutdown().await;
+                        return;
+                    }
+                    let mut k = k;
+                    let cutting = index < cut && forwarded + k > cut_after;
+                    if cutting {
+                        k = cut_after.saturating_sub(forwarded);
+                    }
+                    sent.lock().unwrap().extend_from_slice(&buf[..k]);
+                    if sw.write_all(&buf[..k]).await.is_err() {
+                        return;
+                    }
+                    forwarded += k;
+                    if cutting {
+                        // Drop both directions: the request breaks off mid-body.
+                        cuts.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Proxy { addr, sent, cuts }
+}
+
 fn small_corpus(seed: &str) -> Option<(tempfile::TempDir, PathBuf, Vec<PathBuf>)> {
     let (dir, bench) =
         corpus(&["--subjects", "2", "--visits", "2", "--slices", "4", "--rows", "32", "--cols", "32", "--seed", seed])?;
@@ -162,7 +223,10 @@ async fn storescu_to_the_gateway_reaches_central_deidentified_once_without_phi()
     let (_, token) = user_with_token(&base, &t.client, trial, "gwsite1", "site_user", Some("SITE01")).await;
     let work = tempfile::tempdir().unwrap();
     let spool = work.path().join("spool");
-    let gw = Gateway::start(&base, &token, &spool, &work.path().join("gateway.log"));
+    // The gateway talks to central through a proxy that records what it sends and breaks off
+    // its first connection 6000 bytes in (the settings request, then the first batch).
+    let via = proxy(t.addr, 1, 6000).await;
+    let gw = Gateway::start(&format!("http://{}", via.addr), &token, &spool, &work.path().join("gateway.log"));
 
     // A stranger's AE title is refused at association.
     let out = tokio::process::Command::new(dcmtk("storescu").unwrap())
@@ -220,7 +284,12 @@ async fn storescu_to_the_gateway_reaches_central_deidentified_once_without_phi()
             assert!(!bytes.windows(uid.len()).any(|w| w == uid.as_bytes()));
         }
     }
-    // No planted PHI in central's storage, the gateway's spool or its logs.
+    // The cut batch was retried; every STOW-RS request carried de-identified parts only.
+    assert_eq!(via.cuts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let sent = via.sent.lock().unwrap().clone();
+    assert!(sent.windows(22).filter(|w| *w == b"POST /dicomweb/studies").count() >= 2);
+    std::fs::write(work.path().join("http-requests-sent.bin"), &sent).unwrap();
+    // No planted PHI in central's storage, the HTTP bodies, the gateway's spool or its logs.
     let log = gw.log_text();
     assert!(log.contains("uploaded to central"), "{log}");
     let (clean, report) =
