@@ -121,23 +121,14 @@ pub async fn run(config: &Config, args: GatewayArgs) -> anyhow::Result<ExitCode>
     let spool = Spool::open(&settings.spool)?;
     // The settings come from central; while central is down at start, the last copy is used.
     let gw_config = loop {
-        match central.config().await {
-            Ok(c) => {
-                let plain = serde_json::to_vec(&c)?;
-                let key = spool.local_key()?;
-                spool.durable_write(&spool.dir.clone(), "central-config.enc", &key.seal(&plain)?)?;
+        match settings_from_central(&central, &spool).await {
+            Ok((c, fresh)) => {
+                if !fresh {
+                    tracing::warn!("central is unreachable; using the settings it sent last time");
+                }
                 break c;
             }
             Err(e) if e.transient() => {
-                let key = spool.local_key()?;
-                if let Some(c) = std::fs::read(spool.dir.join("central-config.enc"))
-                    .ok()
-                    .and_then(|s| key.open(&s).ok())
-                    .and_then(|p| serde_json::from_slice(&p).ok())
-                {
-                    tracing::warn!(error = %e, "central is unreachable; using the settings it sent last time");
-                    break c;
-                }
                 tracing::warn!(error = %e, "central is unreachable and no earlier settings are kept; retrying");
                 tokio::time::sleep(settings.retry_initial).await;
             }
@@ -193,6 +184,33 @@ pub async fn run(config: &Config, args: GatewayArgs) -> anyhow::Result<ExitCode>
     }
     tracing::info!("gateway stopping; the queue stays in the spool");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The site's settings from central, kept sealed in the spool; when central is unreachable, the
+/// copy from last time (`false`: not fresh). Errors other than unreachable are not masked.
+pub async fn settings_from_central(
+    central: &Central,
+    spool: &Spool,
+) -> Result<(corelab_app::gateway::GatewayConfig, bool), central::CentralError> {
+    let key = spool.local_key().map_err(|e| central::CentralError::Unreachable(e.to_string()))?;
+    match central.config().await {
+        Ok(c) => {
+            let plain = serde_json::to_vec(&c).unwrap_or_default();
+            if let Ok(sealed) = key.seal(&plain)
+                && let Err(e) = spool.durable_write(&spool.dir.clone(), "central-config.enc", &sealed)
+            {
+                tracing::warn!(error = %e, "could not keep a copy of the site's settings");
+            }
+            Ok((c, true))
+        }
+        Err(e) if e.transient() => std::fs::read(spool.dir.join("central-config.enc"))
+            .ok()
+            .and_then(|s| key.open(&s).ok())
+            .and_then(|p| serde_json::from_slice(&p).ok())
+            .map(|c| (c, false))
+            .ok_or(e),
+        Err(e) => Err(e),
+    }
 }
 
 async fn terminate() {

@@ -81,8 +81,15 @@ pub async fn run(config: &Config, args: UploadArgs) -> anyhow::Result<ExitCode> 
         Ok(c) => c,
         Err(m) => return usage(m),
     };
-    let cfg = match central.config().await {
-        Ok(c) => c,
+    let spool = Spool::open(&args.spool.clone().unwrap_or_else(|| config.data_dir.join("upload")))?;
+    // Central down: de-identify and queue with the settings of an earlier run, send later.
+    let cfg = match super::settings_from_central(&central, &spool).await {
+        Ok((c, fresh)) => {
+            if !fresh {
+                eprintln!("corelab upload: central is unreachable; using the site's settings from an earlier run");
+            }
+            c
+        }
         Err(e) => return usage(format!("cannot fetch the site's settings from central: {e}")),
     };
     let profile = SiteProfile::new(cfg).map_err(anyhow::Error::msg)?;
@@ -96,7 +103,6 @@ pub async fn run(config: &Config, args: UploadArgs) -> anyhow::Result<ExitCode> 
         let ids: Vec<&str> = profile.config.visits.iter().map(|v| v.id.as_str()).collect();
         return usage(format!("{:?} is not a visit of the trial; its visits are: {}", args.visit, ids.join(", ")));
     }
-    let spool = Spool::open(&args.spool.clone().unwrap_or_else(|| config.data_dir.join("upload")))?;
     let delivered = spool.delivered();
     let files = walk(&args.path);
     let mut seen: HashSet<String> = HashSet::new();

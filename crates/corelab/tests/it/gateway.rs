@@ -534,5 +534,18 @@ async fn upload_sends_a_folder_resumably_and_summarises_duplicates_and_refusals(
     drop(tx);
     assert_eq!(studies.len(), 1);
     assert_eq!((studies[0].visit_id.as_str(), studies[0].anchor_day), ("V1", Some(-2)));
+
+    // A second export while central is down: de-identified and queued with the settings kept
+    // from the first run; the next run resumes and sends exactly what is missing.
+    std::fs::write(dir.join("d.dcm"), instance("MRN-5512", "20230301", &study, 16, 16)).unwrap();
+    let (code, out, err) = upload(&dir, &dead, &token, &spool);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(out.contains("queued:   1 not yet acknowledged"), "{out}");
+    assert!(out.contains("run the same command again"), "{out}");
+    assert_eq!(blobs_match(&t, trial).await, 3);
+    let (code, out, err) = upload(&dir, &base, &token, &spool);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("sent:     1 instance(s)"), "{out}");
+    assert_eq!(blobs_match(&t, trial).await, 4);
     t.stop().await;
 }
