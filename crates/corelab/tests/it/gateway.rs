@@ -522,6 +522,7 @@ async fn upload_sends_a_folder_resumably_and_summarises_duplicates_and_refusals(
     assert!(out.contains("refused:  1"), "{out}");
     assert!(out.contains("notes.txt: not a DICOM instance"), "{out}");
     assert!(!out.contains("MRN-5512") && !err.contains("MRN-5512"));
+    assert!(!err.contains("ETA"), "no progress bar drawn when stderr is not a terminal: {err}");
     assert_eq!(blobs_match(&t, trial).await, 3);
 
     // A second run resumes: nothing is sent twice.
@@ -547,5 +548,45 @@ async fn upload_sends_a_folder_resumably_and_summarises_duplicates_and_refusals(
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(out.contains("sent:     1 instance(s)"), "{out}");
     assert_eq!(blobs_match(&t, trial).await, 4);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_shows_a_progress_bar_with_instances_bytes_and_eta_on_a_terminal() {
+    if !Path::new("/usr/bin/script").is_file() {
+        assert!(!crate::support::ci(), "CI=true but util-linux script is not installed");
+        eprintln!("note: script(1) is not installed; skipping");
+        return;
+    }
+    let t = spawn_app(Backend::SqliteLocal).await;
+    let trial = corpus_trial(&t).await;
+    let base = t.url("");
+    let (_, token) = user_with_token(&base, &t.client, trial, "ttysite1", "site_user", Some("SITE01")).await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("export");
+    std::fs::create_dir_all(&dir).unwrap();
+    let study = study_uid();
+    for i in 0..40 {
+        std::fs::write(dir.join(format!("{i:03}.dcm")), instance("MRN-9001", "20230301", &study, 128, 128)).unwrap();
+    }
+    let cmd = format!(
+        "{} upload {} --subject SITE01-0001 --visit V1 --central {base} --token {token} --spool {}",
+        corelab_bin().display(),
+        dir.display(),
+        work.path().join("spool").display()
+    );
+    // script(1) runs the uploader on a pseudo-terminal and copies what it drew to stdout.
+    let out = Command::new("/usr/bin/script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .env("CORELAB_GATEWAY_BATCH_INSTANCES", "2")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("/40 instances"), "{screen}");
+    assert!(screen.contains("ETA"), "{screen}");
+    assert!(screen.contains("KiB") || screen.contains("MiB"), "bytes in the bar: {screen}");
+    assert!(screen.contains("sent:     40 instance(s)"), "{screen}");
+    assert_eq!(blobs_match(&t, trial).await, 40);
     t.stop().await;
 }
