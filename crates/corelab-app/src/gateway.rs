@@ -6,7 +6,9 @@
 //! another site is in it (no other site's AE titles, subjects or keys). See docs/gateway.md and
 //! docs/adr/0003-gateway-trust.md.
 
+use corelab_domain::access::Role;
 use corelab_domain::deid_profile::DeidProfile;
+use corelab_store::gateways::GatewayHeartbeatRow;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -116,6 +118,102 @@ impl App {
             site_key: hex::encode(site_key(&trial_row.deid_secret, &site_id)),
             site_id,
         })
+    }
+}
+
+/// What a gateway reports about itself (no PHI: counts, times, central's or its own error text).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub version: String,
+    pub queue_depth: i64,
+    pub waiting: i64,
+    pub failed: i64,
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+}
+
+fn clip(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+impl App {
+    /// Records a gateway's heartbeat. Only a site user's API token can send one (the token is
+    /// the gateway's identity). Heartbeats are operational health, not trial records: the first
+    /// one of a gateway is audited (`create` `gateway`), later ones only update its row.
+    pub async fn gateway_heartbeat(
+        &self,
+        actor: &Actor,
+        trial: Option<Uuid>,
+        site: Option<&str>,
+        beat: &Heartbeat,
+    ) -> Result<GatewayHeartbeatRow, AppError> {
+        let (trial_id, site_id, _role) = self.site_sender_scope(actor, trial, site, "report gateway health").await?;
+        let Some(scope) = &actor.token else {
+            return Err(AppError::invalid("token", "heartbeats come from a site gateway's API token, not a session"));
+        };
+        if beat.queue_depth < 0 || beat.waiting < 0 || beat.failed < 0 {
+            return Err(AppError::invalid("queue_depth", "counts cannot be negative"));
+        }
+        let now = self.clock().now();
+        let mut tx = self.db().begin().await?;
+        let name = tx.token(scope.token_id).await?.map(|t| t.name).unwrap_or_default();
+        let existing = tx.gateway_heartbeat(scope.token_id).await?;
+        let row = GatewayHeartbeatRow {
+            token_id: scope.token_id,
+            trial_id,
+            site_id: site_id.clone(),
+            name: clip(&name, 200),
+            version: clip(&beat.version, 40),
+            first_seen_at: existing.as_ref().map(|e| e.first_seen_at).unwrap_or(now),
+            last_seen_at: now,
+            queue_depth: beat.queue_depth,
+            waiting: beat.waiting,
+            failed: beat.failed,
+            last_success_at: beat.last_success.as_deref().map(|s| clip(s, 40)),
+            last_error: beat.last_error.as_deref().map(|s| clip(s, 500)),
+        };
+        tx.upsert_gateway_heartbeat(&row).await?;
+        if existing.is_none() {
+            let mut rec = crate::audit::record(
+                actor,
+                now,
+                "create",
+                "gateway",
+                scope.token_id,
+                vec![crate::audit::change("name", serde_json::Value::Null, row.name.clone())],
+            );
+            rec.trial_id = Some(trial_id);
+            rec.site_id = Some(site_id);
+            tx.append_audit(rec).await?;
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The trial's site gateways and their last heartbeat, for the dashboard: site staff see
+    /// their own sites' gateways; readers, adjudicators and sponsors none.
+    pub async fn gateway_health(&self, actor: &Actor, trial_id: Uuid) -> Result<Vec<GatewayHeartbeatRow>, AppError> {
+        let access = self.trial_access(actor, trial_id).await?;
+        if !access.sees_sites() {
+            return Err(AppError::NotFound(format!("no trial {trial_id}")));
+        }
+        self.require(
+            actor,
+            &access,
+            &[Role::TrialManager, Role::SiteUser, Role::QcReviewer, Role::Monitor],
+            "see site gateways",
+            "gateway",
+            "*",
+        )
+        .await?;
+        let mut tx = self.db().read().await?;
+        Ok(tx
+            .trial_gateway_heartbeats(trial_id)
+            .await?
+            .into_iter()
+            .filter(|g| access.can_see_site(&g.site_id))
+            .collect())
     }
 }
 

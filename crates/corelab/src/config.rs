@@ -74,6 +74,8 @@ pub struct GatewayConfig {
     /// First retry delay after a failed upload, in milliseconds; it doubles up to `retry_max_ms`.
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
+    /// How often the gateway reports its health to central, in seconds.
+    pub heartbeat_seconds: u64,
 }
 
 impl Default for GatewayConfig {
@@ -89,6 +91,7 @@ impl Default for GatewayConfig {
             batch_bytes: 64 * 1024 * 1024,
             retry_initial_ms: 1000,
             retry_max_ms: 300_000,
+            heartbeat_seconds: 60,
         }
     }
 }

@@ -102,6 +102,22 @@ impl Central {
         r.json().await.map_err(|e| CentralError::Unreachable(describe(e)))
     }
 
+    /// `POST /api/v1/gateway/heartbeat`: the gateway's health for the trial dashboard.
+    pub async fn heartbeat(&self, beat: &corelab_app::gateway::Heartbeat) -> Result<(), CentralError> {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/gateway/heartbeat", self.base))
+            .bearer_auth(&self.token)
+            .json(beat)
+            .send()
+            .await
+            .map_err(|e| CentralError::Unreachable(describe(e)))?;
+        if !r.status().is_success() {
+            return Err(Self::error_of(r).await);
+        }
+        Ok(())
+    }
+
     /// One STOW-RS request with `parts` (de-identified Part 10 instances).
     pub async fn store(&self, parts: &[Vec<u8>]) -> Result<StoreAnswer, CentralError> {
         let boundary = format!("corelab-gw-{}", uuid::Uuid::new_v4().simple());

@@ -73,6 +73,7 @@ pub struct Settings {
     pub batch_bytes: u64,
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    pub heartbeat: Duration,
 }
 
 impl Settings {
@@ -93,6 +94,7 @@ impl Settings {
             batch_bytes: g.batch_bytes.max(1),
             retry_initial: Duration::from_millis(g.retry_initial_ms.max(10)),
             retry_max: Duration::from_millis(g.retry_max_ms.max(g.retry_initial_ms).max(10)),
+            heartbeat: Duration::from_secs(g.heartbeat_seconds.max(1)),
         }
     }
 }
@@ -177,6 +179,10 @@ pub async fn run(config: &Config, args: GatewayArgs) -> anyhow::Result<ExitCode>
             (settings.batch_instances, settings.batch_bytes, settings.retry_initial, settings.retry_max);
         tokio::spawn(async move { uploader(s, bi, bb, ri, rm).await });
     }
+    {
+        let (s, every) = (shared.clone(), settings.heartbeat);
+        tokio::spawn(async move { heartbeats(s, every).await });
+    }
     tokio::select! {
         r = scp::serve(listener, access, shared.clone()) => r?,
         _ = tokio::signal::ctrl_c() => {}
@@ -210,6 +216,27 @@ pub async fn settings_from_central(
             .map(|c| (c, false))
             .ok_or(e),
         Err(e) => Err(e),
+    }
+}
+
+/// Reports queue depth, held and refused counts and the last success/error to central.
+async fn heartbeats(shared: Arc<Shared>, every: Duration) {
+    loop {
+        let spool = &shared.pipeline.spool;
+        let state = shared.state.lock().map(|s| s.clone()).unwrap_or_default();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let beat = corelab_app::gateway::Heartbeat {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            queue_depth: count(spool.queued().len()),
+            waiting: count(spool.count(&spool.held_dir(), "held")),
+            failed: count(spool.count(&spool.failed_dir(), "dcm")),
+            last_success: state.last_success,
+            last_error: state.last_error,
+        };
+        if let Err(e) = shared.central.heartbeat(&beat).await {
+            tracing::debug!(error = %e, "heartbeat not delivered");
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -38,6 +38,7 @@ impl Gateway {
             .env("CORELAB_GATEWAY_RETRY_INITIAL_MS", "200")
             .env("CORELAB_GATEWAY_RETRY_MAX_MS", "1000")
             .env("CORELAB_GATEWAY_BATCH_INSTANCES", "3")
+            .env("CORELAB_GATEWAY_HEARTBEAT_SECONDS", "1")
             .env("CORELAB_LOG_LEVEL", "debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -283,6 +284,22 @@ async fn storescu_to_the_gateway_reaches_central_deidentified_once_without_phi()
         for uid in &uids {
             assert!(!bytes.windows(uid.len()).any(|w| w == uid.as_bytes()));
         }
+    }
+    // Central's dashboard shows the gateway's health from its heartbeats.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = t.client.get(t.url(&format!("/api/v1/trials/{trial}/gateways"))).send().await.unwrap();
+        let v: Value = r.json().await.unwrap();
+        if let Some(g) = v.as_array().and_then(|a| a.first())
+            && g["queue_depth"] == 0
+            && g["last_success_at"].is_string()
+        {
+            assert_eq!(g["site_id"], "SITE01");
+            assert_eq!(g["name"], "stow");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no heartbeat: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The cut batch was retried; every STOW-RS request carried de-identified parts only.
     assert_eq!(via.cuts.load(std::sync::atomic::Ordering::SeqCst), 1);
