@@ -147,7 +147,12 @@ pub async fn run(config: &Config, args: GatewayArgs) -> anyhow::Result<ExitCode>
     // Instances a crash left held although the mapping already assigns them.
     {
         let p = pipeline.clone();
-        let _ = tokio::task::spawn_blocking(move || p.release_held()).await;
+        match tokio::task::spawn_blocking(move || p.release_held()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(released = n, "held instances the mapping assigns were queued"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not release held instances"),
+            Err(e) => tracing::warn!(error = %e, "could not release held instances"),
+        }
     }
     let shared =
         Arc::new(Shared { pipeline, central, wake: tokio::sync::Notify::new(), state: Mutex::new(spool.state()) });

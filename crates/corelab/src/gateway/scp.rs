@@ -17,7 +17,7 @@ use dicom_ul::pdu::{AssociationRJServiceUserReason, PDataValue, PDataValueType, 
 use tokio::net::TcpListener;
 
 use super::Shared;
-use super::site::Received;
+use super::site::{ReceiveError, Received};
 
 const C_STORE_RQ: u16 = 0x0001;
 const C_STORE_RSP: u16 = 0x8001;
@@ -223,11 +223,11 @@ where
                 tracing::info!("instance held for assignment on the status page");
                 (SUCCESS, None)
             }
-            Ok(Err(reason)) if reason.starts_with("not a DICOM") || reason.contains("UID") => {
+            Ok(Err(ReceiveError::Refused(reason))) => {
                 tracing::warn!(%reason, "C-STORE refused");
                 (CANNOT_UNDERSTAND, Some(reason))
             }
-            Ok(Err(reason)) => {
+            Ok(Err(ReceiveError::Internal(reason))) => {
                 tracing::error!(%reason, "could not spool an instance");
                 (OUT_OF_RESOURCES, Some("the gateway could not store it; retry later".to_string()))
             }

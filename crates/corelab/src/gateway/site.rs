@@ -153,6 +153,17 @@ pub struct Held {
     pub reason: String,
 }
 
+/// Why a received instance was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The instance itself is the problem (unreadable, no UIDs): the sender should not retry.
+    #[error("{0}")]
+    Refused(String),
+    /// The gateway could not keep it (disk, key): the sender may retry later.
+    #[error("{0}")]
+    Internal(String),
+}
+
 /// What happened to one received instance.
 #[derive(Debug)]
 pub enum Received {
@@ -179,25 +190,28 @@ impl Pipeline {
 
     /// Takes one received instance: de-identified into the queue, or sealed into `held/`.
     /// Returns only once it is durable. `Err` is a refusal reason without values.
-    pub fn receive(&self, original: &[u8]) -> Result<Received, String> {
-        let keys = read_match_keys(original).map_err(|e| format!("not a DICOM instance corelab can read: {e}"))?;
+    pub fn receive(&self, original: &[u8]) -> Result<Received, ReceiveError> {
+        let internal = |e: SpoolError| ReceiveError::Internal(e.to_string());
+        let keys = read_match_keys(original)
+            .map_err(|e| ReceiveError::Refused(format!("not a DICOM instance corelab can read: {e}")))?;
         let assignment = {
-            let m = self.mapping.lock().map_err(|_| "internal error: mapping lock".to_string())?;
+            let m = self.mapping.lock().map_err(|_| ReceiveError::Internal("mapping lock poisoned".into()))?;
             self.profile.assign(&keys, &m)
         };
         match assignment {
             Ok((subject, visit)) => {
-                let (uid, bytes) = self.profile.deidentify(original, &keys, &subject, &visit)?;
-                self.spool.enqueue(&uid, &bytes).map_err(|e| e.to_string())?;
+                let (uid, bytes) =
+                    self.profile.deidentify(original, &keys, &subject, &visit).map_err(ReceiveError::Refused)?;
+                self.spool.enqueue(&uid, &bytes).map_err(internal)?;
                 Ok(Received::Queued { uid })
             }
             Err(_) => {
-                // Validate first: a file the engine cannot read is refused, not held.
-                self.profile.deidentify(original, &keys, "HOLD", "HOLD").map(|_| ())?;
-                let sealed = self.key.seal(original).map_err(|e| e.to_string())?;
+                // Checked first: a file the engine cannot read is refused, not held.
+                self.profile.deidentify(original, &keys, "HOLD", "HOLD").map_err(ReceiveError::Refused)?;
+                let sealed = self.key.seal(original).map_err(internal)?;
                 self.spool
                     .durable_write(&self.spool.held_dir(), &format!("{}.held", uuid::Uuid::new_v4().simple()), &sealed)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(internal)?;
                 Ok(Received::Held)
             }
         }

@@ -106,7 +106,7 @@ pub async fn run(config: &Config, args: UploadArgs) -> anyhow::Result<ExitCode> 
     let delivered = spool.delivered();
     let files = walk(&args.path);
     let mut seen: HashSet<String> = HashSet::new();
-    let (mut queued_now, mut skipped, mut refused) = (0usize, 0usize, Vec::<(String, String)>::new());
+    let (mut skipped, mut refused) = (0usize, Vec::<(String, String)>::new());
     let rel = |p: &Path| p.strip_prefix(&args.path).unwrap_or(p).display().to_string();
     eprintln!(
         "corelab upload: de-identifying {} file(s) for subject {} visit {}",
@@ -144,7 +144,6 @@ pub async fn run(config: &Config, args: UploadArgs) -> anyhow::Result<ExitCode> 
         match profile.deidentify(&bytes, &keys, &args.subject, &args.visit) {
             Ok((uid, out)) => {
                 spool.enqueue(&uid, &out)?;
-                queued_now += 1;
             }
             Err(m) => refused.push((rel(f), m)),
         }
@@ -208,7 +207,6 @@ pub async fn run(config: &Config, args: UploadArgs) -> anyhow::Result<ExitCode> 
     for (uid, why) in &central_refused {
         println!("  {uid}: {why}");
     }
-    let _ = queued_now;
     if left > 0 {
         println!(
             "queued:   {left} not yet acknowledged ({}); run the same command again to resume",
