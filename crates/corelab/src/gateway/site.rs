@@ -292,3 +292,72 @@ impl Pipeline {
         Ok(released)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use corelab_app::gateway::GatewayVisit;
+
+    use super::*;
+
+    fn profile() -> SiteProfile {
+        SiteProfile::new(GatewayConfig {
+            trial_id: uuid::Uuid::nil(),
+            charter_version: 1,
+            sponsor: "Acme".into(),
+            protocol_id: "ACME-1".into(),
+            protocol_name: "Acme one".into(),
+            site_id: "101".into(),
+            site_name: "Site 101".into(),
+            site_status: "qualified".into(),
+            site_ae_titles: vec!["S101_CT".into()],
+            subject_id_pattern: "{site}-{nnn}".into(),
+            visits: vec![
+                GatewayVisit { id: "BL".into(), label: "Baseline".into(), day: 0 },
+                GatewayVisit { id: "W8".into(), label: "Week 8".into(), day: 56 },
+            ],
+            deidentification: Default::default(),
+            site_key: hex::encode([9u8; 32]),
+        })
+        .unwrap()
+    }
+
+    fn keys(patient: &str, ct_subject: Option<&str>, tp: Option<&str>) -> MatchKeys {
+        MatchKeys {
+            patient_id: Some(patient.into()),
+            clinical_trial_subject_id: ct_subject.map(String::from),
+            clinical_trial_time_point_id: tp.map(String::from),
+            study_instance_uid: Some(OriginalUid::new("1.2.3.4")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn clinical_trial_attributes_first_then_the_mapping_else_held() {
+        let p = profile();
+        let mut m = Mapping::default();
+        // The scanner set both: used as they are.
+        assert_eq!(p.assign(&keys("MRN1", Some("101-004"), Some("W8")), &m), Ok(("101-004".into(), "W8".into())));
+        // Another site's subject or an unknown visit is not taken from the attributes.
+        assert!(p.assign(&keys("MRN1", Some("102-004"), Some("W8")), &m).unwrap_err().starts_with("no subject"));
+        assert!(p.assign(&keys("MRN1", Some("101-004"), Some("W9")), &m).unwrap_err().starts_with("no visit"));
+        // The site's mapping fills in what the attributes do not say.
+        m.patients.insert("MRN1".into(), "101-007".into());
+        m.studies.insert("1.2.3.4".into(), "BL".into());
+        assert_eq!(p.assign(&keys("MRN1", None, None), &m), Ok(("101-007".into(), "BL".into())));
+        assert_eq!(p.assign(&keys("MRN1", Some("101-004"), None), &m), Ok(("101-004".into(), "BL".into())));
+        assert!(p.assign(&keys("MRN2", None, None), &Mapping::default()).is_err());
+    }
+
+    #[test]
+    fn the_context_carries_the_site_key_and_a_stable_nonzero_shift_per_subject() {
+        let mut p = profile();
+        p.config.deidentification.dates = DateHandling::Shift;
+        p.config.deidentification.max_shift_days = 30;
+        let a = p.context("101-004", "BL");
+        assert_eq!(a.trial_secret, vec![9u8; 32]);
+        assert_eq!(a.time_point_description.as_deref(), Some("Baseline"));
+        let s = a.date_shift_days.unwrap();
+        assert!(s != 0 && (-30..=30).contains(&s));
+        assert_eq!(p.context("101-004", "W8").date_shift_days, Some(s));
+    }
+}
