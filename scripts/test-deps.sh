@@ -11,6 +11,8 @@ need_apt=()
 [ -x /usr/bin/echoscu ] && [ -x /usr/bin/storescu ] || need_apt+=(dcmtk)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql postgresql-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# script(1) runs `corelab upload` on a pseudo-terminal in the gateway tests.
+[ -x /usr/bin/script ] || need_apt+=(util-linux)
 # The browser test (tests/it/ui.rs) drives /usr/bin/chromium; a font so pages render text.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -d /usr/share/fonts/truetype/dejavu ] || need_apt+=(fonts-dejavu-core)

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod documents;
 pub mod error;
 pub mod fixity;
+pub mod gateway;
 pub mod grants;
 pub mod ingest;
 pub mod jobs;

@@ -31,6 +31,33 @@ impl App {
         trial: Option<Uuid>,
         site: Option<&str>,
     ) -> Result<StowTarget, AppError> {
+        let (trial_id, site_id, role) = self.site_sender_scope(actor, trial, site, "store images").await?;
+        let target = IngestTarget {
+            trial_id,
+            site_id,
+            source: Source::Stow,
+            sender: actor.username.clone(),
+            sender_role: role,
+            sender_id: actor.user_id,
+        };
+        let setup = self.ingest_setup(&target).await.map_err(|e| match e {
+            IngestError::Refused(m) => AppError::Conflict(m),
+            other => AppError::internal(other),
+        })?;
+        Ok(StowTarget { target, setup })
+    }
+
+    /// Resolves and authorizes the trial and site a site's sender (upload tool, gateway) acts
+    /// for: `trial` and `site` default to the API token's scope and may repeat it, never change
+    /// it; outside the actor's scope is 404; roles that see the site but may not send (QC,
+    /// monitors) get 403, audited with `action`. Returns the trial, the site and the role.
+    pub async fn site_sender_scope(
+        &self,
+        actor: &Actor,
+        trial: Option<Uuid>,
+        site: Option<&str>,
+        action: &str,
+    ) -> Result<(Uuid, String, String), AppError> {
         let site = site.map(str::trim).filter(|s| !s.is_empty());
         let (trial_id, site_id) = match &actor.token {
             Some(scope) => {
@@ -75,21 +102,8 @@ impl App {
         let mut tx = self.db().read().await?;
         tx.site(trial_id, &site_id).await?.ok_or_else(hidden)?;
         drop(tx);
-        let role = self
-            .require(actor, &access, &[Role::SiteUser, Role::TrialManager], "store images", "site", &site_id)
-            .await?;
-        let target = IngestTarget {
-            trial_id,
-            site_id,
-            source: Source::Stow,
-            sender: actor.username.clone(),
-            sender_role: role,
-            sender_id: actor.user_id,
-        };
-        let setup = self.ingest_setup(&target).await.map_err(|e| match e {
-            IngestError::Refused(m) => AppError::Conflict(m),
-            other => AppError::internal(other),
-        })?;
-        Ok(StowTarget { target, setup })
+        let role =
+            self.require(actor, &access, &[Role::SiteUser, Role::TrialManager], action, "site", &site_id).await?;
+        Ok((trial_id, site_id, role))
     }
 }

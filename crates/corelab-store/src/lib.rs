@@ -6,6 +6,7 @@ pub mod audit;
 pub mod blob;
 pub mod db;
 pub mod fixity;
+pub mod gateways;
 pub mod identity;
 pub mod ingest;
 pub mod jobs;

@@ -100,6 +100,10 @@ pub enum Command {
     },
     /// De-identify a DICOM file or folder offline with a trial's charter (no server needed).
     Deid(crate::deid_cmd::DeidArgs),
+    /// Run a site gateway: a C-STORE SCP that de-identifies at the site, spools and uploads to central.
+    Gateway(crate::gateway::GatewayArgs),
+    /// De-identify a folder at the site and upload it to central (resumable).
+    Upload(crate::gateway::upload::UploadArgs),
     /// Write a consistent backup (database + every blob + SHA-256 manifest) while corelab serves.
     Backup { dest: PathBuf },
     /// Rebuild an instance from a backup into the configured (empty) database and blob store.

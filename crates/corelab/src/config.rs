@@ -11,8 +11,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Sections of the configuration; `CORELAB_<SECTION>_<KEY>` sets `<section>.<key>`.
-const SECTIONS: &[&str] =
-    &["http", "dicom", "dicomweb", "database", "storage", "log", "auth", "admin", "jobs", "ingest", "qc", "fixity"];
+const SECTIONS: &[&str] = &[
+    "http", "dicom", "dicomweb", "database", "storage", "log", "auth", "admin", "jobs", "ingest", "qc", "fixity",
+    "gateway",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +46,54 @@ pub struct Config {
     pub qc: QcConfig,
     #[serde(default)]
     pub fixity: FixityConfig,
+    /// `corelab gateway` and `corelab upload` at a site (docs/gateway.md).
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+}
+
+/// Settings of the site gateway and uploader; flags of `corelab gateway` override them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Base URL of the central corelab, e.g. https://corelab.example.
+    pub central: Option<String>,
+    /// API token of a site user of the site this gateway serves.
+    pub token: Option<Secret>,
+    /// Where the C-STORE SCP listens on the site network.
+    pub listen: ListenAddr,
+    /// The gateway's own AE title (the called AE title the PACS sends to).
+    pub ae_title: AeTitle,
+    /// Spool, held instances, keys and state (default: `<data_dir>/gateway`).
+    pub spool_dir: Option<PathBuf>,
+    /// The local status page, e.g. 127.0.0.1:8089 (off when unset).
+    pub http: Option<ListenAddr>,
+    /// Instances per STOW-RS request.
+    pub batch_instances: usize,
+    /// Bytes per STOW-RS request (at least one instance is always sent).
+    pub batch_bytes: u64,
+    /// First retry delay after a failed upload, in milliseconds; it doubles up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// How often the gateway reports its health to central, in seconds.
+    pub heartbeat_seconds: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            central: None,
+            token: None,
+            listen: ListenAddr(SocketAddr::from(([0, 0, 0, 0], 11112))),
+            ae_title: AeTitle("CORELAB_GW".into()),
+            spool_dir: None,
+            http: None,
+            batch_instances: 20,
+            batch_bytes: 64 * 1024 * 1024,
+            retry_initial_ms: 1000,
+            retry_max_ms: 300_000,
+            heartbeat_seconds: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -471,6 +521,9 @@ impl Config {
         }
         if shown.admin.password.is_some() {
             shown.admin.password = Some(Secret("REDACTED".into()));
+        }
+        if shown.gateway.token.is_some() {
+            shown.gateway.token = Some(Secret("REDACTED".into()));
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

@@ -36,9 +36,7 @@ use clap::Args;
 use corelab_dicom::deid::{DeidContext, DeidError, DeidReport, OriginalUid, StreamHead, TABLE_EDITION, UidMapper};
 use corelab_domain::charter::{Charter, check_charter};
 use corelab_domain::deid_profile::DateHandling;
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
-use sha2::Sha256;
 
 /// Arguments of `corelab deid`.
 #[derive(Debug, Clone, Args)]
@@ -84,7 +82,7 @@ pub const REPORT_NAME: &str = "deid-report.json";
 /// Size of the generated trial key in bytes.
 pub const KEY_BYTES: usize = 32;
 /// Domain-separation prefix of the date shift HMAC message (see [`date_shift_days`]).
-pub const DATE_SHIFT_LABEL: &[u8] = b"corelab deid date shift v1\0";
+pub use corelab_dicom::deid::DATE_SHIFT_LABEL;
 
 /// Runs `corelab deid`; prints progress on stderr and the summary on stdout.
 pub fn run(args: &DeidArgs) -> ExitCode {
@@ -406,19 +404,7 @@ pub fn load_or_create_key(path: &Path) -> Result<(Vec<u8>, bool), String> {
 /// That lands in [-n, -1] or [1, n] (never 0, which would keep real dates), the same for a
 /// subject on every run with the same key. None when `max_shift_days` is 0.
 pub fn date_shift_days(key: &[u8], subject_id: &str, max_shift_days: u32) -> Option<i32> {
-    let n = u64::from(max_shift_days);
-    if n == 0 || i32::try_from(n).is_err() {
-        return None;
-    }
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;
-    mac.update(DATE_SHIFT_LABEL);
-    mac.update(subject_id.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(digest.get(..8)?);
-    let k = u64::from_be_bytes(first) % (2 * n);
-    let days = if k < n { -i64::try_from(k + 1).ok()? } else { i64::try_from(k - n + 1).ok()? };
-    i32::try_from(days).ok()
+    corelab_dicom::deid::keyed_date_shift(key, subject_id, max_shift_days)
 }
 
 fn io_reason(e: &std::io::Error) -> String {

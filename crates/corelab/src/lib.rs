@@ -6,5 +6,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod deid_cmd;
+pub mod gateway;
 pub mod server;
 pub mod telemetry;

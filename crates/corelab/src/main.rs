@@ -79,6 +79,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             telemetry::init(&quiet(&config));
             commands::export(&config, command).await
         }
+        Command::Gateway(args) => {
+            telemetry::init(&config.log);
+            corelab::gateway::run(&config, args).await
+        }
+        Command::Upload(args) => {
+            telemetry::init(&quiet(&config));
+            corelab::gateway::upload::run(&config, args).await
+        }
         Command::Deid(args) => Ok(tokio::task::spawn_blocking(move || corelab::deid_cmd::run(&args)).await?),
     }
 }

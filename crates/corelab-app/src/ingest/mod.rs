@@ -258,6 +258,9 @@ pub struct IngestSetup {
     pub(crate) charter: Arc<corelab_domain::charter::Charter>,
     /// Only instances of this study are accepted (STOW-RS `/studies/{study}`).
     pub(crate) expected_study: Option<String>,
+    /// The instances come from a corelab gateway of the site: their dates are already shifted by
+    /// the site's gateway shift, which matching undoes to place the study on the subject's calendar.
+    pub(crate) from_gateway: bool,
 }
 
 impl IngestSetup {
@@ -266,6 +269,13 @@ impl IngestSetup {
     /// [`IngestError::WrongStudy`] before anything is written.
     pub fn for_study(mut self, study_instance_uid: &str) -> IngestSetup {
         self.expected_study = Some(study_instance_uid.trim().to_string());
+        self
+    }
+
+    /// Marks the instances as de-identified by a corelab gateway of the sending site (see
+    /// `crate::gateway` and docs/adr/0003-gateway-trust.md).
+    pub fn from_site_gateway(mut self) -> IngestSetup {
+        self.from_gateway = true;
         self
     }
 
@@ -317,6 +327,7 @@ impl App {
             charter_version: version,
             charter: Arc::new(charter),
             expected_study: None,
+            from_gateway: false,
         })
     }
 }

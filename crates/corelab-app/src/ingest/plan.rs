@@ -134,6 +134,16 @@ impl App {
         // Visit: the Clinical Trial Time Point ID when it names a charter visit, else the study
         // date inside exactly one visit window of this subject's calendar.
         let anchor = subject.anchor_date;
+        // A site gateway shifted the dates by its own per-subject shift (derived from the site's
+        // gateway key, which central can derive too); undo it for matching and day counts.
+        let study_date = match (setup.from_gateway, profile.dates) {
+            (true, DateHandling::Shift) => {
+                let key = crate::gateway::site_key(&setup.trial.deid_secret, &target.site_id);
+                let g = corelab_dicom::deid::keyed_date_shift(&key, &subject.subject_id, profile.max_shift_days);
+                study_date.map(|d| d - chrono::Duration::days(i64::from(g.unwrap_or(0))))
+            }
+            _ => study_date,
+        };
         let calendar = to_domain(anchor).map(|a| VisitCalendar::new(charter, a));
         let anchor_day = study_date.map(|d| (d - anchor).num_days());
         let by_tp = keys

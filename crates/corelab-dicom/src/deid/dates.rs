@@ -72,6 +72,32 @@ pub fn shift_dt(value: &str, days: i32) -> Option<String> {
     Some(format!("{}{}", shift_da(date, days)?, rest))
 }
 
+/// Domain-separation prefix of the keyed date shift's HMAC message (see [`keyed_date_shift`]).
+pub const DATE_SHIFT_LABEL: &[u8] = b"corelab deid date shift v1\0";
+
+/// A per-subject date shift in days derived from a key, for de-identification without a server
+/// (`corelab deid`) and at a site gateway: HMAC-SHA-256 keyed with `key` over
+/// [`DATE_SHIFT_LABEL`] followed by the subject ID; the first 8 bytes as a big-endian u64 `h`;
+/// `k = h mod 2n` with `n = max_shift_days`; the shift is `-(k + 1)` when `k < n`, else
+/// `k - n + 1`. That lands in [-n, -1] or [1, n] (never 0, which would keep real dates), the
+/// same for a subject every time with the same key. None when `max_shift_days` is 0.
+pub fn keyed_date_shift(key: &[u8], subject_id: &str, max_shift_days: u32) -> Option<i32> {
+    use hmac::{Hmac, KeyInit, Mac};
+    let n = u64::from(max_shift_days);
+    if n == 0 || i32::try_from(n).is_err() {
+        return None;
+    }
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).ok()?;
+    mac.update(DATE_SHIFT_LABEL);
+    mac.update(subject_id.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(digest.get(..8)?);
+    let k = u64::from_be_bytes(first) % (2 * n);
+    let days = if k < n { -i64::try_from(k + 1).ok()? } else { i64::try_from(k - n + 1).ok()? };
+    i32::try_from(days).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,7 @@ use dicom_object::{FileDicomObject, FileMetaTable, InMemDicomObject};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 pub use context::DeidContext;
+pub use dates::{DATE_SHIFT_LABEL, keyed_date_shift};
 pub use keys::{MatchKeys, match_keys_of, read_match_keys};
 pub use reassign::{Reassignment, reassign};
 pub use report::{DeidReport, Outcome, QcFlag, ReportEntry};

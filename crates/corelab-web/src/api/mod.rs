@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod documents;
 mod exports;
+mod gateway;
 mod identity;
 mod inbox;
 mod locks;
@@ -39,6 +40,7 @@ fn table() -> Vec<Route> {
     t.extend(reads::routes());
     t.extend(exports::routes());
     t.extend(locks::routes());
+    t.extend(gateway::routes());
     t
 }
 

@@ -39,6 +39,9 @@ const IN_FLIGHT: usize = 4;
 pub struct StowQuery {
     trial: Option<String>,
     site: Option<String>,
+    /// `gateway`: the instances were de-identified by a corelab gateway of this site (its dates
+    /// shifted by the site's gateway shift, see docs/adr/0003-gateway-trust.md).
+    deidentified_by: Option<String>,
 }
 
 pub async fn store(
@@ -100,6 +103,14 @@ async fn run(
     let StowTarget { target, mut setup } = stow;
     if let Some(study) = &study {
         setup = setup.for_study(study);
+    }
+    match q.deidentified_by.as_deref().map(str::trim) {
+        None | Some("") => {}
+        Some("gateway") => setup = setup.from_site_gateway(),
+        Some(_) => {
+            return ApiError(AppError::invalid("deidentified_by", "the only accepted value is \"gateway\""))
+                .into_response();
+        }
     }
     let limits = &s.settings.stow;
     let progress = Progress::default();

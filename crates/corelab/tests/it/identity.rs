@@ -222,6 +222,10 @@ fn matrix_entry(method: &str, path: &str, role: &str) -> Option<(E, E)> {
         ("POST", "/inbox/{item}/discard") => site_level(&["tm"]),
         // DICOMweb STOW-RS: site staff of that site and trial managers send images.
         ("POST", "/dicomweb/studies") | ("POST", "/dicomweb/studies/{study}") => site_level(&["tm", "site_a"]),
+        // A site gateway's settings: the site's own staff and trial managers.
+        ("GET", "/gateway/config") => site_level(&["tm", "site_a"]),
+        ("POST", "/gateway/heartbeat") => site_level(&["tm", "site_a"]),
+        ("GET", "/trials/{trial}/gateways") => site_level(&["tm", "site_a", "qc", "monitor"]),
         // Reads: a task or an adjudication is its reader's / adjudicator's alone (others in the
         // trial are refused; anyone else's, or one of another trial, is not found).
         ("GET", "/read-tasks/{task}")
@@ -302,7 +306,7 @@ fn concrete(
         q = format!("?trial_id={trial}&format=json&limit=1");
     } else if p.ends_with("/documents") && method == "POST" {
         q = "?name=..%2Fbad".into();
-    } else if p.starts_with("/dicomweb") {
+    } else if p.starts_with("/dicomweb") || p.ends_with("/gateway/config") || p.ends_with("/gateway/heartbeat") {
         q = format!("?trial={trial}&site={site}");
     }
     let invalid = json!({"reason": ""});
@@ -320,6 +324,8 @@ fn concrete(
             Some(json!({"chosen": "reader_1", "rationale": "", "password": "wrong"}))
         }
         ("POST", x) if x.ends_with("/reader-profiles") => Some(json!({"user_id": Uuid::nil(), "criteria": []})),
+        // Authorized, then refused: a session is not a gateway, and a count is negative.
+        ("POST", "/gateway/heartbeat") => Some(json!({"version": "t", "queue_depth": -1, "waiting": 0, "failed": 0})),
         ("POST", "/auth/logout") => None,
         ("POST", "/auth/password") => Some(json!({"current_password": "wrong", "new_password": "x"})),
         ("POST", "/users") => Some(json!({"username": "!", "display_name": "x"})),
@@ -821,6 +827,7 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                 vec![pair("unlock", "data_lock"), pair("sign", "data_unlock")],
             ),
             ("POST", "/auth/password", fresh.clone(), "/api/v1/auth/password".into(), None, None, vec![]),
+            ("POST", "/gateway/heartbeat", site_a.clone(), String::new(), None, None, vec![]),
             (
                 "POST",
                 "/tokens/{token}/revoke",
@@ -856,6 +863,26 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                     // rd2 reads the baseline; both read the follow-up and disagree on progression.
                     let a = rw.disagree(&w).await;
                     (format!("/api/v1/adjudications/{a}/decide"), body, expected)
+                }
+                "/gateway/heartbeat" => {
+                    // A gateway's first heartbeat registers it (audited); later ones only update it.
+                    let body = json!({"name": "site 101 gateway", "trial_id": t, "role": "site_user", "site_id": "101", "expires_in_days": 30});
+                    let tok = check(c.post(w.url("/api/v1/tokens")).json(&body).send().await.unwrap(), 201).await;
+                    let secret = tok["secret"].as_str().unwrap().to_string();
+                    let beat = json!({"version": "0.1.0", "queue_depth": 3, "waiting": 1, "failed": 0, "last_success": null, "last_error": null});
+                    for expected in [vec![pair("create", "gateway")], vec![]] {
+                        let before = last_seq(&w).await;
+                        let r = crate::support::client()
+                            .post(w.url("/api/v1/gateway/heartbeat"))
+                            .bearer_auth(&secret)
+                            .json(&beat)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                        assert_eq!(new_audit(&w, before).await, expected, "{backend:?}");
+                    }
+                    continue;
                 }
                 "/auth/password" => {
                     let c2 = World::login(&w.t, "sponsor").await;

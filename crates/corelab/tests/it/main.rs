@@ -9,6 +9,7 @@ mod charter;
 mod config_cli;
 mod deid;
 mod foundation;
+mod gateway;
 mod identity;
 mod ingest;
 mod ingest_crash;
