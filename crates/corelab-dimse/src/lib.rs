@@ -182,6 +182,11 @@ async fn handle_association(
     let mut setup: Option<IngestSetup> = None;
     let mut current: Option<StoreInProgress> = None;
     loop {
+        // Acknowledge every segment at once: an SCU that leaves Nagle on (most modalities and PACS)
+        // holds back each PDU's body until its header is acknowledged, and a delayed ACK costs
+        // ~40 ms per instance. Linux drops quick-ack mode on its own, so it is renewed per PDU.
+        #[cfg(target_os = "linux")]
+        let _ = assoc.inner_stream().set_quickack(true);
         let pdu = assoc.receive().await?;
         match pdu {
             Pdu::PData { data } => {
