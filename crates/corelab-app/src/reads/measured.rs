@@ -688,6 +688,35 @@ mod tests {
     }
 
     #[test]
+    fn the_read_form_and_tolerance_come_from_the_charter() {
+        let charter = |name: &str, edit: &dyn Fn(String) -> String| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charters").join(name);
+            let text = edit(std::fs::read_to_string(root).unwrap());
+            Design::of(&crate::trials::parse_checked(&text).unwrap()).unwrap()
+        };
+        let same = |t: String| t;
+        // (charter, edit) -> read form, EF tolerance in tenths of a point
+        type Edit<'a> = &'a dyn Fn(String) -> String;
+        let rows: Vec<(&str, Edit, ReadForm, u32)> = vec![
+            ("oncology-ct-recist.toml", &same, ReadForm::Recist(corelab_domain::response::Criteria::Recist11), 50),
+            ("cardiology-lvef.toml", &same, ReadForm::Lvef, 50),
+            (
+                "cardiology-lvef.toml",
+                &|t: String| t.replace("ef_tolerance_points = 5.0", "ef_tolerance_points = 7.5"),
+                ReadForm::Lvef,
+                75,
+            ),
+            ("cardiology-lvef.toml", &|t: String| t.replace("ef_tolerance_points = 5.0\n", ""), ReadForm::Lvef, 50),
+            ("neurology-ms-mri.toml", &same, MS_ALL, 50),
+            ("neurology-ms-mri.toml", &|t: String| t.replace(", \"brain_volume_change\"]", "]"), MS_COUNTS, 50),
+        ];
+        for (name, edit, form, tolerance) in rows {
+            let d = charter(name, edit);
+            assert_eq!((d.form, d.ef_tolerance), (form, Tenths::new(tolerance)), "{name}");
+        }
+    }
+
+    #[test]
     fn reads_round_trip_as_stored() {
         let v = json!({"edv_ml": 120.5, "esv_ml": 50});
         let r = parse(&v, ReadForm::Lvef, true).unwrap();

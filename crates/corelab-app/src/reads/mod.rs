@@ -165,7 +165,11 @@ impl Design {
         Some(Design {
             form,
             protocol,
-            ef_tolerance: DEFAULT_EF_TOLERANCE_POINTS,
+            ef_tolerance: r
+                .adjudication
+                .as_ref()
+                .and_then(|a| a.ef_tolerance_points)
+                .unwrap_or(DEFAULT_EF_TOLERANCE_POINTS),
             readers: i64::from(r.readers_per_case.clamp(1, 2)),
             sequential: r.paradigm == ReadParadigm::SequentialLocked,
             adjudicated: r.adjudication.is_some() && r.readers_per_case >= 2,
