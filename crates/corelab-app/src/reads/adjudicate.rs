@@ -467,6 +467,25 @@ impl App {
             recorded_at: now,
         };
         tx.insert_accepted_result(&row).await?;
+        let mut changes =
+            vec![change("basis", Value::Null, basis), change("reader", Value::Null, result["reader"].clone())];
+        match result.get("summary") {
+            // LVEF and MS results.
+            Some(summary) => changes.push(change("summary", Value::Null, summary.clone())),
+            None => {
+                changes.push(change(
+                    "best_overall_response",
+                    Value::Null,
+                    result["best_overall_response"]["value"].clone(),
+                ));
+                changes.push(change(
+                    "progression_day_from_baseline",
+                    Value::Null,
+                    result["progression_day_from_baseline"]["value"].clone(),
+                ));
+            }
+        }
+        changes.push(change("adjudication", Value::Null, adjudication_id.map(|a| a.to_string())));
         tx.append_audit(trial_record(
             &Actor::system(),
             "system",
@@ -476,17 +495,7 @@ impl App {
             "accept",
             "read_case",
             data.case.id,
-            vec![
-                change("basis", Value::Null, basis),
-                change("reader", Value::Null, result["reader"].clone()),
-                change("best_overall_response", Value::Null, result["best_overall_response"]["value"].clone()),
-                change(
-                    "progression_day_from_baseline",
-                    Value::Null,
-                    result["progression_day_from_baseline"]["value"].clone(),
-                ),
-                change("adjudication", Value::Null, adjudication_id.map(|a| a.to_string())),
-            ],
+            changes,
         ))
         .await?;
         Ok(())

@@ -968,7 +968,6 @@ impl App {
             ..task.clone()
         })
         .await?;
-        let overall = result.pointer("/timepoint/overall").cloned().unwrap_or(Value::Null);
         tx.append_audit(trial_record(
             actor,
             &role,
@@ -981,7 +980,7 @@ impl App {
             vec![
                 change("version", Value::Null, version.version),
                 change("state", "open", task_state::SUBMITTED),
-                change("overall_response", Value::Null, overall),
+                audit_result(&result),
             ],
         ))
         .await?;
@@ -1060,14 +1059,7 @@ impl App {
             "correct",
             "read",
             task.id,
-            vec![
-                change("version", previous, version.version),
-                change(
-                    "overall_response",
-                    Value::Null,
-                    result.pointer("/timepoint/overall").cloned().unwrap_or(Value::Null),
-                ),
-            ],
+            vec![change("version", previous, version.version), audit_result(&result)],
         );
         rec.reason = Some(reason.to_string());
         tx.append_audit(rec).await?;
@@ -1176,6 +1168,19 @@ impl App {
             versions,
             earlier,
         })
+    }
+}
+
+/// What the audit record of a locked read says about its computed result: the overall response
+/// (RECIST), the EF (LVEF) or the MRI activity (MS; null at baseline).
+fn audit_result(result: &Value) -> Value {
+    let at = |pointer: &str| result.pointer(pointer).cloned().unwrap_or(Value::Null);
+    if result.get("lvef").is_some() {
+        change("ef_pct", Value::Null, at("/lvef/ef_pct"))
+    } else if result.get("ms").is_some() {
+        change("mri_activity", Value::Null, at("/ms/mri_activity"))
+    } else {
+        change("overall_response", Value::Null, at("/timepoint/overall"))
     }
 }
 

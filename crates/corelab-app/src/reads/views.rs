@@ -33,6 +33,7 @@ pub struct BlindedStudy {
 /// The engine's result at a timepoint, without its day.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlindedResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_sum_mm: Option<Tenths>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sum_mm: Option<Tenths>,

@@ -309,7 +309,9 @@ async fn lvef_readers_disagree_on_dysfunction_and_the_adjudicator_chooses_per_ti
     assert_eq!(decide.reason.as_deref(), Some(rationale));
     assert!(decide.changes.contains("lvef:W12") && decide.changes.contains("reader_2"), "{}", decide.changes);
     assert!(recs.iter().any(|r| r.action == "accept" && r.object_type == "read_case"));
-    assert_eq!(recs.iter().filter(|r| r.action == "submit" && r.object_type == "read").count(), 4);
+    let submits: Vec<_> = recs.iter().filter(|r| r.action == "submit" && r.object_type == "read").collect();
+    assert_eq!(submits.len(), 4);
+    assert!(submits.iter().all(|r| r.changes.contains("ef_pct")), "{:?}", submits[0].changes);
 
     // Metrics: one double-read subject, adjudicated, kappa over TP2's dysfunction calls.
     let m = check(w.c("tm").get(w.url(&format!("/api/v1/trials/{t}/read-metrics"))).send().await.unwrap(), 200).await;
@@ -452,6 +454,39 @@ async fn an_ms_trial_gets_read_tasks_and_the_engine_computes_lesion_activity() {
     assert_eq!(acc[0]["result"]["criteria"], "MS");
     assert_eq!(acc[0]["result"]["summary"], json!({"no_evidence_of_mri_activity": false}));
     assert_eq!(acc[0]["result"]["timepoints"][1]["ms"]["new_or_enlarging_t2"], 1);
+
+    // A correction with a reason is a new, e-signed version; the accepted result follows it.
+    let task = tasks(&mut r, t).await[1]["task_id"].as_str().unwrap().to_string();
+    let (s, v) = r
+        .post(
+            &format!("/api/v1/read-tasks/{task}/correct"),
+            json!({"assessment": {"new_or_enlarging_t2": 0, "gd_enhancing": 0, "pbvc_pct": -0.45},
+                   "reason": "the new lesion is a vessel on the FLAIR", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let versions = v["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{v:#}");
+    assert_eq!(versions[1]["version"], 2);
+    assert_eq!(versions[1]["reason"], "the new lesion is a vessel on the FLAIR");
+    assert_eq!(versions[1]["result"]["ms"]["mri_activity"], false);
+    assert_eq!(versions[1]["signatures"][0]["meaning"], "read corrected");
+    assert_eq!(versions[0]["assessment"]["new_or_enlarging_t2"], 1, "the first version stays");
+    let acc =
+        check(w.c("tm").get(w.url(&format!("/api/v1/trials/{t}/accepted-results"))).send().await.unwrap(), 200).await;
+    assert_eq!(acc[0]["revisions"], 2, "{acc:#}");
+    assert_eq!(acc[0]["result"]["summary"], json!({"no_evidence_of_mri_activity": true}));
+    let mut tx = w.t.app.db().read().await.unwrap();
+    let recs = tx
+        .list_audit(&corelab_store::audit::AuditFilter { trial_id: Some(t), limit: 5000, ..Default::default() })
+        .await
+        .unwrap();
+    drop(tx);
+    let correct = recs.iter().find(|r| r.action == "correct" && r.object_type == "read").unwrap();
+    assert_eq!(correct.reason.as_deref(), Some("the new lesion is a vessel on the FLAIR"));
+    assert!(correct.changes.contains("mri_activity"), "{}", correct.changes);
+    let accepted = recs.iter().rfind(|r| r.action == "accept" && r.object_type == "read_case").unwrap();
+    assert!(accepted.changes.contains("no_evidence_of_mri_activity"), "{}", accepted.changes);
     assert_blind("the MS reader", &r.bodies, &["ES10".to_string(), "ES10-001".into(), "MB7".into(), "20261224".into()]);
     w.t.stop().await;
 }
