@@ -716,6 +716,101 @@ mod tests {
         }
     }
 
+    fn design(name: &str, edit: &dyn Fn(String) -> String) -> Design {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charters").join(name);
+        let text = edit(std::fs::read_to_string(root).unwrap());
+        Design::of(&crate::trials::parse_checked(&text).unwrap()).unwrap()
+    }
+
+    /// One reader's series from (visit, day, read) with the baseline first.
+    fn series(design: &Design, slot: i64, reads: &[(&str, i64, Value)]) -> Series {
+        let entries = reads
+            .iter()
+            .enumerate()
+            .map(|(i, (visit, day, v))| Entry {
+                task: ReadTaskRow {
+                    id: Uuid::new_v4(),
+                    trial_id: Uuid::nil(),
+                    case_id: Uuid::nil(),
+                    visit_id: (*visit).to_string(),
+                    slot,
+                    reader_id: None,
+                    baseline: i == 0,
+                    day: *day,
+                    state: "submitted".into(),
+                    note: None,
+                    qc_passed_at: chrono::DateTime::UNIX_EPOCH,
+                    assigned_at: None,
+                    submitted_at: None,
+                },
+                version: None,
+                read: parse(v, design.form, i == 0).unwrap(),
+            })
+            .collect();
+        Series::new(entries).unwrap()
+    }
+
+    fn labels(visits: &[&str]) -> HashMap<String, Label> {
+        visits
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ((*v).to_string(), Label { label: format!("TP{}", i + 1), days: None, baseline: i == 0 }))
+            .collect()
+    }
+
+    #[test]
+    fn two_ms_readers_are_compared_on_activity_and_the_chosen_reader_is_accepted_per_timepoint() {
+        let d = design("neurology-ms-mri.toml", &|t: String| {
+            t.replace("readers_per_case = 1", "readers_per_case = 2")
+                .replace("[reads.reader_qualifications]", "[reads.adjudication]\ntriggers = [\"any_timepoint\"]\nchoice = \"per_variable\"\n\n[reads.reader_qualifications]")
+        });
+        let fu = |t2: u32, gd: u32| json!({"new_or_enlarging_t2": t2, "gd_enhancing": gd, "pbvc_pct": -0.3});
+        let r1 =
+            series(&d, 1, &[("BL", -10, json!({"gd_enhancing": 1})), ("W12", 84, fu(2, 0)), ("W24", 168, fu(0, 0))]);
+        let r2 =
+            series(&d, 2, &[("BL", -10, json!({"gd_enhancing": 0})), ("W12", 84, fu(1, 1)), ("W24", 168, fu(0, 1))]);
+        let labels = labels(&["BL", "W12", "W24"]);
+        let pair = MeasuredPair::new(r1, r2, &d, &labels).unwrap();
+        // W12: both active (counts differ): agreement. W24: reader 2 sees a Gd+ lesion.
+        assert_eq!(
+            pair.disagreements(&d),
+            vec![MeasuredDisagreement {
+                variable: "mri_activity:W24".into(),
+                reader_1: "not active (new/enlarging T2 0, Gd+ 0)".into(),
+                reader_2: "active (new/enlarging T2 0, Gd+ 1)".into(),
+            }]
+        );
+        let accepted = pair.compose(&d, None, &|k| if k == "mri_activity:W24" { 2 } else { 1 });
+        let readers: Vec<i64> =
+            accepted["timepoints"].as_array().unwrap().iter().map(|t| t["reader"].as_i64().unwrap()).collect();
+        assert_eq!(readers, vec![1, 1, 2]);
+        assert_eq!(accepted["timepoints"][1]["ms"]["new_or_enlarging_t2"], 2);
+        assert_eq!(accepted["timepoints"][2]["ms"]["gd_enhancing"], 1);
+        assert_eq!(accepted["summary"], json!({"no_evidence_of_mri_activity": false}));
+        assert_eq!(pair.results[0].category(2), Some("NOT_ACTIVE"));
+        assert_eq!(pair.results[0].category(0), None);
+    }
+
+    #[test]
+    fn the_charter_tolerance_decides_an_lvef_disagreement() {
+        // Reader 1 EF 60.0 -> 58.0, reader 2 60.0 -> 52.0 (6 points apart, neither a fall of > 10).
+        let reads = |fu: f64| [("BL", 0, json!({"ef_pct": 60})), ("W12", 84, json!({"ef_pct": fu}))];
+        let labels = labels(&["BL", "W12"]);
+        // (tolerance line) -> disagreeing variables
+        let rows: [(&str, Vec<&str>); 3] = [
+            ("ef_tolerance_points = 5.0", vec!["lvef:W12"]),
+            ("ef_tolerance_points = 6.0", vec![]),
+            ("", vec!["lvef:W12"]),
+        ];
+        for (line, want) in rows {
+            let d = design("cardiology-lvef.toml", &|t: String| t.replace("ef_tolerance_points = 5.0", line));
+            let pair =
+                MeasuredPair::new(series(&d, 1, &reads(58.0)), series(&d, 2, &reads(52.0)), &d, &labels).unwrap();
+            let got: Vec<String> = pair.disagreements(&d).into_iter().map(|x| x.variable).collect();
+            assert_eq!(got, want, "{line:?}");
+        }
+    }
+
     #[test]
     fn reads_round_trip_as_stored() {
         let v = json!({"edv_ml": 120.5, "esv_ml": 50});
