@@ -73,6 +73,17 @@ fn invalid(key: &str, message: impl Into<String>) -> AppError {
 /// Reads `value` as an LVEF or MS read of a baseline (`baseline`) or follow-up timepoint.
 /// Errors name the key at fault (field `assessment.<key>`).
 pub(crate) fn parse(value: &Value, form: ReadForm, baseline: bool) -> Result<MeasuredRead, AppError> {
+    parse_as(value, form, baseline, true)
+}
+
+/// Reads a stored read: its shape only, so that reads locked before a charter amendment changed
+/// the MS measures still read.
+pub(crate) fn parse_stored(text: &str, form: ReadForm, baseline: bool) -> Result<MeasuredRead, AppError> {
+    let value: Value = serde_json::from_str(text).map_err(stored_error)?;
+    parse_as(&value, form, baseline, false).map_err(stored_error)
+}
+
+fn parse_as(value: &Value, form: ReadForm, baseline: bool, charter_measures: bool) -> Result<MeasuredRead, AppError> {
     let Value::Object(top) = value else {
         return Err(AppError::invalid("assessment", "the assessment must be a JSON object"));
     };
@@ -118,6 +129,9 @@ pub(crate) fn parse(value: &Value, form: ReadForm, baseline: bool) -> Result<Mea
             }
             let read: MsRead =
                 serde_json::from_value(value.clone()).map_err(|e| invalid("assessment", e.to_string()))?;
+            if !charter_measures {
+                return Ok(MeasuredRead::Ms(read));
+            }
             let required = |key: &str, measured: bool, given: bool, what: &str| -> Result<(), AppError> {
                 match (measured, given) {
                     (true, false) => Err(invalid(key, format!("required: {what}"))),
@@ -270,8 +284,7 @@ impl Series {
     ) -> Result<Option<Series>, AppError> {
         let mut entries = Vec::new();
         for (task, v) in pairs {
-            let value: Value = serde_json::from_str(&v.assessment).map_err(stored_error)?;
-            let read = parse(&value, design.form, task.baseline).map_err(stored_error)?;
+            let read = parse_stored(&v.assessment, design.form, task.baseline)?;
             entries.push(Entry { task, version: Some(v), read });
         }
         Ok(Series::new(entries))
@@ -809,6 +822,16 @@ mod tests {
             let got: Vec<String> = pair.disagreements(&d).into_iter().map(|x| x.variable).collect();
             assert_eq!(got, want, "{line:?}");
         }
+    }
+
+    #[test]
+    fn stored_reads_still_read_after_the_charter_measures_change() {
+        let before = r#"{"new_or_enlarging_t2": 1, "gd_enhancing": 0}"#;
+        assert!(parse_stored(before, MS_ALL, false).is_ok());
+        assert!(parse(&serde_json::from_str(before).unwrap(), MS_ALL, false).is_err());
+        // The shape is still checked.
+        assert!(parse_stored(r#"{"gd_enhancing": -1}"#, MS_ALL, true).is_err());
+        assert!(parse_stored(r#"{"site": "ES10"}"#, MS_ALL, true).is_err());
     }
 
     #[test]

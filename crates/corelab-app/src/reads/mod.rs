@@ -93,10 +93,6 @@ impl ReadForm {
             ReadForm::Ms(_) => "MS",
         }
     }
-
-    pub fn is_recist(self) -> bool {
-        matches!(self, ReadForm::Recist(_))
-    }
 }
 
 /// The charter's read design as the workflow uses it.
@@ -433,8 +429,10 @@ impl Read {
 
     /// Parses the stored text of a version.
     pub fn from_stored(text: &str, form: ReadForm, baseline: bool) -> Result<Read, AppError> {
-        let v: Value = serde_json::from_str(text).map_err(|e| stored_error(e.to_string()))?;
-        Read::parse(&v, form, baseline).map_err(|e| stored_error(e.to_string()))
+        match form {
+            ReadForm::Recist(_) => Assessment::from_stored(text, baseline).map(Read::Recist).map_err(stored_error),
+            ReadForm::Lvef | ReadForm::Ms(_) => measured::parse_stored(text, form, baseline).map(Read::Measured),
+        }
     }
 
     pub fn to_value(&self) -> Value {
@@ -909,7 +907,12 @@ impl App {
         let parsed = match assessment {
             Some(v) => Read::parse(v, design.form, task.baseline)?,
             None => match data.draft(task.id) {
-                Some(d) => Read::from_stored(&d.assessment, design.form, task.baseline)?,
+                // Checked as if sent now: the charter may have changed since the draft was saved.
+                Some(d) => Read::parse(
+                    &serde_json::from_str(&d.assessment).map_err(|e| stored_error(e.to_string()))?,
+                    design.form,
+                    task.baseline,
+                )?,
                 None => {
                     return Err(AppError::invalid(
                         "assessment",
