@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::audit::{change, trial_record};
 use crate::reads::assessment::{Assessment, BaselineAssessment, FollowUpAssessment};
-use crate::reads::{CaseData, Design, SlotReads, case_data, charter_in};
+use crate::reads::{CaseData, Design, ReadForm, SlotReads, case_data, charter_in};
 use crate::{Actor, App, AppError};
 
 /// The export's file formats.
@@ -246,13 +246,15 @@ impl App {
     async fn derive_sdtm(&self, tx: &mut Tx, trial_id: Uuid, all_reads: bool) -> Result<SdtmExport, AppError> {
         let trial = tx.trial(trial_id).await?.ok_or_else(|| AppError::NotFound(format!("no trial {trial_id}")))?;
         let charter = charter_in(tx, trial_id).await?;
-        let design = Design::of(&charter).ok_or_else(|| {
+        let not_recist = || {
             AppError::Conflict(
                 "this trial's reads are not RECIST 1.1 or iRECIST: there is no SDTM TU/TR/RS to export".into(),
             )
-        })?;
+        };
+        let design = Design::of(&charter).ok_or_else(not_recist)?;
+        let ReadForm::Recist(criteria) = design.form else { return Err(not_recist()) };
         let schedule = charter.scheduled_visits();
-        let study = Study { studyid: trial.protocol_id.clone(), criteria: design.criteria, protocol: design.protocol };
+        let study = Study { studyid: trial.protocol_id.clone(), criteria, protocol: design.protocol };
         let mut subjects = Vec::new();
         for case in tx.trial_read_cases(trial_id).await? {
             let data = case_data(tx, case.id).await?;

@@ -19,13 +19,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::measured::{self, MeasuredDisagreement, MeasuredPair, Series};
 use super::views::{
     AdjudicationCase, AdjudicationSummary, BlindedAssessment, BlindedDisagreement, BlindedResult, BlindedTimepoint,
     BlindedTimepointImages, Label,
 };
 use super::{
-    ADJUDICATION_DECIDED, CaseData, Design, SlotReads, adjudication_state, assign, candidates, case_data, charter_in,
-    username_of, visit_images,
+    ADJUDICATION_DECIDED, CaseData, Design, ReadForm, SlotReads, adjudication_state, assign, candidates, case_data,
+    charter_in, username_of, visit_images,
 };
 use crate::audit::{change, trial_record};
 use crate::signatures::SigningCredentials;
@@ -41,7 +42,7 @@ pub(crate) enum Decision {
 }
 
 impl Decision {
-    fn reader_for(&self, variable: &str) -> i64 {
+    pub(super) fn reader_for(&self, variable: &str) -> i64 {
         match self {
             Decision::PerSubject { reader } => *reader,
             Decision::PerVariable { variables } => variables.get(variable).copied().unwrap_or(1),
@@ -105,11 +106,12 @@ fn variable_key(d: &Disagreement, day_visit: &HashMap<u32, String>) -> String {
     }
 }
 
-/// The key as the adjudicator sees it (timepoints by blinded label).
+/// The key as the adjudicator sees it (timepoints by blinded label): `overall_response:<visit>`,
+/// `lvef:<visit>` and `mri_activity:<visit>` name a timepoint.
 fn blinded_key(key: &str, labels: &HashMap<String, Label>) -> String {
-    match key.strip_prefix("overall_response:") {
-        Some(visit) => {
-            format!("overall_response:{}", labels.get(visit).map(|l| l.label.clone()).unwrap_or_else(|| "?".into()))
+    match key.split_once(':') {
+        Some((variable, visit)) => {
+            format!("{variable}:{}", labels.get(visit).map(|l| l.label.clone()).unwrap_or_else(|| "?".into()))
         }
         None => key.to_string(),
     }
@@ -135,6 +137,99 @@ impl Pair {
             .iter()
             .filter_map(|(t, _, _)| Some((u32::try_from(t.day).ok()?, t.visit_id.clone())))
             .collect()
+    }
+}
+
+/// Both readers' reads of a comparison, evaluated under the trial's read form.
+enum Evaluated {
+    Recist(Box<Pair>),
+    Measured(MeasuredPair),
+}
+
+/// What comparing two readers found: whether adjudication is needed, the disagreements as
+/// stored with an adjudication, and their variable keys.
+struct Comparison {
+    required: bool,
+    stored: String,
+    variables: Vec<String>,
+}
+
+impl Evaluated {
+    fn compared(&self) -> Compared {
+        match self {
+            Evaluated::Recist(p) => Compared { reader_1: p.reads[0].version_ids(), reader_2: p.reads[1].version_ids() },
+            Evaluated::Measured(p) => {
+                Compared { reader_1: p.series[0].version_ids(), reader_2: p.series[1].version_ids() }
+            }
+        }
+    }
+
+    /// The compared visits in reading order: (visit id, baseline).
+    fn visits(&self) -> Vec<(String, bool)> {
+        match self {
+            Evaluated::Recist(p) => {
+                let mut v = vec![(p.reads[0].baseline.0.visit_id.clone(), true)];
+                v.extend(p.reads[0].follow_ups.iter().map(|(t, _, _)| (t.visit_id.clone(), false)));
+                v
+            }
+            Evaluated::Measured(p) => p.visits(),
+        }
+    }
+
+    fn compare(&self, design: &Design) -> Result<Comparison, AppError> {
+        match self {
+            Evaluated::Recist(pair) => {
+                let decision = adjudication_decision(
+                    &ReaderOutcome::from(&pair.results[0]),
+                    &ReaderOutcome::from(&pair.results[1]),
+                    &design.triggers,
+                );
+                let day_visit = pair.day_visit();
+                Ok(Comparison {
+                    required: decision.required,
+                    stored: serde_json::to_string(&decision.disagreements).map_err(AppError::internal)?,
+                    variables: decision.disagreements.iter().map(|d| variable_key(d, &day_visit)).collect(),
+                })
+            }
+            Evaluated::Measured(pair) => {
+                let ds = if design.triggers.is_empty() { Vec::new() } else { pair.disagreements(design) };
+                Ok(Comparison {
+                    required: !ds.is_empty(),
+                    stored: serde_json::to_string(&ds).map_err(AppError::internal)?,
+                    variables: ds.iter().map(|d| d.variable.clone()).collect(),
+                })
+            }
+        }
+    }
+
+    /// The variable keys of disagreements stored with an adjudication.
+    fn keys(&self, stored: &str) -> Result<Vec<String>, AppError> {
+        match self {
+            Evaluated::Recist(pair) => {
+                let day_visit = pair.day_visit();
+                let ds: Vec<Disagreement> = serde_json::from_str(stored).map_err(AppError::internal)?;
+                Ok(ds.iter().map(|d| variable_key(d, &day_visit)).collect())
+            }
+            Evaluated::Measured(_) => {
+                let ds: Vec<MeasuredDisagreement> = serde_json::from_str(stored).map_err(AppError::internal)?;
+                Ok(ds.into_iter().map(|d| d.variable).collect())
+            }
+        }
+    }
+
+    fn compose(&self, decision: &Decision, design: &Design) -> Value {
+        match self {
+            Evaluated::Recist(p) => {
+                compose(&[&p.reads[0], &p.reads[1]], &[&p.results[0], &p.results[1]], decision, design)
+            }
+            Evaluated::Measured(p) => {
+                let whole = match decision {
+                    Decision::PerSubject { reader } => Some(*reader),
+                    Decision::PerVariable { .. } => None,
+                };
+                p.compose(design, whole, &|key| decision.reader_for(key))
+            }
+        }
     }
 }
 
@@ -169,7 +264,7 @@ fn compose(reads: &[&SlotReads], results: &[&CaseResult], decision: &Decision, d
         Decision::PerVariable { .. } => Value::Null,
     };
     json!({
-        "criteria": design.criteria.as_str(),
+        "criteria": design.form.name(),
         "reader": whole,
         "timepoints": timepoints,
         "best_overall_response": {"value": results[bor].best_overall_response, "reader": bor + 1},
@@ -191,13 +286,26 @@ impl App {
     ) -> Result<(), AppError> {
         let data = case_data(tx, case_id).await?;
         let labels = data.labels(design);
+        let reader_1 = Decision::PerSubject { reader: 1 };
         if design.readers == 1 {
-            let Some(r) = SlotReads::current(&data, 1, None)? else { return Ok(()) };
-            if r.follow_ups.is_empty() {
-                return Ok(());
-            }
-            let res = r.evaluate(design, &labels)?;
-            let result = compose(&[&r], &[&res], &Decision::PerSubject { reader: 1 }, design);
+            let result = match design.form {
+                ReadForm::Recist(_) => {
+                    let Some(r) = SlotReads::current(&data, 1, None)? else { return Ok(()) };
+                    if r.follow_ups.is_empty() {
+                        return Ok(());
+                    }
+                    let res = r.evaluate(design, &labels)?;
+                    compose(&[&r], &[&res], &reader_1, design)
+                }
+                ReadForm::Lvef | ReadForm::Ms(_) => {
+                    let Some(r) = Series::current(&data, 1, None, design)? else { return Ok(()) };
+                    if r.follow_ups() == 0 {
+                        return Ok(());
+                    }
+                    let res = r.evaluate(design, &labels)?;
+                    measured::compose(&[&r], &[&res], design, Some(1), &|_| 1)
+                }
+            };
             return self.record_accepted(tx, &data, "single_read", None, result, now).await;
         }
         let (s1, s2) = (data.submitted_visits(1), data.submitted_visits(2));
@@ -205,23 +313,32 @@ impl App {
         if s1 != s2 || !baseline_in || s1.len() < 2 {
             return Ok(());
         }
-        let (Some(r1), Some(r2)) = (SlotReads::current(&data, 1, None)?, SlotReads::current(&data, 2, None)?) else {
-            return Ok(());
+        let pair = match design.form {
+            ReadForm::Recist(_) => {
+                let (Some(r1), Some(r2)) = (SlotReads::current(&data, 1, None)?, SlotReads::current(&data, 2, None)?)
+                else {
+                    return Ok(());
+                };
+                Evaluated::Recist(Box::new(Pair {
+                    results: [r1.evaluate(design, &labels)?, r2.evaluate(design, &labels)?],
+                    reads: [r1, r2],
+                }))
+            }
+            ReadForm::Lvef | ReadForm::Ms(_) => {
+                let (Some(r1), Some(r2)) =
+                    (Series::current(&data, 1, None, design)?, Series::current(&data, 2, None, design)?)
+                else {
+                    return Ok(());
+                };
+                Evaluated::Measured(MeasuredPair::new(r1, r2, design, &labels)?)
+            }
         };
-        let pair = Pair { results: [r1.evaluate(design, &labels)?, r2.evaluate(design, &labels)?], reads: [r1, r2] };
-        let compared = Compared { reader_1: pair.reads[0].version_ids(), reader_2: pair.reads[1].version_ids() };
-        let compared_text = serde_json::to_string(&compared).map_err(AppError::internal)?;
-        let reader_1 = Decision::PerSubject { reader: 1 };
+        let compared_text = serde_json::to_string(&pair.compared()).map_err(AppError::internal)?;
         if !design.adjudicated {
-            let result =
-                compose(&[&pair.reads[0], &pair.reads[1]], &[&pair.results[0], &pair.results[1]], &reader_1, design);
+            let result = pair.compose(&reader_1, design);
             return self.record_accepted(tx, &data, "no_adjudication", None, result, now).await;
         }
-        let decision = adjudication_decision(
-            &ReaderOutcome::from(&pair.results[0]),
-            &ReaderOutcome::from(&pair.results[1]),
-            &design.triggers,
-        );
+        let comparison = pair.compare(design)?;
         let adjs = tx.case_adjudications(case_id).await?;
         let pending = adjs
             .iter()
@@ -229,12 +346,11 @@ impl App {
             .find(|a| a.state == adjudication_state::OPEN || a.state == adjudication_state::UNASSIGNED)
             .cloned();
         let decided = adjs.iter().rev().find(|a| a.state == adjudication_state::DECIDED).cloned();
-        if !decision.required {
+        if !comparison.required {
             if let Some(p) = pending {
                 self.supersede(tx, &data, &p, "the readers agree at the latest comparison", now).await?;
             }
-            let result =
-                compose(&[&pair.reads[0], &pair.reads[1]], &[&pair.results[0], &pair.results[1]], &reader_1, design);
+            let result = pair.compose(&reader_1, design);
             return self.record_accepted(tx, &data, "agreement", None, result, now).await;
         }
         if let Some(p) = pending {
@@ -243,13 +359,13 @@ impl App {
             }
             self.supersede(tx, &data, &p, "replaced by a comparison of more or corrected reads", now).await?;
         } else if let Some(d) = decided {
-            let before: Vec<Disagreement> = serde_json::from_str(&d.disagreements).unwrap_or_default();
-            if decision.disagreements.iter().all(|x| before.contains(x))
+            let before: Vec<Value> = serde_json::from_str(&d.disagreements).unwrap_or_default();
+            let current: Vec<Value> = serde_json::from_str(&comparison.stored).map_err(AppError::internal)?;
+            if current.iter().all(|x| before.contains(x))
                 && let Some(text) = &d.decision
             {
                 let chosen: Decision = serde_json::from_str(text).map_err(AppError::internal)?;
-                let result =
-                    compose(&[&pair.reads[0], &pair.reads[1]], &[&pair.results[0], &pair.results[1]], &chosen, design);
+                let result = pair.compose(&chosen, design);
                 return self.record_accepted(tx, &data, "adjudication", Some(d.id), result, now).await;
             }
         }
@@ -258,8 +374,7 @@ impl App {
         let exclude: Vec<Uuid> = [data.case.reader_1, data.case.reader_2].into_iter().flatten().collect();
         let (ranked, passed_over) = assign::rank(&design.qualifications, &cands, now.date_naive(), &exclude);
         let adjudicator = ranked.first().copied();
-        let day_visit = pair.day_visit();
-        let variables: Vec<String> = decision.disagreements.iter().map(|d| variable_key(d, &day_visit)).collect();
+        let variables = comparison.variables;
         let row = AdjudicationRow {
             id: Uuid::new_v4(),
             trial_id: data.case.trial_id,
@@ -268,7 +383,7 @@ impl App {
             adjudicator_id: adjudicator,
             note: adjudicator.is_none().then(|| assign::none_available("adjudicator", &passed_over)),
             compared: compared_text,
-            disagreements: serde_json::to_string(&decision.disagreements).map_err(AppError::internal)?,
+            disagreements: comparison.stored,
             choice: if design.per_variable { "per_variable" } else { "per_subject" }.into(),
             decision: None,
             rationale: None,
@@ -352,6 +467,25 @@ impl App {
             recorded_at: now,
         };
         tx.insert_accepted_result(&row).await?;
+        let mut changes =
+            vec![change("basis", Value::Null, basis), change("reader", Value::Null, result["reader"].clone())];
+        match result.get("summary") {
+            // LVEF and MS results.
+            Some(summary) => changes.push(change("summary", Value::Null, summary.clone())),
+            None => {
+                changes.push(change(
+                    "best_overall_response",
+                    Value::Null,
+                    result["best_overall_response"]["value"].clone(),
+                ));
+                changes.push(change(
+                    "progression_day_from_baseline",
+                    Value::Null,
+                    result["progression_day_from_baseline"]["value"].clone(),
+                ));
+            }
+        }
+        changes.push(change("adjudication", Value::Null, adjudication_id.map(|a| a.to_string())));
         tx.append_audit(trial_record(
             &Actor::system(),
             "system",
@@ -361,17 +495,7 @@ impl App {
             "accept",
             "read_case",
             data.case.id,
-            vec![
-                change("basis", Value::Null, basis),
-                change("reader", Value::Null, result["reader"].clone()),
-                change("best_overall_response", Value::Null, result["best_overall_response"]["value"].clone()),
-                change(
-                    "progression_day_from_baseline",
-                    Value::Null,
-                    result["progression_day_from_baseline"]["value"].clone(),
-                ),
-                change("adjudication", Value::Null, adjudication_id.map(|a| a.to_string())),
-            ],
+            changes,
         ))
         .await?;
         Ok(())
@@ -384,10 +508,10 @@ impl App {
         design: &Design,
         data: &CaseData,
         a: &AdjudicationRow,
-    ) -> Result<Pair, AppError> {
+    ) -> Result<Evaluated, AppError> {
         let compared: Compared = serde_json::from_str(&a.compared).map_err(AppError::internal)?;
         let labels = data.labels(design);
-        let mut reads = Vec::new();
+        let mut per_reader = Vec::new();
         for ids in [&compared.reader_1, &compared.reader_2] {
             let mut pairs = Vec::new();
             for vid in ids.values() {
@@ -403,14 +527,26 @@ impl App {
                     .ok_or_else(|| AppError::internal(std::io::Error::other("compared task missing")))?;
                 pairs.push((t, v));
             }
-            reads.push(
-                SlotReads::from_versions(pairs)?
-                    .ok_or_else(|| AppError::internal(std::io::Error::other("compared reads without baseline")))?,
-            );
+            per_reader.push(pairs);
         }
-        let r2 = reads.pop().ok_or_else(|| AppError::internal(std::io::Error::other("no reader 2")))?;
-        let r1 = reads.pop().ok_or_else(|| AppError::internal(std::io::Error::other("no reader 1")))?;
-        Ok(Pair { results: [r1.evaluate(design, &labels)?, r2.evaluate(design, &labels)?], reads: [r1, r2] })
+        let missing = |what: &str| AppError::internal(std::io::Error::other(format!("compared reads: {what}")));
+        let p2 = per_reader.pop().ok_or_else(|| missing("no reader 2"))?;
+        let p1 = per_reader.pop().ok_or_else(|| missing("no reader 1"))?;
+        match design.form {
+            ReadForm::Recist(_) => {
+                let r1 = SlotReads::from_versions(p1)?.ok_or_else(|| missing("no baseline"))?;
+                let r2 = SlotReads::from_versions(p2)?.ok_or_else(|| missing("no baseline"))?;
+                Ok(Evaluated::Recist(Box::new(Pair {
+                    results: [r1.evaluate(design, &labels)?, r2.evaluate(design, &labels)?],
+                    reads: [r1, r2],
+                })))
+            }
+            ReadForm::Lvef | ReadForm::Ms(_) => {
+                let r1 = Series::from_versions(p1, design)?.ok_or_else(|| missing("no baseline"))?;
+                let r2 = Series::from_versions(p2, design)?.ok_or_else(|| missing("no baseline"))?;
+                Ok(Evaluated::Measured(MeasuredPair::new(r1, r2, design, &labels)?))
+            }
+        }
     }
 
     /// An adjudication of the caller's, with the role acted in; 404 for anyone else's.
@@ -448,13 +584,11 @@ impl App {
             let data = case_data(&mut tx, a.case_id).await?;
             let labels = data.labels(&design);
             let pair = self.compared_pair(&mut tx, &design, &data, &a).await?;
-            let day_visit = pair.day_visit();
-            let ds: Vec<Disagreement> = serde_json::from_str(&a.disagreements).map_err(AppError::internal)?;
             out.push(AdjudicationSummary {
                 adjudication_id: a.id,
                 case_code: data.case.case_code.clone(),
                 state: a.state.clone(),
-                variables: ds.iter().map(|d| blinded_key(&variable_key(d, &day_visit), &labels)).collect(),
+                variables: pair.keys(&a.disagreements)?.iter().map(|k| blinded_key(k, &labels)).collect(),
             });
         }
         Ok(out)
@@ -473,82 +607,21 @@ impl App {
         let data = case_data(&mut tx, a.case_id).await?;
         let labels = data.labels(&design);
         let pair = self.compared_pair(&mut tx, &design, &data, a).await?;
-        let day_visit = pair.day_visit();
-        let label_of_day = |day: Option<u32>| -> Option<String> {
-            let d = day?;
-            Some(
-                day_visit
-                    .get(&d)
-                    .and_then(|v| labels.get(v))
-                    .map(|l| l.label.clone())
-                    .unwrap_or_else(|| "an earlier timepoint".into()),
-            )
-        };
         let mut timepoints = Vec::new();
-        let mut visits: Vec<(&str, bool)> = vec![(pair.reads[0].baseline.0.visit_id.as_str(), true)];
-        visits.extend(pair.reads[0].follow_ups.iter().map(|(t, _, _)| (t.visit_id.as_str(), false)));
-        for (visit, baseline) in &visits {
-            let l = labels.get(*visit);
+        for (visit, baseline) in pair.visits() {
+            let l = labels.get(&visit);
             timepoints.push(BlindedTimepointImages {
                 timepoint: l.map(|l| l.label.clone()).unwrap_or_default(),
                 days_from_baseline: l.and_then(|l| l.days),
-                kind: if *baseline { "baseline" } else { "follow_up" },
-                images: visit_images(&mut tx, data.subject.id, visit).await?,
+                kind: if baseline { "baseline" } else { "follow_up" },
+                images: visit_images(&mut tx, data.subject.id, &visit).await?,
             });
         }
         drop(tx);
-        let assessment = |k: usize| -> BlindedAssessment {
-            let reads = &pair.reads[k];
-            let res = &pair.results[k];
-            let mut tps = Vec::new();
-            let bl = labels.get(&reads.baseline.0.visit_id);
-            tps.push(BlindedTimepoint {
-                timepoint: bl.map(|l| l.label.clone()).unwrap_or_default(),
-                days_from_baseline: None,
-                kind: "baseline",
-                version: reads.baseline.1.version,
-                assessment: serde_json::to_value(&reads.baseline.2).unwrap_or(Value::Null),
-                result: Some(BlindedResult::baseline(res.baseline_sum_mm)),
-                images: Vec::new(),
-            });
-            for (i, (t, v, f)) in reads.follow_ups.iter().enumerate() {
-                let l = labels.get(&t.visit_id);
-                tps.push(BlindedTimepoint {
-                    timepoint: l.map(|l| l.label.clone()).unwrap_or_default(),
-                    days_from_baseline: l.and_then(|l| l.days),
-                    kind: "follow_up",
-                    version: v.version,
-                    assessment: serde_json::to_value(f).unwrap_or(Value::Null),
-                    result: res.per_timepoint.get(i).map(|tr| BlindedResult::follow_up(res.baseline_sum_mm, tr)),
-                    images: Vec::new(),
-                });
-            }
-            BlindedAssessment {
-                timepoints: tps,
-                best_overall_response: res.best_overall_response,
-                progression_at: label_of_day(res.progression_day_from_baseline),
-                first_response_at: label_of_day(res.first_response_day_from_baseline),
-            }
+        let (reader_1, reader_2, disagreements) = match &pair {
+            Evaluated::Recist(p) => recist_sides(p, &labels, &a.disagreements)?,
+            Evaluated::Measured(p) => measured_sides(p, &labels, &a.disagreements)?,
         };
-        let ds: Vec<Disagreement> = serde_json::from_str(&a.disagreements).map_err(AppError::internal)?;
-        let show = |r: Option<Response>| r.map(|r| r.as_str().to_string());
-        let disagreements = ds
-            .iter()
-            .map(|d| {
-                let variable = blinded_key(&variable_key(d, &day_visit), &labels);
-                let (r1, r2) = match d {
-                    Disagreement::OverallResponse { reader_1, reader_2, .. } => (show(*reader_1), show(*reader_2)),
-                    Disagreement::ProgressionDate { reader_1, reader_2 }
-                    | Disagreement::FirstResponseDate { reader_1, reader_2 } => {
-                        (label_of_day(*reader_1), label_of_day(*reader_2))
-                    }
-                    Disagreement::BestOverallResponse { reader_1, reader_2 } => {
-                        (show(Some(*reader_1)), show(Some(*reader_2)))
-                    }
-                };
-                BlindedDisagreement { variable, reader_1: r1, reader_2: r2 }
-            })
-            .collect();
         let decision = match &a.decision {
             Some(text) => {
                 let d: Decision = serde_json::from_str(text).map_err(AppError::internal)?;
@@ -566,13 +639,13 @@ impl App {
         Ok(AdjudicationCase {
             adjudication_id: a.id,
             case_code: data.case.case_code.clone(),
-            criteria: design.criteria.as_str().to_string(),
+            criteria: design.form.name().to_string(),
             state: a.state.clone(),
             choice: a.choice.clone(),
             timepoints,
             disagreements,
-            reader_1: assessment(0),
-            reader_2: assessment(1),
+            reader_1,
+            reader_2,
             decision,
             rationale: a.rationale.clone(),
             signatures: self.signature_views("adjudication", &a.id.to_string(), &content).await?,
@@ -623,9 +696,7 @@ impl App {
         let labels = data.labels(&design);
         let pair = self.compared_pair(&mut tx, &design, &data, &a).await?;
         drop(tx);
-        let day_visit = pair.day_visit();
-        let ds: Vec<Disagreement> = serde_json::from_str(&a.disagreements).map_err(AppError::internal)?;
-        let keys: Vec<String> = ds.iter().map(|d| variable_key(d, &day_visit)).collect();
+        let keys = pair.keys(&a.disagreements)?;
         let decision = match (input.chosen.as_deref(), input.variables) {
             (Some(c), None) => Decision::PerSubject { reader: reader_number(c, "chosen")? },
             (None, Some(vars)) => {
@@ -716,12 +787,121 @@ impl App {
             &decision_content(&decided),
         )
         .await?;
-        let result =
-            compose(&[&pair.reads[0], &pair.reads[1]], &[&pair.results[0], &pair.results[1]], &decision, &design);
+        let result = pair.compose(&decision, &design);
         self.record_accepted(&mut tx, &data, "adjudication", Some(a.id), result, now).await?;
         tx.commit().await?;
         self.adjudication_case(&decided).await
     }
+}
+
+/// Both RECIST readers' complete assessments and the disagreements, blinded.
+fn recist_sides(
+    pair: &Pair,
+    labels: &HashMap<String, Label>,
+    stored: &str,
+) -> Result<(BlindedAssessment, BlindedAssessment, Vec<BlindedDisagreement>), AppError> {
+    let day_visit = pair.day_visit();
+    let label_of_day = |day: Option<u32>| -> Option<String> {
+        let d = day?;
+        Some(
+            day_visit
+                .get(&d)
+                .and_then(|v| labels.get(v))
+                .map(|l| l.label.clone())
+                .unwrap_or_else(|| "an earlier timepoint".into()),
+        )
+    };
+    let assessment = |k: usize| -> BlindedAssessment {
+        let reads = &pair.reads[k];
+        let res = &pair.results[k];
+        let mut tps = Vec::new();
+        let bl = labels.get(&reads.baseline.0.visit_id);
+        tps.push(BlindedTimepoint {
+            timepoint: bl.map(|l| l.label.clone()).unwrap_or_default(),
+            days_from_baseline: None,
+            kind: "baseline",
+            version: reads.baseline.1.version,
+            assessment: serde_json::to_value(&reads.baseline.2).unwrap_or(Value::Null),
+            result: Some(BlindedResult::baseline(res.baseline_sum_mm)),
+            images: Vec::new(),
+        });
+        for (i, (t, v, f)) in reads.follow_ups.iter().enumerate() {
+            let l = labels.get(&t.visit_id);
+            tps.push(BlindedTimepoint {
+                timepoint: l.map(|l| l.label.clone()).unwrap_or_default(),
+                days_from_baseline: l.and_then(|l| l.days),
+                kind: "follow_up",
+                version: v.version,
+                assessment: serde_json::to_value(f).unwrap_or(Value::Null),
+                result: res.per_timepoint.get(i).map(|tr| BlindedResult::follow_up(res.baseline_sum_mm, tr)),
+                images: Vec::new(),
+            });
+        }
+        BlindedAssessment {
+            timepoints: tps,
+            best_overall_response: Some(res.best_overall_response),
+            progression_at: label_of_day(res.progression_day_from_baseline),
+            first_response_at: label_of_day(res.first_response_day_from_baseline),
+        }
+    };
+    let ds: Vec<Disagreement> = serde_json::from_str(stored).map_err(AppError::internal)?;
+    let show = |r: Option<Response>| r.map(|r| r.as_str().to_string());
+    let disagreements = ds
+        .iter()
+        .map(|d| {
+            let variable = blinded_key(&variable_key(d, &day_visit), labels);
+            let (r1, r2) = match d {
+                Disagreement::OverallResponse { reader_1, reader_2, .. } => (show(*reader_1), show(*reader_2)),
+                Disagreement::ProgressionDate { reader_1, reader_2 }
+                | Disagreement::FirstResponseDate { reader_1, reader_2 } => {
+                    (label_of_day(*reader_1), label_of_day(*reader_2))
+                }
+                Disagreement::BestOverallResponse { reader_1, reader_2 } => {
+                    (show(Some(*reader_1)), show(Some(*reader_2)))
+                }
+            };
+            BlindedDisagreement { variable, reader_1: r1, reader_2: r2 }
+        })
+        .collect();
+    Ok((assessment(0), assessment(1), disagreements))
+}
+
+/// Both LVEF/MS readers' complete assessments and the disagreements, blinded.
+fn measured_sides(
+    pair: &MeasuredPair,
+    labels: &HashMap<String, Label>,
+    stored: &str,
+) -> Result<(BlindedAssessment, BlindedAssessment, Vec<BlindedDisagreement>), AppError> {
+    let assessment = |k: usize| -> BlindedAssessment {
+        let timepoints = pair.series[k]
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let l = labels.get(&e.task.visit_id);
+                BlindedTimepoint {
+                    timepoint: l.map(|l| l.label.clone()).unwrap_or_default(),
+                    days_from_baseline: l.and_then(|l| l.days),
+                    kind: if e.task.baseline { "baseline" } else { "follow_up" },
+                    version: e.version.as_ref().map(|v| v.version).unwrap_or(0),
+                    assessment: e.read.to_value(),
+                    result: Some(pair.results[k].view(i)),
+                    images: Vec::new(),
+                }
+            })
+            .collect();
+        BlindedAssessment { timepoints, best_overall_response: None, progression_at: None, first_response_at: None }
+    };
+    let ds: Vec<MeasuredDisagreement> = serde_json::from_str(stored).map_err(AppError::internal)?;
+    let disagreements = ds
+        .into_iter()
+        .map(|d| BlindedDisagreement {
+            variable: blinded_key(&d.variable, labels),
+            reader_1: Some(d.reader_1),
+            reader_2: Some(d.reader_2),
+        })
+        .collect();
+    Ok((assessment(0), assessment(1), disagreements))
 }
 
 /// The canonical content an adjudication decision's e-signature binds to.

@@ -15,9 +15,10 @@ use uuid::Uuid;
 
 use super::adjudicate::Decision;
 use super::assign;
+use super::measured::Series;
 use super::{
-    Design, SlotReads, adjudication_state, candidates, case_data, charter_in, gaps_of, profile_of, task_state,
-    username_of,
+    Design, ReadForm, SlotReads, adjudication_state, candidates, case_data, charter_in, gaps_of, profile_of,
+    task_state, username_of,
 };
 use crate::audit::{change, trial_record};
 use crate::{Actor, App, AppError};
@@ -585,21 +586,44 @@ impl App {
                 let common: BTreeSet<String> =
                     data.submitted_visits(1).intersection(&data.submitted_visits(2)).cloned().collect();
                 let labels = data.labels(&design);
-                let (Some(r1), Some(r2)) =
-                    (SlotReads::current(&data, 1, Some(&common))?, SlotReads::current(&data, 2, Some(&common))?)
-                else {
-                    continue;
+                // Timepoint categories of both readers: overall response (RECIST), dysfunction
+                // (LVEF) or MRI activity (MS).
+                let categories: Vec<(String, String)> = match design.form {
+                    ReadForm::Recist(_) => {
+                        let (Some(r1), Some(r2)) = (
+                            SlotReads::current(&data, 1, Some(&common))?,
+                            SlotReads::current(&data, 2, Some(&common))?,
+                        ) else {
+                            continue;
+                        };
+                        let (e1, e2) = (r1.evaluate(&design, &labels)?, r2.evaluate(&design, &labels)?);
+                        e1.per_timepoint
+                            .iter()
+                            .zip(&e2.per_timepoint)
+                            .map(|(a, b)| (a.overall.as_str().to_string(), b.overall.as_str().to_string()))
+                            .collect()
+                    }
+                    ReadForm::Lvef | ReadForm::Ms(_) => {
+                        let (Some(r1), Some(r2)) = (
+                            Series::current(&data, 1, Some(&common), &design)?,
+                            Series::current(&data, 2, Some(&common), &design)?,
+                        ) else {
+                            continue;
+                        };
+                        let (e1, e2) = (r1.evaluate(&design, &labels)?, r2.evaluate(&design, &labels)?);
+                        (1..r1.entries.len())
+                            .filter_map(|i| Some((e1.category(i)?.to_string(), e2.category(i)?.to_string())))
+                            .collect()
+                    }
                 };
-                if r1.follow_ups.is_empty() {
+                if categories.is_empty() {
                     continue;
                 }
                 let (n1, n2) = (self.name(&mut tx, &mut names, u1).await?, self.name(&mut tx, &mut names, u2).await?);
-                let (e1, e2) = (r1.evaluate(&design, &labels)?, r2.evaluate(&design, &labels)?);
                 let (key, flip) =
                     if n1 <= n2 { ((n1.clone(), n2.clone()), false) } else { ((n2.clone(), n1.clone()), true) };
                 let list = pairs.entry(key).or_default();
-                for (a, b) in e1.per_timepoint.iter().zip(&e2.per_timepoint) {
-                    let (x, y) = (a.overall.as_str().to_string(), b.overall.as_str().to_string());
+                for (x, y) in categories {
                     list.push(if flip { (y, x) } else { (x, y) });
                 }
                 let adjs = tx.case_adjudications(case.id).await?;

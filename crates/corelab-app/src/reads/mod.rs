@@ -11,6 +11,7 @@ mod adjudicate;
 pub mod assessment;
 pub mod assign;
 mod manage;
+pub mod measured;
 pub mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -18,11 +19,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use corelab_domain::access::Role;
 use corelab_domain::charter::{
-    AdjudicationChoice, Charter, Criteria as CharterCriteria, ReadParadigm, ReaderQualifications, TherapeuticArea,
-    TimepointLabels,
+    AdjudicationChoice, Charter, Criteria as CharterCriteria, Measure, ReadParadigm, ReaderQualifications,
+    TherapeuticArea, TimepointLabels,
 };
 use corelab_domain::response::adjudication::AdjudicationTrigger;
-use corelab_domain::response::{CaseInput, CaseResult, Criteria, Protocol, ResponseError, evaluate_case};
+use corelab_domain::response::lvef::DEFAULT_EF_TOLERANCE_POINTS;
+use corelab_domain::response::{CaseInput, CaseResult, Criteria, Protocol, ResponseError, Tenths, evaluate_case};
 use corelab_store::Tx;
 use corelab_store::reads::{ReadCaseRow, ReadTaskRow, ReadVersionRow};
 use corelab_store::trials::SubjectRow;
@@ -37,6 +39,7 @@ pub use manage::{
 
 use self::assessment::{Assessment, BaselineAssessment, FollowUpAssessment};
 use self::assign::{Candidate, Profile};
+use self::measured::{MeasuredRead, MsMeasures};
 use self::views::{
     BlindedReadCase, BlindedReadVersion, BlindedResult, BlindedSeries, BlindedStudy, BlindedTaskSummary,
     BlindedTimepoint, Label,
@@ -70,10 +73,35 @@ pub const READ_CORRECTED: &str = "read corrected";
 /// Meaning of the e-signature on an adjudication decision.
 pub const ADJUDICATION_DECIDED: &str = "adjudication decided";
 
-/// The charter's read design as the workflow uses it (RECIST 1.1 / iRECIST reads).
+/// What a read records and which engine evaluates it: the first of the charter's read criteria.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadForm {
+    /// Lesion selection and measurements (RECIST 1.1 or iRECIST).
+    Recist(Criteria),
+    /// LV volumes or a reported ejection fraction.
+    Lvef,
+    /// MS MRI lesion counts and brain volume change, as the charter measures them.
+    Ms(MsMeasures),
+}
+
+impl ReadForm {
+    /// The criteria's name as the charter spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadForm::Recist(c) => c.as_str(),
+            ReadForm::Lvef => "LVEF",
+            ReadForm::Ms(_) => "MS",
+        }
+    }
+}
+
+/// The charter's read design as the workflow uses it.
 pub(crate) struct Design {
-    pub criteria: Criteria,
+    pub form: ReadForm,
+    /// RECIST/iRECIST only.
     pub protocol: Protocol,
+    /// LVEF: readers' EFs further apart than this (percentage points) are adjudicated.
+    pub ef_tolerance: Tenths,
     pub readers: i64,
     pub sequential: bool,
     pub adjudicated: bool,
@@ -87,16 +115,24 @@ pub(crate) struct Design {
 }
 
 impl Design {
-    /// The read design of a charter whose reads use RECIST 1.1 or iRECIST (the first listed of
-    /// the two is the criteria reads are evaluated under); `None` for LVEF and MS reads, which
-    /// have no read form yet.
+    /// The read design of a charter: reads are evaluated under the first of its read criteria
+    /// (RECIST 1.1, iRECIST, LVEF or MS); `None` when it lists none.
     pub fn of(charter: &Charter) -> Option<Design> {
         let r = &charter.reads;
-        let criteria = r.criteria.iter().find_map(|c| match c {
-            CharterCriteria::Recist11 => Some(Criteria::Recist11),
-            CharterCriteria::Irecist => Some(Criteria::IRecist),
-            _ => None,
-        })?;
+        let form = r
+            .criteria
+            .iter()
+            .map(|c| match c {
+                CharterCriteria::Recist11 => ReadForm::Recist(Criteria::Recist11),
+                CharterCriteria::Irecist => ReadForm::Recist(Criteria::IRecist),
+                CharterCriteria::Lvef => ReadForm::Lvef,
+                CharterCriteria::Ms => ReadForm::Ms(MsMeasures {
+                    new_enlarging_t2: r.measures.contains(&Measure::NewEnlargingT2Lesions),
+                    gd_enhancing: r.measures.contains(&Measure::GdEnhancingLesions),
+                    brain_volume_change: r.measures.contains(&Measure::BrainVolumeChange),
+                }),
+            })
+            .next()?;
         let mut protocol = Protocol::new(r.confirmation_required, r.sd_min_days.unwrap_or(0));
         if let Some(d) = r.confirmation_min_days {
             protocol.confirmation_min_days = d;
@@ -123,8 +159,13 @@ impl Design {
             .unwrap_or_default();
         let visits = charter.scheduled_visits();
         Some(Design {
-            criteria,
+            form,
             protocol,
+            ef_tolerance: r
+                .adjudication
+                .as_ref()
+                .and_then(|a| a.ef_tolerance_points)
+                .unwrap_or(DEFAULT_EF_TOLERANCE_POINTS),
             readers: i64::from(r.readers_per_case.clamp(1, 2)),
             sequential: r.paradigm == ReadParadigm::SequentialLocked,
             adjudicated: r.adjudication.is_some() && r.readers_per_case >= 2,
@@ -367,6 +408,41 @@ fn stored_error(e: String) -> AppError {
     AppError::internal(std::io::Error::other(format!("a stored read does not parse: {e}")))
 }
 
+/// A read's content under the trial's read form.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Read {
+    Recist(Assessment),
+    Measured(MeasuredRead),
+}
+
+impl Read {
+    /// Reads `value` as the assessment of a baseline (`baseline`) or follow-up timepoint; the
+    /// error names the key at fault.
+    pub fn parse(value: &Value, form: ReadForm, baseline: bool) -> Result<Read, AppError> {
+        match form {
+            ReadForm::Recist(_) => {
+                Assessment::parse(value, baseline).map(Read::Recist).map_err(|m| AppError::invalid("assessment", m))
+            }
+            ReadForm::Lvef | ReadForm::Ms(_) => measured::parse(value, form, baseline).map(Read::Measured),
+        }
+    }
+
+    /// Parses the stored text of a version.
+    pub fn from_stored(text: &str, form: ReadForm, baseline: bool) -> Result<Read, AppError> {
+        match form {
+            ReadForm::Recist(_) => Assessment::from_stored(text, baseline).map(Read::Recist).map_err(stored_error),
+            ReadForm::Lvef | ReadForm::Ms(_) => measured::parse_stored(text, form, baseline).map(Read::Measured),
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Read::Recist(a) => a.to_value(),
+            Read::Measured(m) => m.to_value(),
+        }
+    }
+}
+
 /// Runs the response engine on a reader's baseline and follow-ups (in reading order). Errors name
 /// the timepoint by its blinded label and never show a day or a date.
 pub(crate) fn evaluate_reads(
@@ -393,13 +469,10 @@ pub(crate) fn evaluate_reads(
         let day = u32::try_from(t.day).ok().filter(|d| *d >= 1).ok_or_else(out_of_order)?;
         timepoints.push(f.to_engine(day));
     }
-    let case = CaseInput {
-        id: None,
-        criteria: design.criteria,
-        protocol: design.protocol,
-        baseline: baseline.to_engine(),
-        timepoints,
+    let ReadForm::Recist(criteria) = design.form else {
+        return Err(AppError::internal(std::io::Error::other("RECIST evaluation of a measured read")));
     };
+    let case = CaseInput { id: None, criteria, protocol: design.protocol, baseline: baseline.to_engine(), timepoints };
     evaluate_case(&case).map_err(|e| match e {
         ResponseError::Invalid { key, .. } if key == "days_from_baseline" => out_of_order(),
         ResponseError::Invalid { timepoint, key, message, .. } => {
@@ -439,6 +512,9 @@ pub(crate) fn version_content(v: &ReadVersionRow) -> Value {
 /// The stored engine result of a version, blinded.
 fn blinded_result(v: &ReadVersionRow) -> Option<BlindedResult> {
     let r: Value = serde_json::from_str(v.result.as_deref()?).ok()?;
+    if r.get("lvef").is_some() || r.get("ms").is_some() {
+        return measured::blinded_result(&r);
+    }
     let base: Option<corelab_domain::response::Tenths> =
         serde_json::from_value(r.get("baseline_sum_mm").cloned().unwrap_or(Value::Null)).ok().flatten();
     match r.get("timepoint") {
@@ -500,8 +576,8 @@ impl App {
     /// Called where a visit's QC state changes, in that transaction: when the visit has passed QC,
     /// creates its read tasks as the charter's read design says (readers fixed per subject and
     /// chosen by qualification and workload; without a qualified reader the task waits, and the
-    /// trial manager sees why). Does nothing for other states, for visits that already have
-    /// tasks, and for LVEF/MS read designs (no read form yet).
+    /// trial manager sees why). Does nothing for other states and for visits that already have
+    /// tasks.
     pub(crate) async fn visit_ready_for_reading(
         &self,
         tx: &mut Tx,
@@ -753,11 +829,11 @@ impl App {
         assessment: &Value,
     ) -> Result<BlindedReadCase, AppError> {
         let (role, task) = self.own_task(actor, task_id, "save reads").await?;
-        let parsed = Assessment::parse(assessment, task.baseline).map_err(|m| AppError::invalid("assessment", m))?;
         let now = self.clock().now();
         let mut tx = self.db().begin().await?;
         let charter = charter_in(&mut tx, task.trial_id).await?;
         let design = Design::of(&charter).ok_or_else(no_read_form)?;
+        let parsed = Read::parse(assessment, design.form, task.baseline)?;
         let data = case_data(&mut tx, task.case_id).await?;
         let task = data
             .tasks
@@ -837,9 +913,14 @@ impl App {
         let labels = data.labels(&design);
         refuse_waiting(&data, &task, &design, &labels)?;
         let parsed = match assessment {
-            Some(v) => Assessment::parse(v, task.baseline).map_err(|m| AppError::invalid("assessment", m))?,
+            Some(v) => Read::parse(v, design.form, task.baseline)?,
             None => match data.draft(task.id) {
-                Some(d) => Assessment::from_stored(&d.assessment, task.baseline).map_err(stored_error)?,
+                // Checked as if sent now: the charter may have changed since the draft was saved.
+                Some(d) => Read::parse(
+                    &serde_json::from_str(&d.assessment).map_err(|e| stored_error(e.to_string()))?,
+                    design.form,
+                    task.baseline,
+                )?,
                 None => {
                     return Err(AppError::invalid(
                         "assessment",
@@ -906,7 +987,6 @@ impl App {
             ..task.clone()
         })
         .await?;
-        let overall = result.pointer("/timepoint/overall").cloned().unwrap_or(Value::Null);
         tx.append_audit(trial_record(
             actor,
             &role,
@@ -919,7 +999,7 @@ impl App {
             vec![
                 change("version", Value::Null, version.version),
                 change("state", "open", task_state::SUBMITTED),
-                change("overall_response", Value::Null, overall),
+                audit_result(&result),
             ],
         ))
         .await?;
@@ -957,15 +1037,15 @@ impl App {
         if reason.is_empty() {
             return Err(AppError::invalid("reason", "say why the locked read is corrected"));
         }
-        let parsed = Assessment::parse(assessment, task.baseline).map_err(|m| AppError::invalid("assessment", m))?;
         let mut tx = self.db().read().await?;
         let charter = charter_in(&mut tx, task.trial_id).await?;
         let design = Design::of(&charter).ok_or_else(no_read_form)?;
         let data = case_data(&mut tx, task.case_id).await?;
         drop(tx);
+        let parsed = Read::parse(assessment, design.form, task.baseline)?;
         let labels = data.labels(&design);
         if let Some(cur) = data.current(task.id)
-            && Assessment::from_stored(&cur.assessment, task.baseline).map_err(stored_error)? == parsed
+            && Read::from_stored(&cur.assessment, design.form, task.baseline)? == parsed
         {
             return Err(AppError::invalid("assessment", "the correction changes nothing in the read"));
         }
@@ -1006,14 +1086,7 @@ impl App {
             "correct",
             "read",
             task.id,
-            vec![
-                change("version", previous, version.version),
-                change(
-                    "overall_response",
-                    Value::Null,
-                    result.pointer("/timepoint/overall").cloned().unwrap_or(Value::Null),
-                ),
-            ],
+            vec![change("version", previous, version.version), audit_result(&result)],
         );
         rec.reason = Some(reason.to_string());
         tx.append_audit(rec).await?;
@@ -1040,9 +1113,13 @@ impl App {
         design: &Design,
         data: &CaseData,
         task: &ReadTaskRow,
-        parsed: &Assessment,
+        parsed: &Read,
         labels: &HashMap<String, Label>,
     ) -> Result<Value, AppError> {
+        let parsed = match parsed {
+            Read::Recist(a) => a,
+            Read::Measured(m) => return measured::check(design, data, task, m, labels),
+        };
         let mine = SlotReads::current(data, task.slot, None)?;
         let label = labels.get(&task.visit_id).map(|l| l.label.clone()).unwrap_or_default();
         match parsed {
@@ -1108,7 +1185,7 @@ impl App {
         Ok(BlindedReadCase {
             task_id: task.id,
             case_code: data.case.case_code.clone(),
-            criteria: design.criteria.as_str().to_string(),
+            criteria: design.form.name().to_string(),
             timepoint: label.as_ref().map(|l| l.label.clone()).unwrap_or_default(),
             days_from_baseline: label.as_ref().and_then(|l| l.days),
             kind: if task.baseline { "baseline" } else { "follow_up" },
@@ -1121,12 +1198,25 @@ impl App {
     }
 }
 
+/// What the audit record of a locked read says about its computed result: the overall response
+/// (RECIST), the EF (LVEF) or the MRI activity (MS; null at baseline).
+fn audit_result(result: &Value) -> Value {
+    let at = |pointer: &str| result.pointer(pointer).cloned().unwrap_or(Value::Null);
+    if result.get("lvef").is_some() {
+        change("ef_pct", Value::Null, at("/lvef/ef_pct"))
+    } else if result.get("ms").is_some() {
+        change("mri_activity", Value::Null, at("/ms/mri_activity"))
+    } else {
+        change("overall_response", Value::Null, at("/timepoint/overall"))
+    }
+}
+
 fn next_version(data: &CaseData, task: Uuid) -> i64 {
     data.versions.get(&task).and_then(|v| v.iter().map(|v| v.version).max()).unwrap_or(0) + 1
 }
 
 fn no_read_form() -> AppError {
-    AppError::Conflict("this trial's read criteria have no read form yet (RECIST 1.1 and iRECIST only)".into())
+    AppError::Conflict("this trial's charter names no read criteria".into())
 }
 
 fn refuse_submitted(task: &ReadTaskRow) -> Result<(), AppError> {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::measured::{LvefResultView, MsResultView};
 use crate::signatures::SignatureView;
 
 /// A series of de-identified images, for the viewer.
@@ -32,6 +33,7 @@ pub struct BlindedStudy {
 /// The engine's result at a timepoint, without its day.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlindedResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_sum_mm: Option<Tenths>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sum_mm: Option<Tenths>,
@@ -57,6 +59,12 @@ pub struct BlindedResult {
     pub ne_reason: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<Flag>,
+    /// LVEF reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lvef: Option<LvefResultView>,
+    /// MS MRI reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ms: Option<MsResultView>,
 }
 
 impl BlindedResult {
@@ -75,7 +83,14 @@ impl BlindedResult {
             new_lesion_target_sum_mm: None,
             ne_reason: None,
             flags: Vec::new(),
+            lvef: None,
+            ms: None,
         }
+    }
+
+    /// The result of an LVEF or MS read.
+    pub fn measured(lvef: Option<LvefResultView>, ms: Option<MsResultView>) -> Self {
+        BlindedResult { lvef, ms, ..BlindedResult::baseline(None) }
     }
 
     pub fn follow_up(baseline_sum: Option<Tenths>, t: &TimepointResult) -> Self {
@@ -93,6 +108,8 @@ impl BlindedResult {
             new_lesion_target_sum_mm: t.new_lesion_target_sum_mm,
             ne_reason: t.ne_reason.clone(),
             flags: t.flags.clone(),
+            lvef: None,
+            ms: None,
         }
     }
 }
@@ -162,7 +179,9 @@ pub struct BlindedReadCase {
 #[derive(Debug, Clone, Serialize)]
 pub struct BlindedAssessment {
     pub timepoints: Vec<BlindedTimepoint>,
-    pub best_overall_response: Response,
+    /// RECIST/iRECIST reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_overall_response: Option<Response>,
     /// The timepoint progression is dated to, if any.
     pub progression_at: Option<String>,
     pub first_response_at: Option<String>,

@@ -527,6 +527,9 @@ pub struct Adjudication {
     pub triggers: Vec<AdjudicationTrigger>,
     /// Whether the adjudicator picks one reader for the whole subject or per variable.
     pub choice: AdjudicationChoice,
+    /// LVEF reads: EFs more than this many percentage points apart disagree (None: 5.0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ef_tolerance_points: Option<crate::response::Tenths>,
 }
 
 choice! {

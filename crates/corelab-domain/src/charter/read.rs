@@ -105,7 +105,7 @@ pub(crate) mod keys {
         "measures",
         "reader_qualifications",
     ];
-    pub const ADJUDICATION: &[&str] = &["triggers", "choice"];
+    pub const ADJUDICATION: &[&str] = &["triggers", "choice", "ef_tolerance_points"];
     pub const READER_QUALIFICATIONS: &[&str] = &["therapeutic_area", "criteria", "training_current"];
 
     /// (schema `$defs` name, keys); "charter" is the document root.
@@ -1035,7 +1035,23 @@ fn read_reads(r: &mut Reader, t: &Tbl<'_, '_>) -> ReadDesign {
             let triggers =
                 r.req(&t, "triggers", Kind::List, |r, p, a, v| r.choices(p, a, v, &AdjudicationTrigger::options()));
             let choice = r.req(&t, "choice", Kind::Str, |r, p, a, v| r.choice(p, a, v, &AdjudicationChoice::options()));
-            Some(Adjudication { triggers: triggers?, choice: choice? })
+            let ef_tolerance_points = r.opt(&t, "ef_tolerance_points", |r, p, a, v| {
+                let n = r.number(p, a, v)?;
+                match crate::response::Tenths::parse(&n.to_string()) {
+                    Ok(points) if n > 0.0 && n <= 50.0 => Some(points),
+                    _ => {
+                        r.invalid(
+                            p,
+                            a,
+                            Kind::Num,
+                            format!("`ef_tolerance_points` must be above 0 and at most 50 with one decimal, got {n}"),
+                            "write the protocol's tolerance in percentage points, e.g. 5.0".into(),
+                        );
+                        None
+                    }
+                }
+            });
+            Some(Adjudication { triggers: triggers?, choice: choice?, ef_tolerance_points })
         }),
         sd_min_days: r.opt(t, "sd_min_days", |r, p, a, v| r.u32_in(p, a, v, 0, 3650)),
         confirmation_required,

@@ -982,6 +982,16 @@ impl Validator {
             _ => {}
         }
         if let Some(adj) = &r.adjudication {
+            if adj.ef_tolerance_points.is_some() && !r.criteria.contains(&Criteria::Lvef) {
+                self.push(
+                    Finding::warning(
+                        P::Inconsistent,
+                        format!("{base}.adjudication.ef_tolerance_points"),
+                        "ef_tolerance_points is only used by LVEF reads",
+                    )
+                    .hint("remove it"),
+                );
+            }
             let path = format!("{base}.adjudication.triggers");
             if adj.triggers.is_empty() {
                 self.push(Finding::error(P::InvalidValue, path.clone(), "no adjudication trigger").hint(

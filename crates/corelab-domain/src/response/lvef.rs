@@ -211,6 +211,84 @@ pub fn lvef_change(baseline: &LvefMeasurement, follow_up: &LvefMeasurement, rule
     }
 }
 
+/// One timepoint of a reader's LVEF reads: the reading and, at a follow-up, its change from the
+/// same reader's baseline under the protocol's dysfunction rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LvefTimepoint {
+    pub measurement: LvefMeasurement,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<LvefChange>,
+}
+
+impl LvefTimepoint {
+    /// Dysfunction at a follow-up; `None` at baseline.
+    pub fn dysfunction(&self) -> Option<bool> {
+        self.change.as_ref().map(|c| c.dysfunction)
+    }
+}
+
+/// A reader's series: `readings` baseline first, then the follow-ups in order.
+pub fn lvef_series(readings: &[LvefMeasurement], rule: &DysfunctionRule) -> Vec<LvefTimepoint> {
+    let Some(baseline) = readings.first() else { return Vec::new() };
+    readings
+        .iter()
+        .enumerate()
+        .map(|(i, m)| LvefTimepoint { measurement: m.clone(), change: (i > 0).then(|| lvef_change(baseline, m, rule)) })
+        .collect()
+}
+
+/// The adjudication tolerance when the charter sets none: readers' EFs more than 5.0 points apart.
+pub const DEFAULT_EF_TOLERANCE_POINTS: Tenths = Tenths::units(5);
+
+/// Whether two EFs are more than `tolerance_points` percentage points apart, decided exactly.
+pub fn ef_differs_by_more_than(a: Ef, b: Ef, tolerance_points: Tenths) -> bool {
+    // |a - b| (fraction of 1) > tolerance / 1000 (tenths of a percentage point).
+    let (an, ad, bn, bd) = (u128::from(a.num), u128::from(a.den), u128::from(b.num), u128::from(b.den));
+    (an * bd).abs_diff(bn * ad) * 1000 > u128::from(tolerance_points.get()) * ad * bd
+}
+
+/// A timepoint at which two readers' LVEF reads disagree (domain.md section 3 "2 + 1", section 8):
+/// their EFs are more than the tolerance apart, or (at a follow-up) one finds dysfunction under
+/// the protocol's rule and the other does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LvefDisagreement {
+    /// The timepoint's index in reading order: 0 is the baseline.
+    pub timepoint: usize,
+    pub reader_1_ef_pct: SignedTenths,
+    pub reader_2_ef_pct: SignedTenths,
+    pub reader_1_dysfunction: Option<bool>,
+    pub reader_2_dysfunction: Option<bool>,
+    pub ef_differs: bool,
+    pub category_differs: bool,
+}
+
+/// Compares two readers' series timepoint by timepoint (both read the same timepoints in the same
+/// order; extra timepoints of one reader are not compared).
+pub fn lvef_disagreements(
+    reader_1: &[LvefTimepoint],
+    reader_2: &[LvefTimepoint],
+    tolerance_points: Tenths,
+) -> Vec<LvefDisagreement> {
+    reader_1
+        .iter()
+        .zip(reader_2)
+        .enumerate()
+        .filter_map(|(i, (a, b))| {
+            let ef_differs = ef_differs_by_more_than(a.measurement.ef, b.measurement.ef, tolerance_points);
+            let category_differs = a.dysfunction() != b.dysfunction();
+            (ef_differs || category_differs).then(|| LvefDisagreement {
+                timepoint: i,
+                reader_1_ef_pct: a.measurement.ef_pct,
+                reader_2_ef_pct: b.measurement.ef_pct,
+                reader_1_dysfunction: a.dysfunction(),
+                reader_2_dysfunction: b.dysfunction(),
+                ef_differs,
+                category_differs,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +310,87 @@ mod tests {
         assert!(change.drop_meets_rule);
         assert!(!change.below_threshold);
         assert!(!change.dysfunction);
+    }
+
+    fn reported(tenths: u32) -> LvefMeasurement {
+        lvef_from_reported(Tenths::new(tenths), &PlausibilityLimits::default()).unwrap()
+    }
+
+    #[test]
+    fn volumes_are_checked_and_the_error_names_the_value() {
+        let limits = PlausibilityLimits::default();
+        let v = |edv: u32, esv: u32| LvVolumes { edv_ml: Tenths::new(edv), esv_ml: Tenths::new(esv) };
+        // (EDV, ESV in tenths of ml) -> error
+        let rows: [(u32, u32, Option<LvefError>); 4] = [
+            (0, 500, Some(LvefError::VolumeNotPositive { which: "EDV".into() })),
+            (1200, 0, Some(LvefError::VolumeNotPositive { which: "ESV".into() })),
+            (1000, 1000, Some(LvefError::EsvNotBelowEdv { edv_ml: Tenths::new(1000), esv_ml: Tenths::new(1000) })),
+            (1000, 999, None),
+        ];
+        for (edv, esv, want) in rows {
+            assert_eq!(lvef_from_volumes(v(edv, esv), &limits).err(), want, "EDV {edv} ESV {esv}");
+        }
+        // Implausible but possible: a warning, not an error.
+        let dilated = lvef_from_volumes(v(5500, 4500), &limits).unwrap();
+        assert!(matches!(dilated.warnings[0], LvefWarning::EdvOutsideRange { .. }), "{:?}", dilated.warnings);
+        assert_eq!(
+            lvef_from_reported(Tenths::new(1001), &limits).err(),
+            Some(LvefError::EfNotAPercentage { ef_pct: Tenths::new(1001) })
+        );
+    }
+
+    #[test]
+    fn ef_tolerance_is_strict_and_exact() {
+        // (EF reader 1, EF reader 2 in tenths of %, tolerance in tenths) -> more than the tolerance apart
+        let rows: [(u32, u32, u32, bool); 6] = [
+            (600, 550, 50, false), // exactly 5.0 points: not more
+            (600, 549, 50, true),
+            (549, 600, 50, true), // symmetric
+            (600, 600, 0, false),
+            (601, 600, 0, true),
+            (600, 500, 100, false),
+        ];
+        for (a, b, tol, want) in rows {
+            assert_eq!(
+                ef_differs_by_more_than(reported(a).ef, reported(b).ef, Tenths::new(tol)),
+                want,
+                "{a} vs {b}, tolerance {tol}"
+            );
+        }
+        // 70/120 = 58.333...% vs 53.3 %: 5.0333 points apart -> more than 5.0 (rounded display would say 5.0).
+        assert!(ef_differs_by_more_than(m(120, 50).ef, reported(533).ef, Tenths::units(5)));
+    }
+
+    #[test]
+    fn readers_disagree_on_ef_or_dysfunction_per_timepoint() {
+        let rule = DysfunctionRule::default();
+        let tol = DEFAULT_EF_TOLERANCE_POINTS;
+        // (reader 1 EFs, reader 2 EFs, baseline first) -> disagreeing timepoints (index, ef_differs, category_differs)
+        type Row = (Vec<u32>, Vec<u32>, Vec<(usize, bool, bool)>);
+        let rows: Vec<Row> = vec![
+            (vec![600, 580], vec![610, 575], vec![]),
+            // baseline EFs 6 points apart
+            (vec![600, 580], vec![660, 600], vec![(0, true, false)]),
+            // reader 1: 60 -> 49.9 (fall of 10.1 to below 53: dysfunction); reader 2: 60 -> 51 (fall of 9)
+            (vec![600, 499], vec![600, 510], vec![(1, false, true)]),
+            // both find dysfunction, 8 points apart
+            (vec![650, 450], vec![650, 530 - 160], vec![(1, true, false)]),
+            // both: EF 10 points apart and only reader 1 finds dysfunction
+            (vec![600, 450], vec![600, 550], vec![(1, true, true)]),
+        ];
+        for (r1, r2, want) in rows {
+            let s1 = lvef_series(&r1.iter().map(|e| reported(*e)).collect::<Vec<_>>(), &rule);
+            let s2 = lvef_series(&r2.iter().map(|e| reported(*e)).collect::<Vec<_>>(), &rule);
+            let got: Vec<(usize, bool, bool)> = lvef_disagreements(&s1, &s2, tol)
+                .iter()
+                .map(|d| (d.timepoint, d.ef_differs, d.category_differs))
+                .collect();
+            assert_eq!(got, want, "{r1:?} vs {r2:?}");
+        }
+        let s = lvef_series(&[reported(600), reported(499)], &rule);
+        assert_eq!(s[0].dysfunction(), None);
+        assert_eq!(s[1].dysfunction(), Some(true));
+        assert_eq!(s[1].change.as_ref().unwrap().change_points, SignedTenths::new(-101));
     }
 
     #[test]

@@ -169,9 +169,66 @@ fn to_pct(factor: i128) -> Hundredths {
     Hundredths::new(i64::try_from(div_round((factor - ONE) * 10_000, ONE)).unwrap_or(0))
 }
 
+/// A follow-up scan on which two readers disagree about MRI activity (a new/enlarging T2 or a Gd+
+/// lesion seen by one reader and not by the other). Counts that differ without changing the
+/// active/not active call do not disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsDisagreement {
+    /// The follow-up scan's index (0 is the first follow-up).
+    pub scan: usize,
+    pub reader_1_active: bool,
+    pub reader_2_active: bool,
+}
+
+/// Compares two readers' results scan by scan (both read the same scans in the same order).
+pub fn ms_disagreements(reader_1: &MsResult, reader_2: &MsResult) -> Vec<MsDisagreement> {
+    reader_1
+        .scans
+        .iter()
+        .zip(&reader_2.scans)
+        .enumerate()
+        .filter(|(_, (a, b))| a.mri_activity != b.mri_activity)
+        .map(|(i, (a, b))| MsDisagreement { scan: i, reader_1_active: a.mri_activity, reader_2_active: b.mri_activity })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scan(day: u32, t2: u32, gd: u32) -> MsScan {
+        MsScan {
+            days_from_baseline: day,
+            new_or_enlarging_t2: t2,
+            gd_enhancing: gd,
+            new_or_enlarging_t2_vs_baseline: None,
+            pbvc_pct: None,
+        }
+    }
+
+    #[test]
+    fn readers_disagree_on_activity_not_on_counts() {
+        // (reader 1 (T2, Gd+) per scan, reader 2) -> scans in disagreement (index, r1 active, r2 active)
+        type Row = (Vec<(u32, u32)>, Vec<(u32, u32)>, Vec<(usize, bool, bool)>);
+        let rows: Vec<Row> = vec![
+            (vec![(0, 0), (0, 0)], vec![(0, 0), (0, 0)], vec![]),
+            (vec![(2, 0), (0, 1)], vec![(5, 0), (0, 3)], vec![]), // counts differ, both active
+            (vec![(1, 0), (0, 0)], vec![(0, 0), (0, 0)], vec![(0, true, false)]), // one new T2 lesion
+            (vec![(0, 0), (0, 0)], vec![(0, 0), (0, 1)], vec![(1, false, true)]), // one Gd+ lesion
+            (vec![(0, 1), (1, 0)], vec![(0, 0), (0, 0)], vec![(0, true, false), (1, true, false)]),
+        ];
+        for (r1, r2, want) in rows {
+            let run = |r: &[(u32, u32)]| {
+                let scans = r.iter().enumerate().map(|(i, (t2, gd))| scan(84 * (i as u32 + 1), *t2, *gd)).collect();
+                evaluate_ms(&MsSeries { baseline_gd_enhancing: None, scans }, &MsSettings::default()).unwrap()
+            };
+            let got: Vec<(usize, bool, bool)> = ms_disagreements(&run(&r1), &run(&r2))
+                .iter()
+                .map(|d| (d.scan, d.reader_1_active, d.reader_2_active))
+                .collect();
+            assert_eq!(got, want, "{r1:?} vs {r2:?}");
+        }
+    }
 
     #[test]
     fn compounding_two_losses() {

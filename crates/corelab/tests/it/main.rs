@@ -17,6 +17,7 @@ mod locks;
 mod processes;
 mod qc_flow;
 mod reads;
+mod reads_lvef_ms;
 mod sdtm;
 mod store;
 mod stow;

@@ -355,7 +355,7 @@ async fn audit_of(w: &World, trial: Option<Uuid>) -> Vec<corelab_store::audit::A
 }
 
 /// Walks a JSON value and collects every object key.
-fn keys(v: &Value, out: &mut HashSet<String>) {
+pub fn keys(v: &Value, out: &mut HashSet<String>) {
     match v {
         Value::Object(m) => {
             for (k, v) in m {
@@ -369,7 +369,7 @@ fn keys(v: &Value, out: &mut HashSet<String>) {
 }
 
 /// Asserts that no body holds a forbidden key or text.
-fn assert_blind(who: &str, bodies: &[String], texts: &[String]) {
+pub fn assert_blind(who: &str, bodies: &[String], texts: &[String]) {
     assert!(!bodies.is_empty());
     for body in bodies {
         let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);

@@ -52,7 +52,8 @@ fn oncology_example_reads_into_the_model() {
         r.adjudication,
         Some(Adjudication {
             triggers: vec![AdjudicationTrigger::ProgressionDate],
-            choice: AdjudicationChoice::PerSubject
+            choice: AdjudicationChoice::PerSubject,
+            ef_tolerance_points: None
         })
     );
     assert_eq!(c.qc.stages, QcStages::AutomatedQc1Qc2);
@@ -76,6 +77,10 @@ fn cardiology_and_neurology_examples_read_into_the_model() {
     assert_eq!(sax.constraints.mr_sequence, Some(MrSequence::CineSsfp));
     assert_eq!(sax.constraints.field_strength_t, Some(Range { min: Some(1.5), max: Some(3.0) }));
     assert_eq!(c.reads.measures, [Measure::Lvef, Measure::LvEdv, Measure::LvEsv]);
+    assert_eq!(
+        c.reads.adjudication.as_ref().and_then(|a| a.ef_tolerance_points),
+        Some(crate::response::Tenths::units(5))
+    );
 
     let n = parse_ok(NEUROLOGY);
     let t1 = n.series("T1_3D_GD").unwrap().1;

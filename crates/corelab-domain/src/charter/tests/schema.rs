@@ -158,6 +158,7 @@ measures = ["lvef"]
 [reads.adjudication]
 triggers = ["best_overall_response", "any_timepoint"]
 choice = "per_variable"
+ef_tolerance_points = 4.5
 
 [reads.reader_qualifications]
 therapeutic_area = "oncology"
