@@ -7,4 +7,5 @@ pub mod access;
 pub mod charter;
 pub mod deid_profile;
 pub mod qc;
+pub mod reports;
 pub mod response;
