@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod qc;
 pub mod reads;
 pub mod records;
+pub mod reports;
 pub mod trials;
 
 pub use blob::{BlobStore, BlobStream, S3Settings, StagedBlob};

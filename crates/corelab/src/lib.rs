@@ -6,5 +6,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod deid_cmd;
+pub mod export_cmd;
 pub mod server;
 pub mod telemetry;

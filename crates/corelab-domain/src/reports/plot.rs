@@ -10,10 +10,10 @@ use super::response::{SpiderLine, WaterfallBar};
 use super::timeline::{EnrolmentPoint, TimelineSubject};
 use crate::charter::Date;
 
-const W: f64 = 860.0;
+const W: f64 = 900.0;
 const H: f64 = 460.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 170.0;
+const RIGHT: f64 = 240.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 110.0;
 const FONT: &str = "DejaVu Sans, Arial, Helvetica, sans-serif";
@@ -96,7 +96,7 @@ impl ResponseGroup {
             ResponseGroup::Pr => "PR: partial response",
             ResponseGroup::Sd => "SD: stable disease",
             ResponseGroup::NonCrNonPd => "non-CR/non-PD",
-            ResponseGroup::Iupd => "iUPD: unconfirmed progression",
+            ResponseGroup::Iupd => "iUPD: unconfirmed PD",
             ResponseGroup::Pd => "PD: progressive disease",
             ResponseGroup::Ne => "NE: not evaluable",
         }
@@ -216,28 +216,31 @@ impl Frame {
             self.out,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{AXIS}\">{}</text>",
             f(LEFT + Frame::plot_w() / 2.0),
-            f(H - 12.0),
+            f(TOP + Frame::plot_h() + 44.0),
             esc(title)
         );
     }
 
-    /// A dashed horizontal reference line with its label at the right end.
-    fn reference(&mut self, y: f64, colour: &str, label: &str) {
+    /// A dashed horizontal reference line with its label (on a white halo) at the right end, or
+    /// at the left end with `left`.
+    fn reference(&mut self, y: f64, colour: &str, label: &str, left: bool) {
         let yy = f(y);
+        let (x, anchor) = if left { (LEFT + 4.0, "start") } else { (LEFT + Frame::plot_w() - 4.0, "end") };
         let _ = write!(
             self.out,
             "<line class=\"threshold\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy}\" y2=\"{yy}\" stroke=\"{colour}\" \
              stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\
-             <text x=\"{}\" y=\"{yy}\" dy=\"4\" fill=\"{colour}\">{}</text>",
+             <text x=\"{}\" y=\"{yy}\" dy=\"-5\" text-anchor=\"{anchor}\" font-weight=\"bold\" fill=\"{colour}\" \
+             stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\">{}</text>",
             f(LEFT + Frame::plot_w()),
-            f(LEFT + Frame::plot_w() + 6.0),
+            f(x),
             esc(label)
         );
     }
 
     /// A legend to the right of the plot: (swatch colour, text, circle marker?).
     fn legend(&mut self, title: &str, entries: &[(&str, String, bool)]) {
-        let x = LEFT + Frame::plot_w() + 16.0;
+        let x = LEFT + Frame::plot_w() + 64.0;
         let mut y = TOP + 60.0;
         let _ = write!(
             self.out,
@@ -365,8 +368,8 @@ pub fn waterfall(id: &str, title: &str, bars: &[WaterfallBar]) -> String {
         f(zero),
         f(zero)
     );
-    fr.reference(y(20.0), "#c62828", "+20 % (PD)");
-    fr.reference(y(-30.0), "#1f63b5", "-30 % (PR)");
+    fr.reference(y(20.0), "#c62828", "+20 % (PD)", false);
+    fr.reference(y(-30.0), "#1f63b5", "-30 % (PR)", true);
     let _ = write!(
         fr.out,
         "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{AXIS}\">Subjects, sorted by best change</text>",
@@ -412,8 +415,8 @@ pub fn spider(id: &str, title: &str, lines: &[SpiderLine]) -> String {
     fr.y_axis(&ticks(lo, hi, 8), &y, &|t| format!("{t:.0} %"), "Change in sum of diameters from baseline (%)");
     let xticks: Vec<(f64, String)> = xt.iter().map(|d| (x(*d), format!("{d:.0}"))).collect();
     fr.x_axis(&xticks, "Days from baseline");
-    fr.reference(y(20.0), "#c62828", "+20 % (PD)");
-    fr.reference(y(-30.0), "#1f63b5", "-30 % (PR)");
+    fr.reference(y(20.0), "#c62828", "+20 % (PD)", false);
+    fr.reference(y(-30.0), "#1f63b5", "-30 % (PR)", true);
     let zero = f(y(0.0));
     let _ = write!(
         fr.out,
@@ -536,12 +539,12 @@ pub fn enrolment(id: &str, title: &str, curve: &[EnrolmentPoint], today: Date) -
 /// The colour and legend text of an imaging visit's state.
 fn visit_mark(state: &str, read: bool) -> (&'static str, &'static str) {
     if read {
-        return ("#1f63b5", "read (accepted response)");
+        return ("#1f63b5", "read (accepted)");
     }
     match state {
         "qc_passed" => ("#1a7f37", "QC passed"),
-        "qc_failed" | "qc_rejected" | "received_incomplete" => ("#c62828", "QC failed, rejected or incomplete"),
-        _ => ("#e07b00", "received, QC pending"),
+        "qc_failed" | "qc_rejected" | "received_incomplete" => ("#c62828", "QC failed or incomplete"),
+        _ => ("#e07b00", "QC pending"),
     }
 }
 
@@ -607,7 +610,13 @@ pub fn imaging_timeline(id: &str, title: &str, subjects: &[TimelineSubject], tod
             esc(&s.label),
             s.enrolled
         );
-        for e in &s.events {
+        for (k, e) in s.events.iter().enumerate() {
+            // Visits received on the same day sit side by side.
+            let same: Vec<usize> =
+                s.events.iter().enumerate().filter(|(_, o)| o.date == e.date).map(|(j, _)| j).collect();
+            let rank = same.iter().position(|j| *j == k).unwrap_or(0);
+            #[allow(clippy::cast_precision_loss)]
+            let dx = (rank as f64 - (same.len() as f64 - 1.0) / 2.0) * 16.0;
             let (colour, text) = visit_mark(&e.state, e.read);
             if !seen.iter().any(|(_, t)| *t == text) {
                 seen.push((colour, text));
@@ -617,13 +626,13 @@ pub fn imaging_timeline(id: &str, title: &str, subjects: &[TimelineSubject], tod
                 "<circle class=\"visit\" cx=\"{}\" cy=\"{}\" r=\"6\" fill=\"{colour}\" stroke=\"#ffffff\" \
                  stroke-width=\"1\"><title>{} {} {}: {}</title></circle>\
                  <text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"10\" fill=\"{AXIS}\">{}</text>",
-                f(x(e.date)),
+                f(x(e.date) + dx),
                 f(cy),
                 esc(&s.label),
                 esc(&e.visit_id),
                 e.date,
                 esc(text),
-                f(x(e.date)),
+                f(x(e.date) + dx),
                 f(cy - 9.0),
                 esc(&e.visit_id)
             );
@@ -639,7 +648,7 @@ pub fn imaging_timeline(id: &str, title: &str, subjects: &[TimelineSubject], tod
     );
     let mut legend: Vec<(&str, String, bool)> = vec![("#333333", "enrolment".into(), false)];
     legend.extend(seen.into_iter().map(|(c, t)| (c, t.to_string(), true)));
-    legend.push(("#555555", format!("today {today} (dashed)"), false));
+    legend.push(("#555555", format!("today, {today}"), false));
     fr.legend("", &legend);
     fr.finish()
 }
@@ -780,7 +789,7 @@ mod tests {
         let svg = imaging_timeline("tl", "Imaging", &subjects, d("2026-11-27"));
         balanced(&svg);
         assert_eq!(svg.matches("class=\"visit\"").count(), 2);
-        assert!(svg.contains("read (accepted response)") && svg.contains("QC failed, rejected or incomplete"));
+        assert!(svg.contains("read (accepted)") && svg.contains("QC failed or incomplete"));
         assert!(svg.contains("101-001 enrolled 2026-10-01: BL 2026-09-20 qc_passed, W8 2026-11-26 qc_failed"));
     }
 }

@@ -14,6 +14,7 @@ mod ingest;
 mod processes;
 mod qc_flow;
 mod reads;
+mod reports;
 mod store;
 mod stow;
 mod support;
