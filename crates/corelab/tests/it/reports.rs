@@ -476,5 +476,38 @@ async fn the_regulatory_package_verifies_against_its_manifest_and_holds_every_im
     // An unknown subject is refused with a clear message.
     let e = w.t.app.regulatory_package(&op, t, Some("999-999"), Vec::new()).await.unwrap_err();
     assert!(e.to_string().contains("no subject 999-999"), "{e}");
+
+    // The command line: `corelab package` and `corelab report`, by the operator on the server.
+    let run = |args: &[&str]| {
+        let envs = w.t.env.process_env();
+        tokio::task::block_in_place(|| {
+            std::process::Command::new(crate::support::corelab_bin())
+                .args(args)
+                .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .output()
+                .unwrap()
+        })
+    };
+    let cli_zip = dir.path().join("cli.zip");
+    let out = run(&["package", "--trial", "ACME-101", "--subject", "101-001", "--out", cli_zip.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("18 images"), "{stdout}");
+    let unpacked = dir.path().join("cli");
+    unzip(&cli_zip, &unpacked);
+    verify_against_manifest(&unpacked);
+    let out = run(&["package", "--trial", "ACME-101", "--out", cli_zip.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("exists"));
+    let html = dir.path().join("response.html");
+    let out = run(&["report", "response", "--trial", "ACME-101", "--out", html.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert!(text.contains("data-change=\"-41.2 %\"") && text.contains("101-001"), "the operator sees identities");
+    let pdf = dir.path().join("response.pdf");
+    let out = run(&["report", "response", "--trial", "ACME-101", "--out", pdf.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
+    let out = run(&["report", "nonsense", "--trial", "ACME-101", "--out", pdf.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("choose one of site-performance"));
     w.t.stop().await;
 }
