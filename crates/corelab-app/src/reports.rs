@@ -382,17 +382,22 @@ impl App {
         subjects.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.subject_id.cmp(&b.subject_id)));
         let mut rows = Vec::new();
         for (i, s) in subjects.iter().enumerate() {
-            let mut events: Vec<ImagingEvent> = studies
+            // In the order the images arrived.
+            let mut received: Vec<(&DateTime<Utc>, &String)> = studies
                 .iter()
                 .filter(|((subject, _), _)| *subject == s.id)
-                .map(|((_, visit), at)| ImagingEvent {
+                .map(|((_, visit), at)| (at, visit))
+                .collect();
+            received.sort();
+            let events: Vec<ImagingEvent> = received
+                .into_iter()
+                .map(|(at, visit)| ImagingEvent {
                     visit_id: visit.clone(),
                     date: to_date(at.date_naive()),
                     state: states.get(&(s.id, visit.clone())).cloned().unwrap_or_else(|| "received".into()),
                     read: read.get(&s.id).is_some_and(|v| v.contains(visit)),
                 })
                 .collect();
-            events.sort_by(|a, b| a.date.cmp(&b.date).then_with(|| a.visit_id.cmp(&b.visit_id)));
             rows.push(TimelineSubject {
                 label: if head.pseudonymised { format!("#{}", i + 1) } else { s.subject_id.clone() },
                 enrolled: to_date(s.created_at.date_naive()),

@@ -616,7 +616,7 @@ pub fn imaging_timeline(id: &str, title: &str, subjects: &[TimelineSubject], tod
                 s.events.iter().enumerate().filter(|(_, o)| o.date == e.date).map(|(j, _)| j).collect();
             let rank = same.iter().position(|j| *j == k).unwrap_or(0);
             #[allow(clippy::cast_precision_loss)]
-            let dx = (rank as f64 - (same.len() as f64 - 1.0) / 2.0) * 16.0;
+            let dx = (rank as f64 - (same.len() as f64 - 1.0) / 2.0) * 24.0;
             let (colour, text) = visit_mark(&e.state, e.read);
             if !seen.iter().any(|(_, t)| *t == text) {
                 seen.push((colour, text));
