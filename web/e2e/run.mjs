@@ -227,6 +227,12 @@ try {
     check("the audit trail lists records", (await admin.locator("table.audit tbody tr").count()) > 10);
     await shot(admin, "12-audit.png");
     await axe(admin, "the audit trail");
+    for (const name of ["site-performance", "reader-performance", "response", "timeline"]) {
+      await admin.goto(`${base}/trials/${cfg.trial}/reports/${name}`);
+      check(`the ${name} report has its heading`, (await admin.locator("main h2").count()) > 0);
+      await shot(admin, `16-report-${name}.png`);
+      await axe(admin, `the ${name} report`);
+    }
     await admin.goto(`${base}/admin/users`);
     await shot(admin, "13-users.png");
     await axe(admin, "the users page");

@@ -7,5 +7,6 @@ pub mod access;
 pub mod charter;
 pub mod deid_profile;
 pub mod qc;
+pub mod reports;
 pub mod response;
 pub mod sdtm;

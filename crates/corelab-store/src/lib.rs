@@ -14,6 +14,7 @@ pub mod locks;
 pub mod qc;
 pub mod reads;
 pub mod records;
+pub mod reports;
 pub mod trials;
 
 pub use blob::{BlobStore, BlobStream, S3Settings, StagedBlob};

@@ -110,6 +110,30 @@ pub enum Command {
     Restore { src: PathBuf },
     /// Re-hash every stored blob against the index; exit 1 if any is missing or altered.
     Verify,
+    /// Write a trial's (or one subject's) regulatory package: a ZIP of de-identified images,
+    /// reads, QC, signatures and the audit trail with a SHA-256 manifest (docs/reports.md).
+    Package {
+        /// Protocol ID or trial id.
+        #[arg(long)]
+        trial: String,
+        /// Only this subject (subject ID).
+        #[arg(long)]
+        subject: Option<String>,
+        /// The ZIP file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a report (site-performance, reader-performance, response, timeline) as a standalone
+    /// HTML file or, for a .pdf name, a PDF printed by headless Chromium.
+    Report {
+        name: String,
+        /// Protocol ID or trial id.
+        #[arg(long)]
+        trial: String,
+        /// FILE.html or FILE.pdf
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Export a trial's data (SDTM datasets) into a folder.
     Export {
         #[command(subcommand)]

@@ -87,6 +87,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             telemetry::init(&quiet(&config));
             corelab::gateway::upload::run(&config, args).await
         }
+        Command::Package { trial, subject, out } => {
+            telemetry::init(&quiet(&config));
+            corelab::export_cmd::package(&config, &trial, subject.as_deref(), &out).await
+        }
+        Command::Report { name, trial, out } => {
+            telemetry::init(&quiet(&config));
+            corelab::export_cmd::report(&config, &name, &trial, &out).await
+        }
         Command::Deid(args) => Ok(tokio::task::spawn_blocking(move || corelab::deid_cmd::run(&args)).await?),
     }
 }

@@ -574,6 +574,12 @@ impl App {
         let access = self.trial_access(actor, trial_id).await?;
         self.require(actor, &access, &[Role::TrialManager, Role::Monitor], "see reader metrics", "read_case", "*")
             .await?;
+        self.compute_read_metrics(trial_id).await
+    }
+
+    /// The reader metrics of a trial, without an authorization check: for use cases that have
+    /// decided who may see them (the reader performance report).
+    pub(crate) async fn compute_read_metrics(&self, trial_id: Uuid) -> Result<ReadMetricsView, AppError> {
         let mut tx = self.db().read().await?;
         let charter = charter_in(&mut tx, trial_id).await?;
         let mut names: HashMap<Uuid, String> = HashMap::new();

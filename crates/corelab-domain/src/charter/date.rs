@@ -12,6 +12,9 @@ pub struct Date {
 }
 
 impl Date {
+    /// 1970-01-01.
+    pub const EPOCH: Date = Date { days: 0 };
+
     /// The date, if `year` is 1..=9999 and month/day exist.
     pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<Date> {
         if !(1..=9999).contains(&year) || !(1..=12).contains(&month) {

@@ -17,6 +17,7 @@ mod auth;
 mod calendar;
 mod charter_view;
 mod error;
+mod reports;
 mod session;
 mod sign;
 mod sites;
@@ -32,6 +33,7 @@ use axum::routing::{MethodRouter, get, post};
 use crate::WebState;
 
 pub use error::{PageError, not_found_fallback};
+pub use reports::{chromium, print_pdf, report_document};
 pub use session::{CSRF_FIELD, LOGIN_CSRF_COOKIE, csrf_token_for};
 
 /// One page route: HTTP method, path, handler.
@@ -53,6 +55,8 @@ fn table() -> Vec<Route> {
         ("GET", "/trials/{trial}/calendar", get(calendar::page)),
         ("POST", "/trials/{trial}/subjects", post(subjects::enroll)),
         ("GET", "/trials/{trial}/training", get(trials::training)),
+        ("GET", "/trials/{trial}/reports", get(reports::list)),
+        ("GET", "/trials/{trial}/reports/{report}", get(reports::show)),
         ("POST", "/trials/{trial}/training", post(trials::attest)),
         ("GET", "/trials/{trial}/grants", get(admin::grants)),
         ("POST", "/trials/{trial}/grants", post(admin::grant)),

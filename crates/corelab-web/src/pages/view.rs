@@ -151,6 +151,10 @@ impl Roles {
     pub fn may_see_grants(&self) -> bool {
         self.any(&["trial_manager", "monitor"])
     }
+    /// Sees at least one report (readers and adjudicators see none).
+    pub fn may_see_reports(&self) -> bool {
+        self.any(&["trial_manager", "monitor", "sponsor", "qc_reviewer", "site_user"])
+    }
     pub fn may_grant(&self) -> bool {
         self.any(&["trial_manager"])
     }

@@ -18,6 +18,7 @@ mod processes;
 mod qc_flow;
 mod reads;
 mod reads_lvef_ms;
+mod reports;
 mod sdtm;
 mod store;
 mod stow;

@@ -336,6 +336,27 @@ fn expect(role: &str, page: &str) -> u16 {
                 403
             }
         }
+        "reports" | "report_site" => {
+            if is(&["admin", "tm", "monitor", "sponsor", "qc", "site_a"]) {
+                200
+            } else {
+                403
+            }
+        }
+        "report_response" | "report_readers" => {
+            if is(&["admin", "tm", "monitor", "sponsor"]) {
+                200
+            } else {
+                403
+            }
+        }
+        "report_other_trial" => {
+            if role == "admin" {
+                200
+            } else {
+                404
+            }
+        }
         "users" => {
             if is(&["admin", "tm"]) {
                 200
@@ -378,6 +399,16 @@ async fn ui_pages_show_each_role_only_what_it_may_see() {
         ("/subjects/{subject}", "other_subject", format!("/subjects/{b}")),
         ("/subjects/{subject}/sign", "own_sign", format!("/subjects/{a}/sign")),
         ("/subjects/{subject}/sign", "other_sign", format!("/subjects/{b}/sign")),
+        ("/trials/{trial}/reports", "reports", format!("/trials/{t}/reports")),
+        ("/trials/{trial}/reports/{report}", "report_site", format!("/trials/{t}/reports/site-performance")),
+        ("/trials/{trial}/reports/{report}", "report_readers", format!("/trials/{t}/reports/reader-performance")),
+        ("/trials/{trial}/reports/{report}", "report_response", format!("/trials/{t}/reports/response")),
+        ("/trials/{trial}/reports/{report}", "report_response", format!("/trials/{t}/reports/timeline")),
+        (
+            "/trials/{trial}/reports/{report}",
+            "report_other_trial",
+            format!("/trials/{}/reports/site-performance", w.other_trial),
+        ),
         ("/audit", "audit", format!("/audit?trial_id={t}")),
         ("/admin/users", "users", "/admin/users".into()),
         ("/password", "password", "/password".into()),
