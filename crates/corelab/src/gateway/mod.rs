@@ -9,6 +9,7 @@ pub mod site;
 pub mod spool;
 mod status;
 pub mod upload;
+mod zipread;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,5 +1,5 @@
 //! `corelab upload PATH --subject ID --visit ID --central URL --token TOKEN`: de-identify a folder
-//! of DICOM files at the site and upload it with the gateway's queue semantics. Resumable: the
+//! (or ZIP archive) of DICOM files at the site and upload it with the gateway's queue semantics. Resumable: the
 //! spool keeps what was de-identified but not yet acknowledged, and the journal what central
 //! acknowledged, so a second run sends only what is missing.
 
@@ -15,11 +15,12 @@ use corelab_dicom::deid::read_match_keys;
 use super::central::{self, Central};
 use super::site::SiteProfile;
 use super::spool::Spool;
+use super::zipread::{Entry, ZipArchive};
 use crate::config::Config;
 
 #[derive(Debug, Clone, Args)]
 pub struct UploadArgs {
-    /// A DICOM file or a folder (read recursively).
+    /// A DICOM file, a folder (read recursively) or a ZIP archive of them.
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
     /// The subject every file belongs to (follows the trial's subject ID pattern for the site).
@@ -38,6 +39,12 @@ pub struct UploadArgs {
     /// Give up after this many failed attempts in a row (the queue stays for the next run).
     #[arg(long, default_value_t = 8)]
     pub attempts: u32,
+}
+
+/// What `corelab upload` reads: a file of the folder, or an entry of the ZIP archive.
+enum Item {
+    File(PathBuf),
+    Entry(Entry),
 }
 
 fn walk(root: &Path) -> Vec<PathBuf> {
@@ -71,9 +78,6 @@ pub async fn run(config: &Config, args: UploadArgs) -> anyhow::Result<ExitCode> 
     let (Some(central_url), Some(token)) = (central_url, token) else {
         return usage("give --central URL and --token TOKEN".into());
     };
-    if args.path.extension().is_some_and(|x| x.eq_ignore_ascii_case("zip")) {
-        return usage("zip archives are not read directly yet; extract it and give the folder".into());
-    }
     if !args.path.exists() {
         return usage(format!("{} does not exist", args.path.display()));
     }
@@ -104,10 +108,25 @@ pub async fn run(config: &Config, args: UploadArgs) -> anyhow::Result<ExitCode> 
         return usage(format!("{:?} is not a visit of the trial; its visits are: {}", args.visit, ids.join(", ")));
     }
     let delivered = spool.delivered();
-    let files = walk(&args.path);
+    let is_zip = args.path.is_file() && args.path.extension().is_some_and(|x| x.eq_ignore_ascii_case("zip"));
+    let mut archive = if is_zip {
+        match ZipArchive::open(&args.path) {
+            Ok(z) => Some(z),
+            Err(m) => return usage(format!("{}: {m}", args.path.display())),
+        }
+    } else {
+        None
+    };
+    let files: Vec<Item> = match &archive {
+        Some(z) => z.entries.iter().cloned().map(Item::Entry).collect(),
+        None => walk(&args.path).into_iter().map(Item::File).collect(),
+    };
     let mut seen: HashSet<String> = HashSet::new();
     let (mut skipped, mut refused) = (0usize, Vec::<(String, String)>::new());
-    let rel = |p: &Path| p.strip_prefix(&args.path).unwrap_or(p).display().to_string();
+    let rel = |i: &Item| match i {
+        Item::File(p) => p.strip_prefix(&args.path).unwrap_or(p).display().to_string(),
+        Item::Entry(e) => e.name.clone(),
+    };
     eprintln!(
         "corelab upload: de-identifying {} file(s) for subject {} visit {}",
         files.len(),
@@ -115,10 +134,15 @@ pub async fn run(config: &Config, args: UploadArgs) -> anyhow::Result<ExitCode> 
         args.visit
     );
     for f in &files {
-        let bytes = match std::fs::read(f) {
+        let read = match (f, archive.as_mut()) {
+            (Item::File(p), _) => std::fs::read(p).map_err(|e| format!("cannot read it: {}", e.kind())),
+            (Item::Entry(e), Some(z)) => z.read(e),
+            (Item::Entry(_), None) => Err("not in an archive".into()),
+        };
+        let bytes = match read {
             Ok(b) => b,
-            Err(e) => {
-                refused.push((rel(f), format!("cannot read it: {}", e.kind())));
+            Err(m) => {
+                refused.push((rel(f), m));
                 continue;
             }
         };

@@ -565,6 +565,30 @@ async fn upload_sends_a_folder_resumably_and_summarises_duplicates_and_refusals(
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(out.contains("sent:     1 instance(s)"), "{out}");
     assert_eq!(blobs_match(&t, trial).await, 4);
+
+    // The same export as a ZIP (deflated, as PACS and CD exports write them) plus one new instance:
+    // only the new one is sent; a damaged archive is refused with a reason and nothing sent.
+    std::fs::write(dir.join("e.dcm"), instance("MRN-5512", "20230301", &study, 16, 16)).unwrap();
+    let zip = work.path().join("export.zip");
+    let py = format!(
+        "import os,zipfile\nz=zipfile.ZipFile({:?},'w',zipfile.ZIP_DEFLATED)\nfor r,_,fs in os.walk({:?}):\n  for f in fs: z.write(os.path.join(r,f), os.path.relpath(os.path.join(r,f),{:?}))\nz.close()",
+        zip.display().to_string(),
+        dir.display().to_string(),
+        dir.display().to_string()
+    );
+    assert!(Command::new("python3").args(["-c", &py]).status().unwrap().success());
+    let (code, out, err) = upload(&zip, &base, &token, &spool);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("sent:     1 instance(s)"), "{out}");
+    assert!(out.contains("skipped:  5"), "{out}");
+    assert!(out.contains("notes.txt: not a DICOM instance"), "{out}");
+    assert_eq!(blobs_match(&t, trial).await, 5);
+    let broken = work.path().join("broken.zip");
+    std::fs::write(&broken, b"PK not really a zip archive").unwrap();
+    let (code, _, err) = upload(&broken, &base, &token, &spool);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a ZIP archive"), "{err}");
+    assert_eq!(blobs_match(&t, trial).await, 5);
     t.stop().await;
 }
 
