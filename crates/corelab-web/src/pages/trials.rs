@@ -209,6 +209,7 @@ struct TrialPage {
     sections: Vec<Section>,
     versions: Vec<VersionLine>,
     sites: Option<Vec<SiteLine>>,
+    gateways: Option<Vec<GatewayLine>>,
     subjects: Option<Vec<SubjectLine>>,
     show_arm: bool,
     enroll: Option<EnrollForm>,
@@ -252,6 +253,11 @@ pub async fn page(
         }),
         _ => None,
     };
+    let gateways = if head.roles.may_see_gateways() {
+        Some(s.app.gateway_health(a, trial).await?.iter().map(|g| GatewayLine::of(g, s.app.clock().now())).collect())
+    } else {
+        None
+    };
     let subjects: Option<Vec<SubjectLine>> = subjects.map(|v| v.iter().map(SubjectLine::of).collect());
     let show_arm = subjects.as_ref().is_some_and(|v| v.iter().any(|x| x.arm.is_some()));
     render(&TrialPage {
@@ -262,11 +268,45 @@ pub async fn page(
         sections: sections(&charter.charter),
         versions,
         sites: site_rows.map(site_lines),
+        gateways,
         subjects,
         show_arm,
         enroll,
         trial: head,
     })
+}
+
+/// A site gateway on the trial page: when it last called in and what it holds.
+pub struct GatewayLine {
+    pub site_id: String,
+    pub name: String,
+    pub version: String,
+    pub last_seen: String,
+    /// "ok", or "late" when no heartbeat came for more than 5 minutes.
+    pub state: &'static str,
+    pub queue_depth: i64,
+    pub waiting: i64,
+    pub failed: i64,
+    pub last_success: String,
+    pub last_error: String,
+}
+
+impl GatewayLine {
+    fn of(g: &corelab_store::gateways::GatewayHeartbeatRow, now: chrono::DateTime<chrono::Utc>) -> GatewayLine {
+        let late = now - g.last_seen_at > chrono::Duration::minutes(5);
+        GatewayLine {
+            site_id: g.site_id.clone(),
+            name: g.name.clone(),
+            version: g.version.clone(),
+            last_seen: g.last_seen_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            state: if late { "late" } else { "ok" },
+            queue_depth: g.queue_depth,
+            waiting: g.waiting,
+            failed: g.failed,
+            last_success: g.last_success_at.clone().unwrap_or_else(|| "never".into()),
+            last_error: g.last_error.clone().unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Template)]

@@ -162,6 +162,10 @@ impl Roles {
     pub fn may_open_sites(&self) -> bool {
         self.any(&["trial_manager", "qc_reviewer", "monitor", "site_user"])
     }
+    /// Sees the site gateways' health (the same roles as the use case).
+    pub fn may_see_gateways(&self) -> bool {
+        self.any(&["trial_manager", "qc_reviewer", "monitor", "site_user"])
+    }
     pub fn may_upload(&self) -> bool {
         self.any(&["site_user", "trial_manager"])
     }

@@ -301,6 +301,12 @@ async fn storescu_to_the_gateway_reaches_central_deidentified_once_without_phi()
         assert!(Instant::now() < deadline, "no heartbeat: {v}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // And the trial page shows it to the trial's staff.
+    let page = t.client.get(t.url(&format!("/trials/{trial}"))).send().await.unwrap().text().await.unwrap();
+    let section = page.split("<h2 id=\"gateways-h\">Site gateways</h2>").nth(1).expect("a Site gateways section");
+    let table = section.split("</section>").next().unwrap();
+    assert!(table.contains("<td>SITE01</td><td>stow "), "{table}");
+    assert!(table.contains("s-ok"), "{table}");
     // The cut batch was retried; every STOW-RS request carried de-identified parts only.
     assert_eq!(via.cuts.load(std::sync::atomic::Ordering::SeqCst), 1);
     let sent = via.sent.lock().unwrap().clone();
