@@ -243,7 +243,12 @@ impl App {
         Ok(export)
     }
 
-    async fn derive_sdtm(&self, tx: &mut Tx, trial_id: Uuid, all_reads: bool) -> Result<SdtmExport, AppError> {
+    pub(crate) async fn derive_sdtm(
+        &self,
+        tx: &mut Tx,
+        trial_id: Uuid,
+        all_reads: bool,
+    ) -> Result<SdtmExport, AppError> {
         let trial = tx.trial(trial_id).await?.ok_or_else(|| AppError::NotFound(format!("no trial {trial_id}")))?;
         let charter = charter_in(tx, trial_id).await?;
         let not_recist = || {

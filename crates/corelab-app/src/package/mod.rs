@@ -264,6 +264,28 @@ impl App {
         }
         files.json("reads/reads.json", &Value::Array(reads))?;
 
+        // SDTM TU/TR/RS as the sponsor gets them (accepted reads), and with every reader's reads
+        // (accepted records flagged), each as XPT and CSV with the define listing.
+        for (dir, all_reads) in [("sdtm/accepted", false), ("sdtm/all-reads", true)] {
+            match self.derive_sdtm(&mut tx, trial_id, all_reads).await {
+                Ok(mut export) => {
+                    if let Some(code) = subject {
+                        export.datasets.retain_subject(&format!("{}-{code}", trial.protocol_id));
+                    }
+                    for name in ["TU", "TR", "RS"] {
+                        let lower = name.to_ascii_lowercase();
+                        files.add(&format!("{dir}/{lower}.xpt"), &export.xpt(name)?)?;
+                        files.add(&format!("{dir}/{lower}.csv"), export.csv(name)?.as_bytes())?;
+                    }
+                    files.add(&format!("{dir}/define.xml"), export.define_xml().as_bytes())?;
+                    files.add(&format!("{dir}/define.csv"), export.define_csv().as_bytes())?;
+                }
+                // LVEF and MS trials have no TU/TR/RS mapping yet: say so in the package.
+                Err(AppError::Conflict(why)) => files.add(&format!("{dir}/README.txt"), why.as_bytes())?,
+                Err(e) => return Err(e),
+            }
+        }
+
         // Signatures: the trial's, or for a subject those on its records.
         let signatures: Vec<_> = tx
             .trial_signatures(trial_id)

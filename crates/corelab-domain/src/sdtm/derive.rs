@@ -172,6 +172,15 @@ impl SdtmDatasets {
     pub fn by_name(&self, name: &str) -> Option<&Dataset> {
         self.all().into_iter().find(|d| d.name.eq_ignore_ascii_case(name))
     }
+
+    /// Keeps only the records of one subject (by USUBJID), e.g. for a one-subject package.
+    pub fn retain_subject(&mut self, usubjid: &str) {
+        for d in [&mut self.tu, &mut self.tr, &mut self.rs] {
+            if let Some(col) = d.variables.iter().position(|v| v.name == "USUBJID") {
+                d.rows.retain(|r| matches!(r.get(col), Some(Cell::Char(s)) if s == usubjid));
+            }
+        }
+    }
 }
 
 /// A record before sequencing: its sort key and its cells by variable name.

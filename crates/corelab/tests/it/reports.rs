@@ -442,6 +442,20 @@ async fn the_regulatory_package_verifies_against_its_manifest_and_holds_every_im
     assert!(meanings.contains(&"adjudication decided"));
     let audit: Value = serde_json::from_slice(&std::fs::read(out.join("audit/audit_trail.json")).unwrap()).unwrap();
     assert!(audit.as_array().unwrap().iter().any(|r| r["action"] == "decide" && r["object_type"] == "adjudication"));
+    // SDTM as the sponsor gets it (accepted reads) and with every reader's reads; the XPT reads back.
+    let accepted = std::fs::read_to_string(out.join("sdtm/accepted/rs.csv")).unwrap();
+    assert!(accepted.contains("-101-001") && accepted.contains("-102-001"), "{accepted}");
+    assert!(accepted.contains("ADJUDICATOR"), "102-001 was adjudicated: {accepted}");
+    let all = std::fs::read_to_string(out.join("sdtm/all-reads/rs.csv")).unwrap();
+    assert!(all.contains("RADIOLOGIST 1") && all.contains("RADIOLOGIST 2"), "{all}");
+    let rows = std::process::Command::new("python3")
+        .args(["-c", "import pyreadstat,sys; df,_=pyreadstat.read_xport(sys.argv[1]); print(len(df))"])
+        .arg(out.join("sdtm/accepted/rs.xpt"))
+        .output()
+        .unwrap();
+    assert!(rows.status.success(), "{}", String::from_utf8_lossy(&rows.stderr));
+    let csv_rows = accepted.lines().filter(|l| !l.trim().is_empty()).count() - 1;
+    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), csv_rows.to_string());
     // Making the package is itself audited, with the manifest's hash.
     let recs = {
         let mut tx = w.t.app.db().read().await.unwrap();
@@ -473,6 +487,8 @@ async fn the_regulatory_package_verifies_against_its_manifest_and_holds_every_im
         18
     );
     assert!(!std::fs::read_to_string(out.join("reads/reads.json")).unwrap().contains("101-001"));
+    let rs = std::fs::read_to_string(out.join("sdtm/accepted/rs.csv")).unwrap();
+    assert!(rs.contains("-102-001") && !rs.contains("-101-001"), "only the subject's records: {rs}");
     // An unknown subject is refused with a clear message.
     let e = w.t.app.regulatory_package(&op, t, Some("999-999"), Vec::new()).await.unwrap_err();
     assert!(e.to_string().contains("no subject 999-999"), "{e}");
