@@ -926,6 +926,8 @@ async fn ui_browser_walks_the_pages_with_screenshots_and_no_serious_axe_violatio
         201,
     )
     .await;
+    // Visit BL of 101-001 waits for QC1.
+    visit_awaiting_qc1(&w).await;
     let out = root.join("target/ui-artifacts");
     let cfg = json!({
         "url": format!("http://{}", w.t.addr),
@@ -952,7 +954,15 @@ async fn ui_browser_walks_the_pages_with_screenshots_and_no_serious_axe_violatio
     println!("{stdout}");
     assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
-    for shot in ["01-login.png", "03-trial-site-user.png", "05-sign-dialog.png", "12-audit.png"] {
+    for shot in [
+        "01-login.png",
+        "03-trial-site-user.png",
+        "05-sign-dialog.png",
+        "12-audit.png",
+        "17-qc-queue.png",
+        "18-qc-review.png",
+        "20-queries.png",
+    ] {
         assert!(out.join(shot).is_file(), "no screenshot {shot}");
     }
     w.t.stop().await;
