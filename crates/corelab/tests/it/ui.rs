@@ -1133,8 +1133,24 @@ async fn ui_qc_rejects_a_visit_signed_and_the_site_answers_the_query() {
     // The inbox: site staff file, a trial manager discards, each with what the use case says.
     let inbox = ok_page(&site, t, &format!("/trials/{trial}/inbox")).await;
     assert!(inbox.contains("File under a subject and visit") && !inbox.contains("Discard the item"), "{inbox}");
-    let tm = ui_login(t, "tm", PASSWORD).await;
     let inbox_url = format!("/trials/{trial}/inbox");
+    // Site staff file a second unmatched image under 101-001's baseline; a wrong subject id is refused.
+    let item = crate::world::unmatched_instance(t, trial, "101").await;
+    let assign = format!("/trials/{trial}/inbox/{item}/assign");
+    let r = submit(&site, t, &inbox_url, &assign, &[("subject", "nobody"), ("visit_id", "BL"), ("reason", "x")]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("choose the subject"));
+    let r = submit(
+        &site,
+        t,
+        &inbox_url,
+        &assign,
+        &[("subject", &a.to_string()), ("visit_id", "BL"), ("reason", "the coordinator typed the wrong patient ID")],
+    )
+    .await;
+    let (to, _) = follow(&site, t, r).await;
+    assert!(to.ends_with("done=assigned"), "{to}");
+    let tm = ui_login(t, "tm", PASSWORD).await;
     let r =
         submit(&tm, t, &inbox_url, &format!("/trials/{trial}/inbox/{}/discard", w.inbox_item), &[("reason", "")]).await;
     assert_eq!(r.status(), 422);
