@@ -162,6 +162,104 @@ fn evaluation_line(e: &EvaluationView) -> EvaluationLine {
     }
 }
 
+/// One acquisition limit of a charter series beside what the automated check found.
+pub struct LimitLine {
+    pub series: String,
+    pub limit: String,
+    pub charter: String,
+    pub found: String,
+    pub ok: bool,
+}
+
+/// The rules of the automated check that test a constraint of the charter.
+fn rules_of(constraint: &str) -> &'static [&'static str] {
+    match constraint {
+        "slice_thickness_mm" => &["slice_thickness"],
+        "slice_spacing_mm" => &["slice_spacing", "uneven_spacing", "missing_slices"],
+        "slice_gap_mm" => &["slice_gap"],
+        "pixel_spacing_mm" => &["pixel_spacing"],
+        "matrix_min" => &["matrix"],
+        "kvp" => &["kvp"],
+        "contrast" => &["contrast", "contrast_phase", "contrast_delay"],
+        "field_strength_t" => &["field_strength"],
+        "mr_sequence" => &["mr_sequence"],
+        "mr_acquisition" => &["mr_acquisition"],
+        "same_scanner_as_baseline" => &["same_scanner"],
+        "baseline_tolerance" => &["baseline_parameters"],
+        _ => &[],
+    }
+}
+
+fn limit_label(key: &str) -> String {
+    let (name, unit) = if let Some(n) = key.strip_suffix("_mm") {
+        (n, " (mm)")
+    } else if let Some(n) = key.strip_suffix("_t") {
+        (n, " (T)")
+    } else {
+        (key, "")
+    };
+    format!("{}{unit}", name.replace('_', " "))
+}
+
+fn limit_value(v: &serde_json::Value) -> String {
+    let num = |x: &serde_json::Value| x.as_f64().map(|f| format!("{f}"));
+    match v {
+        serde_json::Value::Object(o) if o.keys().all(|k| k == "min" || k == "max") => {
+            match (o.get("min").and_then(num), o.get("max").and_then(num)) {
+                (Some(a), Some(b)) => format!("{a} to {b}"),
+                (Some(a), None) => format!("at least {a}"),
+                (None, Some(b)) => format!("at most {b}"),
+                (None, None) => "any".into(),
+            }
+        }
+        serde_json::Value::Object(o) => {
+            o.iter().map(|(k, x)| format!("{}: {}", limit_label(k), limit_value(x))).collect::<Vec<_>>().join(", ")
+        }
+        serde_json::Value::String(x) => x.replace('_', " "),
+        serde_json::Value::Bool(true) => "required".into(),
+        serde_json::Value::Bool(false) => "not required".into(),
+        serde_json::Value::Array(a) => a.iter().map(limit_value).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// The acquisition limits the charter (as the caller's roles see it) sets for each received
+/// series' charter series, beside what the automated check found: the value of a finding, or
+/// "within the limit" when the check raised none for it.
+fn limit_lines(charter: &serde_json::Value, e: &EvaluationLine) -> Vec<LimitLine> {
+    let specs: Vec<&serde_json::Value> = charter["imaging"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i["series"].as_array().into_iter().flatten())
+        .collect();
+    let mut out = Vec::new();
+    for c in &e.checked {
+        let Some(id) = &c.charter_series_id else { continue };
+        let Some(spec) = specs.iter().find(|s| s["id"].as_str() == Some(id.as_str())) else { continue };
+        let Some(constraints) = spec["constraints"].as_object() else { continue };
+        for (key, v) in constraints {
+            let rules = rules_of(key);
+            let hit = e.findings.iter().find(|f| {
+                rules.contains(&f.rule.as_str())
+                    && (f.series_instance_uid.as_deref() == Some(c.series_instance_uid.as_str())
+                        || (f.series_instance_uid.is_none() && f.charter_series_id.as_deref() == Some(id.as_str())))
+            });
+            out.push(LimitLine {
+                series: id.clone(),
+                limit: limit_label(key),
+                charter: limit_value(v),
+                found: match hit {
+                    Some(f) => format!("{} ({})", f.found, f.severity),
+                    None => "within the limit".into(),
+                },
+                ok: hit.is_none(),
+            });
+        }
+    }
+    out
+}
+
 pub struct QueueLine {
     pub href: String,
     pub site: String,
@@ -250,6 +348,7 @@ struct ReviewPage {
     state: String,
     window: String,
     current: Option<EvaluationLine>,
+    limits: Vec<LimitLine>,
     earlier: Vec<EvaluationLine>,
     queries: Vec<(String, String)>,
     can_decide: bool,
@@ -269,6 +368,13 @@ pub async fn review(
     // The newest evaluation is the one under review.
     let current = evals.pop();
     evals.reverse();
+    // The charter version the check used, as the caller's roles see it.
+    let limits = match (&current, d.evaluations.last()) {
+        (Some(line), Some(e)) => optional(s.app.charter_version(a, trial, Some(e.charter_version)).await)?
+            .map(|v| limit_lines(&v.charter, line))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let awaiting = d.state == "awaiting_qc1" || d.state == "awaiting_qc2";
     let window = match (d.window_open, d.window_close) {
         (Some(o), Some(c)) => format!("{o} to {c}"),
@@ -292,6 +398,7 @@ pub async fn review(
         state: state_label(&d.state),
         window,
         current,
+        limits,
         earlier: evals,
         queries,
         visit: d,

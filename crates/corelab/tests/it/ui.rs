@@ -984,7 +984,7 @@ pub async fn visit_awaiting_qc1(w: &World) -> uuid::Uuid {
         findings: json!([{
             "severity": "warning",
             "rule": "slice_thickness",
-            "charter_series_id": "CT_CAP",
+            "charter_series_id": "CT_CAP_PV",
             "series_instance_uid": "1.2.826.0.1.3680043.8.498.9001.2",
             "expected": "at most 5.0 mm",
             "found": "5.0 mm",
@@ -993,7 +993,7 @@ pub async fn visit_awaiting_qc1(w: &World) -> uuid::Uuid {
         .to_string(),
         series: json!({"checked": [{
             "series_instance_uid": "1.2.826.0.1.3680043.8.498.9001.2",
-            "charter_series_id": "CT_CAP",
+            "charter_series_id": "CT_CAP_PV",
             "identified_by": "series_description",
             "instances": 10
         }], "superseded": []})
@@ -1042,9 +1042,18 @@ async fn ui_qc_rejects_a_visit_signed_and_the_site_answers_the_query() {
     }
     // The review page: the finding with the charter's limit beside what was found, and the forms.
     let review = ok_page(&qc, t, &review_url).await;
-    for want in ["slice_thickness", "at most 5.0 mm", "<strong>5.0 mm</strong>", "CT_CAP", "Awaiting QC1 review"] {
+    for want in ["slice_thickness", "at most 5.0 mm", "<strong>5.0 mm</strong>", "CT_CAP_PV", "Awaiting QC1 review"] {
         assert!(review.contains(want), "review lacks {want}: {review}");
     }
+    // The charter's limits of the matched series beside the images: the finding's value where the
+    // check raised one, "within the limit" where it did not.
+    let limits = &review[review.find("class=\"limits\"").expect("a limits table")..];
+    let limits = &limits[..limits.find("</table>").unwrap()];
+    assert!(
+        limits.contains("<td>slice thickness (mm)</td><td>at most 5</td><td><strong>5.0 mm (warning)</strong>"),
+        "{limits}"
+    );
+    assert!(limits.contains("within the limit"), "{limits}");
     for outcome in ["accept", "accept_with_deviation", "reject"] {
         assert!(review.contains(&format!("decide?outcome={outcome}")), "no {outcome} form: {review}");
     }
