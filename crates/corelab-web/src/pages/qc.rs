@@ -215,6 +215,7 @@ fn limit_value(v: &serde_json::Value) -> String {
         serde_json::Value::Object(o) => {
             o.iter().map(|(k, x)| format!("{}: {}", limit_label(k), limit_value(x))).collect::<Vec<_>>().join(", ")
         }
+        serde_json::Value::Number(n) => n.as_f64().map(|f| format!("{f}")).unwrap_or_else(|| n.to_string()),
         serde_json::Value::String(x) => x.replace('_', " "),
         serde_json::Value::Bool(true) => "required".into(),
         serde_json::Value::Bool(false) => "not required".into(),
@@ -293,7 +294,9 @@ pub async fn queue(
 ) -> PageResult {
     let a = &user.actor;
     let head = TrialHead::of(s.app.trial(a, trial).await?);
-    let rows = s.app.qc_queue(a, trial).await?;
+    let mut rows = s.app.qc_queue(a, trial).await?;
+    // The longest waiting first.
+    rows.sort_by_key(|r| r.updated_at);
     let now = s.app.clock().now();
     let mut lines = Vec::new();
     for r in rows {
@@ -314,8 +317,6 @@ pub async fn queue(
             waiting: age(now - r.updated_at),
         });
     }
-    // Oldest first: the longest wait is the first to review.
-    lines.reverse();
     render(&QueuePage {
         chrome: Chrome::new(&user, format!("{} QC queue", head.protocol_id), "trials").sub("qc").notice(&done),
         trial: head,
@@ -539,5 +540,66 @@ pub async fn decide(
             show(&user, form, false)
         }
         Err(e) => Err(e).back(back),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn limits_read_as_words_with_units() {
+        assert_eq!(limit_label("slice_thickness_mm"), "slice thickness (mm)");
+        assert_eq!(limit_label("field_strength_t"), "field strength (T)");
+        assert_eq!(limit_label("matrix_min"), "matrix min");
+        assert_eq!(limit_value(&json!({"max": 5.0})), "at most 5");
+        assert_eq!(limit_value(&json!({"min": 80, "max": 140})), "80 to 140");
+        assert_eq!(limit_value(&json!({"min": 1.5})), "at least 1.5");
+        assert_eq!(limit_value(&json!({"slice_thickness_mm": 1.0})), "slice thickness (mm): 1");
+        assert_eq!(limit_value(&json!(true)), "required");
+    }
+
+    #[test]
+    fn a_limit_shows_the_finding_of_its_series_or_within_the_limit() {
+        let charter = json!({"imaging": [{"series": [
+            {"id": "PV", "constraints": {"slice_thickness_mm": {"max": 5.0}, "kvp": {"min": 80, "max": 140}}},
+            {"id": "LUNG", "constraints": {"slice_thickness_mm": {"max": 1.5}}}
+        ]}]});
+        let e = EvaluationLine {
+            verdict: "",
+            verdict_class: "",
+            complete: true,
+            instances: 1,
+            charter_version: 1,
+            at: String::new(),
+            findings: vec![Finding {
+                severity: "error".into(),
+                rule: "slice_thickness".into(),
+                charter_series_id: Some("PV".into()),
+                series_instance_uid: Some("1.2.3".into()),
+                expected: "at most 5.0 mm".into(),
+                found: "7.0 mm".into(),
+                message: String::new(),
+            }],
+            checked: vec![CheckedSeries {
+                series_instance_uid: "1.2.3".into(),
+                charter_series_id: Some("PV".into()),
+                identified_by: serde_json::Value::Null,
+                instances: 1,
+            }],
+            superseded: Vec::new(),
+            reviews: Vec::new(),
+        };
+        let lines = limit_lines(&charter, &e);
+        let got: Vec<(&str, &str, &str, bool)> =
+            lines.iter().map(|l| (l.limit.as_str(), l.charter.as_str(), l.found.as_str(), l.ok)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("kvp", "80 to 140", "within the limit", true),
+                ("slice thickness (mm)", "at most 5", "7.0 mm (error)", false),
+            ]
+        );
     }
 }
