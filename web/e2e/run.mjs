@@ -210,6 +210,53 @@ try {
     await axe(qc, "the site page (qualified)");
   });
 
+  // QC reviewer: the QC queue, a visit's review page, rejecting it in the signing dialog; then the
+  // data queries list and the query's thread.
+  await step("QC queue, review page and a signed rejection", async () => {
+    await qc.goto(`${base}/trials/${cfg.trial}`);
+    await qc.click("nav[aria-label=Trial] >> text=QC queue");
+    await qc.waitForURL(/\/qc$/);
+    const queue = await qc.textContent("main");
+    check("the QC queue lists the visit awaiting QC1", queue.includes("101-001") && queue.includes("QC1"), queue);
+    await shot(qc, "17-qc-queue.png");
+    await axe(qc, "the QC queue");
+    await qc.click("table.qc-queue a");
+    await qc.waitForURL(/\/qc\/[0-9a-f-]+\/BL$/);
+    const review = await qc.textContent("main");
+    check("the review page shows the finding with the charter's limit and what was found", review.includes("slice_thickness") && review.includes("at most 5.0 mm"), review);
+    await shot(qc, "18-qc-review.png");
+    await axe(qc, "the QC review page");
+    await qc.click("text=Reject and sign…");
+    const dialog = qc.locator("dialog.sign-dialog");
+    await dialog.waitFor({ state: "visible" });
+    const what = await dialog.textContent();
+    check("the QC decision dialog says what is signed", what.includes("QC review of visit BL") && what.includes("QC1 QC rejected"), what);
+    await shot(qc, "19-qc-reject-dialog.png");
+    await axe(qc, "the QC decision dialog", "dialog.sign-dialog");
+    await qc.fill("#sign-reason", "motion artefacts in the liver");
+    // The qualification approval above was this session's first signature.
+    if ((await dialog.locator("#sign-username").count()) === 1) await qc.fill("#sign-username", "qc");
+    await qc.fill("#sign-password", cfg.password);
+    await Promise.all([qc.waitForURL(/done=qc_rejected/), dialog.locator("button.primary").click()]);
+    check("the visit shows as rejected", (await qc.textContent("main")).includes("Rejected by QC"));
+  });
+  await step("data queries as site staff", async () => {
+    await site.goto(`${base}/trials/${cfg.trial}`);
+    await site.click("nav[aria-label=Trial] >> text=Data queries");
+    await site.waitForURL(/\/queries$/);
+    const list = await site.textContent("main");
+    check("the site's query list shows the rejection", list.includes("QC rejected visit BL of subject 101-001"), list);
+    await shot(site, "20-queries.png");
+    await axe(site, "the data queries list");
+    await site.click("text=QC rejected visit BL of subject 101-001");
+    await site.fill("#answer-body", "Rescanned with breath-hold; the new series follows.");
+    await Promise.all([site.waitForURL(/done=answered/), site.click("#answer button[type=submit]")]);
+    const thread = await site.textContent(".thread");
+    check("the answer is in the thread", thread.includes("Rescanned with breath-hold"), thread);
+    await shot(site, "21-query-thread.png");
+    await axe(site, "a data query with its thread");
+  });
+
   // Trial manager and administrator pages.
   const admin = await newPage(browser, "admin");
   pages.push(admin);

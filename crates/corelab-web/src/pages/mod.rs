@@ -17,6 +17,9 @@ mod auth;
 mod calendar;
 mod charter_view;
 mod error;
+mod inbox;
+mod qc;
+mod queries;
 mod reports;
 mod session;
 mod sign;
@@ -61,6 +64,18 @@ fn table() -> Vec<Route> {
         ("GET", "/trials/{trial}/grants", get(admin::grants)),
         ("POST", "/trials/{trial}/grants", post(admin::grant)),
         ("POST", "/trials/{trial}/grants/{grant}/revoke", post(admin::revoke)),
+        ("GET", "/trials/{trial}/qc", get(qc::queue)),
+        ("GET", "/trials/{trial}/qc/{subject}/{visit}", get(qc::review)),
+        ("GET", "/trials/{trial}/qc/{subject}/{visit}/decide", get(qc::decide_page)),
+        ("POST", "/trials/{trial}/qc/{subject}/{visit}/decision", post(qc::decide)),
+        ("GET", "/trials/{trial}/queries", get(queries::list)),
+        ("GET", "/trials/{trial}/queries/{query}", get(queries::page)),
+        ("POST", "/trials/{trial}/queries/{query}/messages", post(queries::answer)),
+        ("POST", "/trials/{trial}/queries/{query}/close", post(queries::close)),
+        ("POST", "/trials/{trial}/queries/{query}/reopen", post(queries::reopen)),
+        ("GET", "/trials/{trial}/inbox", get(inbox::list)),
+        ("POST", "/trials/{trial}/inbox/{item}/assign", post(inbox::assign)),
+        ("POST", "/trials/{trial}/inbox/{item}/discard", post(inbox::discard)),
         ("GET", "/trials/{trial}/sites/{site}", get(sites::page)),
         ("POST", "/trials/{trial}/sites/{site}/qualification/scans", sites::upload_route()),
         ("GET", "/trials/{trial}/sites/{site}/qualification/decide", get(sites::decide_page)),

@@ -97,6 +97,16 @@ pub fn notice_text(code: &str) -> Option<&'static str> {
         "loggedout" => "You are logged out.",
         "granted" => "The role is granted.",
         "revoked" => "The role is revoked.",
+        "qc_accepted" => "The visit is accepted and your decision is signed.",
+        "qc_deviation" => "The visit is accepted with a deviation and your decision is signed.",
+        "qc_rejected" => {
+            "The visit is rejected and your decision is signed; the site has a data query with your reason."
+        }
+        "answered" => "Your message is added to the query.",
+        "closed" => "The query is closed.",
+        "reopened" => "The query is reopened.",
+        "assigned" => "The images are filed under the subject and visit.",
+        "discarded" => "The item is discarded; it stays stored for the record.",
         "disabled" => "The account is disabled and its sessions are ended.",
         "enabled" => "The account is enabled.",
         _ => return None,
@@ -171,6 +181,29 @@ impl Roles {
     }
     pub fn may_decide(&self) -> bool {
         self.any(&["qc_reviewer"])
+    }
+    /// The QC queue (QC reviewers and trial managers).
+    pub fn may_see_qc_queue(&self) -> bool {
+        self.any(&["qc_reviewer", "trial_manager"])
+    }
+    /// Sees data queries and the inbox (the roles that see sites).
+    pub fn may_see_queries(&self) -> bool {
+        self.any(&["trial_manager", "qc_reviewer", "monitor", "site_user"])
+    }
+    /// Writes in a query's thread.
+    pub fn may_answer_queries(&self) -> bool {
+        self.any(&["site_user", "qc_reviewer", "trial_manager"])
+    }
+    /// Closes and reopens queries.
+    pub fn may_close_queries(&self) -> bool {
+        self.any(&["qc_reviewer", "trial_manager"])
+    }
+    /// Files inbox items under a subject and visit.
+    pub fn may_assign_inbox(&self) -> bool {
+        self.any(&["site_user", "trial_manager"])
+    }
+    pub fn may_discard_inbox(&self) -> bool {
+        self.any(&["trial_manager"])
     }
     pub fn may_edit_subjects(&self) -> bool {
         self.any(&["site_user", "trial_manager"])

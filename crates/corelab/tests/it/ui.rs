@@ -216,7 +216,10 @@ fn concrete_post(w: &World, path: &str) -> (String, Vec<(&'static str, String)>)
         .replace("{site}", "101")
         .replace("{subject}", &w.subject_a.to_string())
         .replace("{grant}", &w.reader_grant.to_string())
-        .replace("{username}", "reader");
+        .replace("{username}", "reader")
+        .replace("{visit}", "BL")
+        .replace("{query}", &w.query.to_string())
+        .replace("{item}", &w.inbox_item.to_string());
     let reason = ("reason", "a reason".to_string());
     let fields = match path {
         "/login" => vec![("username", "admin".into()), ("password", ADMIN_PASSWORD.into())],
@@ -243,6 +246,18 @@ fn concrete_post(w: &World, path: &str) -> (String, Vec<(&'static str, String)>)
             vec![("approve", "false".into()), ("username", "admin".into()), ("password", ADMIN_PASSWORD.into()), reason]
         }
         "/admin/users" => vec![("username", "mallory".into()), ("display_name", "Mallory".into())],
+        "/trials/{trial}/qc/{subject}/{visit}/decision" => {
+            vec![
+                ("outcome", "reject".into()),
+                ("username", "admin".into()),
+                ("password", ADMIN_PASSWORD.into()),
+                reason,
+            ]
+        }
+        "/trials/{trial}/queries/{query}/messages" => vec![("body", "an answer".into())],
+        "/trials/{trial}/inbox/{item}/assign" => {
+            vec![("subject", w.subject_a.to_string()), ("visit_id", "BL".into()), reason]
+        }
         _ => vec![reason],
     };
     (p, fields)
@@ -315,14 +330,29 @@ fn expect(role: &str, page: &str) -> u16 {
                 403
             }
         }
-        "calendar" | "own_site" | "own_decide" | "own_subject" | "own_sign" => {
+        "qc_queue" => {
+            if is(&["admin", "tm", "qc"]) {
+                200
+            } else {
+                403
+            }
+        }
+        "other_trial_query" => {
+            if role == "admin" {
+                200
+            } else {
+                404
+            }
+        }
+        "calendar" | "own_site" | "own_decide" | "own_subject" | "own_sign" | "own_qc_review" | "own_qc_decide"
+        | "queries" | "own_query" | "inbox" => {
             if is(&site_level) {
                 200
             } else {
                 404
             }
         }
-        "other_site" | "other_decide" | "other_subject" | "other_sign" => {
+        "other_site" | "other_decide" | "other_subject" | "other_sign" | "other_qc_review" => {
             if is(&all_sites) {
                 200
             } else {
@@ -409,6 +439,22 @@ async fn ui_pages_show_each_role_only_what_it_may_see() {
             "report_other_trial",
             format!("/trials/{}/reports/site-performance", w.other_trial),
         ),
+        ("/trials/{trial}/qc", "qc_queue", format!("/trials/{t}/qc")),
+        ("/trials/{trial}/qc/{subject}/{visit}", "own_qc_review", format!("/trials/{t}/qc/{a}/BL")),
+        ("/trials/{trial}/qc/{subject}/{visit}", "other_qc_review", format!("/trials/{t}/qc/{b}/BL")),
+        (
+            "/trials/{trial}/qc/{subject}/{visit}/decide",
+            "own_qc_decide",
+            format!("/trials/{t}/qc/{a}/BL/decide?outcome=reject"),
+        ),
+        ("/trials/{trial}/queries", "queries", format!("/trials/{t}/queries?state=all")),
+        ("/trials/{trial}/queries/{query}", "own_query", format!("/trials/{t}/queries/{}", w.query)),
+        (
+            "/trials/{trial}/queries/{query}",
+            "other_trial_query",
+            format!("/trials/{}/queries/{}", w.other_trial, w.other_query),
+        ),
+        ("/trials/{trial}/inbox", "inbox", format!("/trials/{t}/inbox")),
         ("/audit", "audit", format!("/audit?trial_id={t}")),
         ("/admin/users", "users", "/admin/users".into()),
         ("/password", "password", "/password".into()),
@@ -880,6 +926,8 @@ async fn ui_browser_walks_the_pages_with_screenshots_and_no_serious_axe_violatio
         201,
     )
     .await;
+    // Visit BL of 101-001 waits for QC1.
+    visit_awaiting_qc1(&w).await;
     let out = root.join("target/ui-artifacts");
     let cfg = json!({
         "url": format!("http://{}", w.t.addr),
@@ -906,8 +954,225 @@ async fn ui_browser_walks_the_pages_with_screenshots_and_no_serious_axe_violatio
     println!("{stdout}");
     assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
-    for shot in ["01-login.png", "03-trial-site-user.png", "05-sign-dialog.png", "12-audit.png"] {
+    for shot in [
+        "01-login.png",
+        "03-trial-site-user.png",
+        "05-sign-dialog.png",
+        "12-audit.png",
+        "17-qc-queue.png",
+        "18-qc-review.png",
+        "20-queries.png",
+    ] {
         assert!(out.join(shot).is_file(), "no screenshot {shot}");
     }
+    w.t.stop().await;
+}
+
+/// Puts visit BL of subject 101-001 in the QC queue: an automated check that passed with one
+/// warning, awaiting QC1 (as the `study_complete` job leaves a visit whose images pass).
+pub async fn visit_awaiting_qc1(w: &World) -> uuid::Uuid {
+    let now = chrono::Utc::now() - chrono::Duration::hours(5);
+    let eval = corelab_store::qc::EvaluationRow {
+        id: uuid::Uuid::now_v7(),
+        trial_id: w.trial,
+        site_id: "101".into(),
+        subject_id: w.subject_a,
+        visit_id: "BL".into(),
+        charter_version: 1,
+        verdict: "pass_with_warnings".into(),
+        complete: true,
+        findings: json!([{
+            "severity": "warning",
+            "rule": "slice_thickness",
+            "charter_series_id": "CT_CAP_PV",
+            "series_instance_uid": "1.2.826.0.1.3680043.8.498.9001.2",
+            "expected": "at most 5.0 mm",
+            "found": "5.0 mm",
+            "message": "The slice thickness is at the charter's limit; check the reconstruction."
+        }])
+        .to_string(),
+        series: json!({"checked": [{
+            "series_instance_uid": "1.2.826.0.1.3680043.8.498.9001.2",
+            "charter_series_id": "CT_CAP_PV",
+            "identified_by": "series_description",
+            "instances": 10
+        }], "superseded": []})
+        .to_string(),
+        instance_count: 10,
+        evaluated_at: now,
+    };
+    let mut tx = w.t.app.db().begin().await.unwrap();
+    tx.insert_evaluation(&eval).await.unwrap();
+    tx.upsert_visit_qc(&corelab_store::qc::VisitQcRow {
+        subject_id: w.subject_a,
+        visit_id: "BL".into(),
+        trial_id: w.trial,
+        site_id: "101".into(),
+        state: "awaiting_qc1".into(),
+        evaluation_id: eval.id,
+        updated_at: now,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    eval.id
+}
+
+/// The query ids linked from a page of trial `trial`.
+fn query_links(html: &str, trial: uuid::Uuid) -> Vec<String> {
+    let marker = format!("/trials/{trial}/queries/");
+    html.match_indices(&marker).map(|(i, _)| html[i + marker.len()..i + marker.len() + 36].to_string()).collect()
+}
+
+#[tokio::test]
+async fn ui_qc_rejects_a_visit_signed_and_the_site_answers_the_query() {
+    let w = world(Backend::SqliteLocal).await;
+    let t = &w.t;
+    let trial = w.trial;
+    let a = w.subject_a;
+    visit_awaiting_qc1(&w).await;
+    let qc = ui_login(t, "qc", PASSWORD).await;
+    // The trial navigation leads QC to the queue; the queue lists the visit with its verdict and wait.
+    let trial_page = ok_page(&qc, t, &format!("/trials/{trial}")).await;
+    assert!(trial_page.contains(&format!("href=\"/trials/{trial}/qc\"")), "{trial_page}");
+    let queue = ok_page(&qc, t, &format!("/trials/{trial}/qc")).await;
+    let review_url = format!("/trials/{trial}/qc/{a}/BL");
+    for want in ["101-001", "BL (Baseline)", "QC1", "with warnings", "5 h", review_url.as_str()] {
+        assert!(queue.contains(want), "queue lacks {want}: {queue}");
+    }
+    // The review page: the finding with the charter's limit beside what was found, and the forms.
+    let review = ok_page(&qc, t, &review_url).await;
+    for want in ["slice_thickness", "at most 5.0 mm", "<strong>5.0 mm</strong>", "CT_CAP_PV", "Awaiting QC1 review"] {
+        assert!(review.contains(want), "review lacks {want}: {review}");
+    }
+    // The charter's limits of the matched series beside the images: the finding's value where the
+    // check raised one, "within the limit" where it did not.
+    let limits = &review[review.find("class=\"limits\"").expect("a limits table")..];
+    let limits = &limits[..limits.find("</table>").unwrap()];
+    assert!(
+        limits.contains("<td>slice thickness (mm)</td><td>at most 5</td><td><strong>5.0 mm (warning)</strong>"),
+        "{limits}"
+    );
+    assert!(limits.contains("within the limit"), "{limits}");
+    for outcome in ["accept", "accept_with_deviation", "reject"] {
+        assert!(review.contains(&format!("decide?outcome={outcome}")), "no {outcome} form: {review}");
+    }
+    // The signing form states what is signed.
+    let form_url = format!("{review_url}/decide?outcome=reject");
+    let form = ok_page(&qc, t, &form_url).await;
+    for want in ["You are signing", "QC review of visit BL", "subject 101-001", "QC1 QC rejected", "sign-username"] {
+        assert!(form.contains(want), "sign form lacks {want}: {form}");
+    }
+    let action = format!("{review_url}/decision");
+    // A rejection without a reason shows the form again with the message; nothing is decided.
+    let r =
+        submit(&qc, t, &form_url, &action, &[("outcome", "reject"), ("username", "qc"), ("password", PASSWORD)]).await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("say why") && body.contains("aria-invalid"), "{body}");
+    // A wrong password is refused the same way.
+    let r = submit(
+        &qc,
+        t,
+        &form_url,
+        &action,
+        &[("outcome", "reject"), ("reason", "motion"), ("username", "qc"), ("password", "wrong")],
+    )
+    .await;
+    assert!([401, 422].contains(&r.status().as_u16()), "{}", r.status());
+    assert!(ok_page(&qc, t, &review_url).await.contains("Awaiting QC1 review"));
+    let r = submit(
+        &qc,
+        t,
+        &form_url,
+        &action,
+        &[
+            ("outcome", "reject"),
+            ("reason", "motion artefacts in the liver"),
+            ("username", "qc"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    let (to, page_after) = follow(&qc, t, r).await;
+    assert!(to.ends_with("done=qc_rejected"), "{to}");
+    assert!(
+        page_after.contains("Rejected by QC") && page_after.contains("QC1 rejected by Quinn Checker"),
+        "{page_after}"
+    );
+    assert!(!page_after.contains("decide?outcome="), "no decision forms after the decision");
+    // The signature is recorded with its meaning.
+    let audit: Value =
+        check(w.c("admin").get(w.url("/api/v1/audit?object_type=qc_review&limit=1000")).send().await.unwrap(), 200)
+            .await;
+    assert!(audit.to_string().contains("QC1 QC rejected"), "{audit}");
+
+    // The site sees the query on its list, opens it and answers.
+    let site = ui_login(t, "site_a", PASSWORD).await;
+    let list = ok_page(&site, t, &format!("/trials/{trial}/queries")).await;
+    assert!(list.contains("QC rejected visit BL of subject 101-001"), "{list}");
+    let qid = query_links(&list, trial).into_iter().find(|q| *q != w.query.to_string()).expect("the new query");
+    let q_url = format!("/trials/{trial}/queries/{qid}");
+    let q_page = ok_page(&site, t, &q_url).await;
+    assert!(q_page.contains("motion artefacts in the liver") && q_page.contains("Open: waiting for the site"));
+    assert!(!q_page.contains("id=\"close\""), "a site user gets no close form");
+    // An empty answer is refused with what to do.
+    let r = submit(&site, t, &q_url, &format!("{q_url}/messages"), &[("body", " ")]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("write the answer"));
+    let r = submit(&site, t, &q_url, &format!("{q_url}/messages"), &[("body", "Rescanned with breath-hold.")]).await;
+    let (to, q_page) = follow(&site, t, r).await;
+    assert!(to.ends_with("done=answered"), "{to}");
+    assert!(q_page.contains("Rescanned with breath-hold.") && q_page.contains("Answered: waiting for QC"), "{q_page}");
+    // Closing is for QC: the site's attempt is refused with the role it needs.
+    let r = submit(&site, t, &q_url, &format!("{q_url}/close"), &[("reason", "done")]).await;
+    assert_eq!(r.status(), 403);
+    // QC closes it; it leaves the open list and shows under the closed filter.
+    let r = submit(&qc, t, &q_url, &format!("{q_url}/close"), &[("reason", "the rescan is accepted")]).await;
+    let (to, _) = follow(&qc, t, r).await;
+    assert!(to.ends_with("done=closed"), "{to}");
+    let open = ok_page(&site, t, &format!("/trials/{trial}/queries")).await;
+    assert!(!open.contains(&qid), "{open}");
+    let closed = ok_page(&site, t, &format!("/trials/{trial}/queries?state=closed")).await;
+    assert!(closed.contains(&qid), "{closed}");
+    // Another site's staff cannot open it.
+    let (status, _) = page(w.c("site_a"), t, &format!("/trials/{}/queries/{qid}", w.other_trial)).await;
+    assert_eq!(status, 404);
+
+    // The inbox: site staff file, a trial manager discards, each with what the use case says.
+    let inbox = ok_page(&site, t, &format!("/trials/{trial}/inbox")).await;
+    assert!(inbox.contains("File under a subject and visit") && !inbox.contains("Discard the item"), "{inbox}");
+    let inbox_url = format!("/trials/{trial}/inbox");
+    // Site staff file a second unmatched image under 101-001's baseline; a wrong subject id is refused.
+    let item = crate::world::unmatched_instance(t, trial, "101").await;
+    let assign = format!("/trials/{trial}/inbox/{item}/assign");
+    let r = submit(&site, t, &inbox_url, &assign, &[("subject", "nobody"), ("visit_id", "BL"), ("reason", "x")]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("choose the subject"));
+    let r = submit(
+        &site,
+        t,
+        &inbox_url,
+        &assign,
+        &[("subject", &a.to_string()), ("visit_id", "BL"), ("reason", "the coordinator typed the wrong patient ID")],
+    )
+    .await;
+    let (to, _) = follow(&site, t, r).await;
+    assert!(to.ends_with("done=assigned"), "{to}");
+    let tm = ui_login(t, "tm", PASSWORD).await;
+    let r =
+        submit(&tm, t, &inbox_url, &format!("/trials/{trial}/inbox/{}/discard", w.inbox_item), &[("reason", "")]).await;
+    assert_eq!(r.status(), 422);
+    let r = submit(
+        &tm,
+        t,
+        &inbox_url,
+        &format!("/trials/{trial}/inbox/{}/discard", w.inbox_item),
+        &[("reason", "sent for the wrong trial")],
+    )
+    .await;
+    let (to, inbox) = follow(&tm, t, r).await;
+    assert!(to.ends_with("done=discarded"), "{to}");
+    assert!(inbox.contains("discarded"), "{inbox}");
     w.t.stop().await;
 }
