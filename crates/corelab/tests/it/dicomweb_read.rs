@@ -311,3 +311,96 @@ async fn cors_lets_only_configured_origins_get_with_a_token() {
     assert!(r.headers().get("access-control-allow-origin").is_none());
     t.stop().await;
 }
+
+/// Orthanc with its DICOMweb plugin, on a free port, storing into `dir`.
+async fn orthanc(dir: &Path) -> Option<(tokio::process::Child, String)> {
+    let bin = Path::new("/usr/sbin/Orthanc");
+    let plugin = Path::new("/usr/share/orthanc/plugins/libOrthancDicomWeb.so");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if !bin.exists() || !plugin.exists() {
+        assert!(!ci, "CI=true but Orthanc and its DICOMweb plugin are missing (scripts/test-deps.sh)");
+        eprintln!("note: Orthanc is not installed; skipping the comparison");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = json!({
+        "Name": "corelab-test", "HttpPort": port, "DicomServerEnabled": false,
+        "StorageDirectory": dir.join("storage"), "IndexDirectory": dir.join("index"),
+        "RemoteAccessAllowed": false, "AuthenticationEnabled": false, "Plugins": [plugin],
+        "DicomWeb": {"Enable": true, "Root": "/dicom-web/", "StudiesMetadata": "Full", "SeriesMetadata": "Full"}
+    });
+    let path = dir.join("orthanc.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let child = tokio::process::Command::new(bin)
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let c = crate::support::client();
+    for _ in 0..100 {
+        if c.get(format!("{base}/system")).send().await.is_ok_and(|r| r.status() == 200) {
+            return Some((child, base));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("Orthanc did not start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dicomweb_client_finds_the_same_in_corelab_and_orthanc() {
+    if !client_available() {
+        return;
+    }
+    let (w, _qc2) = reading_world(Backend::SqliteLocal, 0).await;
+    store_study(&w, "102-001", "102", "BL", "20260921", "1.2.826.0.1.3680043.8.498.79002", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((mut child, base)) = orthanc(dir.path()).await else { return };
+    // Orthanc gets exactly the stored (de-identified) files.
+    let instances = {
+        let mut tx = w.t.app.db().read().await.unwrap();
+        tx.trial_instances(w.trial).await.unwrap()
+    };
+    let c = crate::support::client();
+    for i in &instances {
+        let bytes = w.t.app.blobs().get_bytes(&i.blob_key).await.unwrap();
+        let r = c.post(format!("{base}/instances")).body(bytes).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let tm = token(&w, "tm", "trial_manager", None).await;
+    let queries = [
+        json!({}),
+        json!({"filters": {"ModalitiesInStudy": "CT"}}),
+        json!({"filters": {"StudyDate": "20000101-"}}),
+        json!({"filters": {"StudyDate": "-19000101"}}),
+        json!({"limit": 1}),
+    ];
+    let ours = qido_client(&w, &tm, &queries).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/qido_client.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(format!("{base}/dicom-web"))
+        .arg("none")
+        .args(queries.iter().map(Value::to_string))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ours["queries"], theirs["queries"]);
+    assert_eq!(ours["queries"][0].as_array().unwrap().len(), 2);
+    // Per study: series, instances, what retrieval and metadata return, counts and dates.
+    for (a, b) in ours["studies"].as_array().unwrap().iter().zip(theirs["studies"].as_array().unwrap()) {
+        for key in
+            ["uid", "study_date", "modalities", "series_count", "instance_count", "study_metadata", "study_retrieved"]
+        {
+            assert_eq!(a[key], b[key], "{key}");
+        }
+        assert_eq!(a["series"], b["series"]);
+    }
+    assert_eq!(ours["studies"].as_array().unwrap().len(), theirs["studies"].as_array().unwrap().len());
+    child.kill().await.unwrap();
+    w.t.stop().await;
+}
