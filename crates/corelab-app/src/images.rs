@@ -176,10 +176,29 @@ fn read_object(bytes: &[u8]) -> Result<FileDicomObject<InMemDicomObject>, corela
     corelab_dicom::deid::read_object(bytes)
 }
 
-/// Puts the case code in place of the subject and removes every date.
+/// What names the site, the site's subject or the real timepoint: never shown blinded.
+const SITE_LEVEL: [Tag; 10] = [
+    tags::CLINICAL_TRIAL_SITE_ID,
+    tags::CLINICAL_TRIAL_SITE_NAME,
+    tags::CLINICAL_TRIAL_SUBJECT_ID,
+    tags::CLINICAL_TRIAL_TIME_POINT_ID,
+    tags::CLINICAL_TRIAL_TIME_POINT_DESCRIPTION,
+    tags::CLINICAL_TRIAL_TIME_POINT_TYPE_CODE_SEQUENCE,
+    tags::ISSUER_OF_PATIENT_ID,
+    tags::OTHER_PATIENT_I_DS,
+    tags::OTHER_PATIENT_I_DS_SEQUENCE,
+    tags::PATIENT_COMMENTS,
+];
+
+/// Puts the case code in place of the subject (Patient ID and name, Clinical Trial Subject
+/// Reading ID), removes the site's subject, site and timepoint identifiers, and every date.
 fn blind(obj: &mut InMemDicomObject, blinding: &Blinding) {
     strip_dates(obj);
+    for tag in SITE_LEVEL {
+        obj.remove_element(tag);
+    }
     let code = blinding.case_code.as_str();
+    obj.put(DataElement::new(tags::CLINICAL_TRIAL_SUBJECT_READING_ID, VR::LO, PrimitiveValue::from(code)));
     obj.put(DataElement::new(tags::PATIENT_ID, VR::LO, PrimitiveValue::from(code)));
     obj.put(DataElement::new(tags::PATIENT_NAME, VR::PN, PrimitiveValue::from(code)));
 }

@@ -258,6 +258,24 @@ async fn dicomweb_client_searches_and_retrieves_within_each_roles_scope() {
     assert_eq!(series["metadata_dates"], json!(["None"]));
     let text = a.to_string();
     assert!(!text.contains("101-001") && !text.contains("102-001"), "{text}");
+    // The blinded metadata names no site, site subject or timepoint, and has no date at all.
+    let r = c
+        .get(w.url(&format!("/dicomweb/studies/{}/metadata", read_study.study_instance_uid)))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let meta: Value = r.json().await.unwrap();
+    assert_eq!(meta.as_array().unwrap().len(), 6);
+    for m in meta.as_array().unwrap() {
+        let text = m.to_string();
+        assert!(!text.contains("101-001") && !text.contains("\"DA\"") && !text.contains("\"DT\""), "{text}");
+        for tag in ["00120030", "00120040", "00120050"] {
+            assert!(m.get(tag).is_none(), "{tag} in {text}");
+        }
+        assert_eq!(m["00120042"]["Value"][0], json!(code));
+    }
     // The other subject's study does not exist for the reader.
     let r = c
         .get(w.url(&format!("/dicomweb/studies/{}/metadata", other_study.study_instance_uid)))
