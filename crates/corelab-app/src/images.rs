@@ -185,7 +185,8 @@ const SITE_LEVEL: [Tag; 10] = [
     tags::CLINICAL_TRIAL_TIME_POINT_DESCRIPTION,
     tags::CLINICAL_TRIAL_TIME_POINT_TYPE_CODE_SEQUENCE,
     tags::ISSUER_OF_PATIENT_ID,
-    tags::OTHER_PATIENT_I_DS,
+    // Other Patient IDs (0010,1000), retired from the standard but still sent by some scanners.
+    Tag(0x0010, 0x1000),
     tags::OTHER_PATIENT_I_DS_SEQUENCE,
     tags::PATIENT_COMMENTS,
 ];
