@@ -16,6 +16,9 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The browser test (tests/it/ui.rs) drives /usr/bin/chromium; a font so pages render text.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -d /usr/share/fonts/truetype/dejavu ] || need_apt+=(fonts-dejavu-core)
+# The DICOMweb comparison (tests/it/dicomweb_read.rs) runs Orthanc with its DICOMweb plugin.
+[ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

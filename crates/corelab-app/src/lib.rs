@@ -14,6 +14,7 @@ pub mod error;
 pub mod fixity;
 pub mod gateway;
 pub mod grants;
+pub mod images;
 pub mod ingest;
 pub mod jobs;
 pub mod locks;

@@ -23,6 +23,9 @@ pub struct WebSettings {
     pub secure_cookies: bool,
     /// Size limits of DICOMweb STOW-RS requests.
     pub stow: dicomweb::StowLimits,
+    /// Origins (`https://viewer.example`) whose browser pages may GET the DICOMweb read side
+    /// with an API token (`dicomweb.cors_origins`); see [`dicomweb::cors`].
+    pub cors_origins: Vec<String>,
 }
 
 /// Shared state of every handler.
@@ -37,11 +40,12 @@ pub fn router(app: App, settings: WebSettings) -> Router {
     // Install the recorder before the first request is counted.
     let _ = metrics_handle();
     let state = WebState { app, settings };
+    let dicomweb = dicomweb::router().layer(axum::middleware::from_fn_with_state(state.clone(), dicomweb::cors));
     Router::new()
         .merge(observe::router())
         .nest(api::PREFIX, api::router())
         .merge(pages::router())
-        .nest(dicomweb::PREFIX, dicomweb::router())
+        .nest(dicomweb::PREFIX, dicomweb)
         .with_state(state)
         .layer(axum::middleware::from_fn(observe::track))
 }

@@ -206,6 +206,9 @@ pub struct DicomwebConfig {
     pub max_part_bytes: u64,
     /// Largest STOW-RS request body, in bytes.
     pub max_request_bytes: u64,
+    /// Origins (scheme://host[:port]) of browser viewers allowed to GET the read side with an API
+    /// token (CORS); empty: none. No wildcard.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for DicomwebConfig {
@@ -213,6 +216,7 @@ impl Default for DicomwebConfig {
         Self {
             max_part_bytes: corelab_web::dicomweb::DEFAULT_MAX_PART_BYTES,
             max_request_bytes: corelab_web::dicomweb::DEFAULT_MAX_REQUEST_BYTES,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -466,6 +470,16 @@ impl Config {
                 self.dicomweb.max_part_bytes.to_string(),
                 "1 or more, and not more than dicomweb.max_request_bytes",
             );
+        }
+        for origin in &self.dicomweb.cors_origins {
+            let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(['/', '*', ' '])) {
+                return bad(
+                    "dicomweb.cors_origins",
+                    origin.clone(),
+                    "origins like https://viewer.example or http://localhost:3000 (no path, no wildcard)",
+                );
+            }
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "0".into(), "1 or more");

@@ -89,6 +89,7 @@ pub async fn start(config: &Config, app: App) -> anyhow::Result<Running> {
             max_part_bytes: config.dicomweb.max_part_bytes,
             max_request_bytes: config.dicomweb.max_request_bytes,
         },
+        cors_origins: config.dicomweb.cors_origins.clone(),
     };
     let router = corelab_web::router(app.clone(), web);
     let mut http_rx = rx.clone();

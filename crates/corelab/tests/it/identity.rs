@@ -222,6 +222,15 @@ fn matrix_entry(method: &str, path: &str, role: &str) -> Option<(E, E)> {
         ("POST", "/inbox/{item}/discard") => site_level(&["tm"]),
         // DICOMweb STOW-RS: site staff of that site and trial managers send images.
         ("POST", "/dicomweb/studies") | ("POST", "/dicomweb/studies/{study}") => site_level(&["tm", "site_a"]),
+        // DICOMweb QIDO-RS / WADO-RS: everyone with images in their scope searches (readers and
+        // adjudicators only their tasks' studies), sponsors see no images; the study of the
+        // matrix is not stored, so naming it is not found for everyone who may look.
+        ("GET", "/dicomweb/studies") => {
+            Some((if role == "sponsor" { Forbidden } else { Ok }, if admin { Ok } else { Hidden }))
+        }
+        ("GET", x) if x.starts_with("/dicomweb/studies/{study}") => {
+            Some((if role == "sponsor" { Forbidden } else { Hidden }, Hidden))
+        }
         // A site gateway's settings: the site's own staff and trial managers.
         ("GET", "/gateway/config") => site_level(&["tm", "site_a"]),
         ("POST", "/gateway/heartbeat") => site_level(&["tm", "site_a"]),
@@ -296,6 +305,9 @@ fn concrete(
         .replace("{item}", &(if inside { w.inbox_item } else { w.other_inbox_item }).to_string())
         .replace("{query}", &(if inside { w.query } else { w.other_query }).to_string())
         .replace("{study}", "1.2.826.0.1.3680043.8.498.1")
+        .replace("{series}", "1.2.826.0.1.3680043.8.498.2")
+        .replace("{instance}", "1.2.826.0.1.3680043.8.498.3")
+        .replace("{frames}", "1")
         .replace("{task}", &(if inside { reads.task } else { Uuid::nil() }).to_string())
         .replace("{file}", "TU.xpt")
         .replace("{lock}", &Uuid::nil().to_string())
@@ -306,6 +318,8 @@ fn concrete(
         q = format!("?trial_id={trial}&format=json&limit=1");
     } else if p.ends_with("/documents") && method == "POST" {
         q = "?name=..%2Fbad".into();
+    } else if p.starts_with("/dicomweb") && method == "GET" {
+        q = format!("?trial={trial}");
     } else if p.starts_with("/dicomweb") || p.ends_with("/gateway/config") || p.ends_with("/gateway/heartbeat") {
         q = format!("?trial={trial}&site={site}");
     }
