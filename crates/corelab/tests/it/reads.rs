@@ -581,13 +581,16 @@ async fn two_readers_disagree_on_the_progression_date_and_the_adjudicator_decide
         v
     };
     // Reader 2's measurements and sums never reach reader 1, and the other way round.
-    let r1_values = ["30.4", "20.6", "41.2", "24.9", "47.8", "26.3", "51.0", "66.1", "74.1"];
-    let r2_values = ["31.3", "21.7", "33.1", "22.4", "43.7", "26.9", "53.0", "55.5", "70.6"];
-    let mut not_for_r1: Vec<&str> = r2_values.to_vec();
+    // Numbers as JSON values (":21.7," or ":21.7}"), so a signing time's seconds cannot match.
+    let values =
+        |vs: &[&str]| -> Vec<String> { vs.iter().flat_map(|v| [format!(":{v},"), format!(":{v}}}")]).collect() };
+    let r1_values = values(&["30.4", "20.6", "41.2", "24.9", "47.8", "26.3", "51.0", "66.1", "74.1"]);
+    let r2_values = values(&["31.3", "21.7", "33.1", "22.4", "43.7", "26.9", "53.0", "55.5", "70.6"]);
+    let mut not_for_r1: Vec<&str> = r2_values.iter().map(String::as_str).collect();
     not_for_r1.extend(["Rob Reader", "reader2", "Ada Judge"]);
     let id2 = w.user_ids["reader2"].to_string();
     not_for_r1.push(&id2);
-    let mut not_for_r2: Vec<&str> = r1_values.to_vec();
+    let mut not_for_r2: Vec<&str> = r1_values.iter().map(String::as_str).collect();
     not_for_r2.extend(["Rita Reader", "\"reader\"", "Ada Judge"]);
     let id1 = w.user_ids["reader"].to_string();
     not_for_r2.push(&id1);
