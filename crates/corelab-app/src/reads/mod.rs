@@ -1003,19 +1003,7 @@ impl App {
             ],
         ))
         .await?;
-        self.write_signature(
-            &mut tx,
-            actor,
-            Some(task.trial_id),
-            "read",
-            &version.id.to_string(),
-            READ_COMPLETED,
-            &version_content(&version),
-        )
-        .await?;
-        self.settle_case(&mut tx, &design, task.case_id, now).await?;
-        tx.commit().await?;
-        self.blinded_case(&design, task.id).await
+        self.sign_and_settle(tx, actor, &design, &task, &version, READ_COMPLETED, now).await
     }
 
     /// Corrects a submitted read: a new, e-signed version with the reason; earlier versions stay.
@@ -1090,19 +1078,35 @@ impl App {
         );
         rec.reason = Some(reason.to_string());
         tx.append_audit(rec).await?;
+        self.sign_and_settle(tx, actor, &design, &task, &version, READ_CORRECTED, now).await
+    }
+
+    /// The end of locking a read version (submission or correction): e-sign it with `meaning`,
+    /// let the case react (reader comparison, adjudication), commit, and answer the blinded view.
+    #[allow(clippy::too_many_arguments)]
+    async fn sign_and_settle(
+        &self,
+        mut tx: Tx,
+        actor: &Actor,
+        design: &Design,
+        task: &ReadTaskRow,
+        version: &ReadVersionRow,
+        meaning: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BlindedReadCase, AppError> {
         self.write_signature(
             &mut tx,
             actor,
             Some(task.trial_id),
             "read",
             &version.id.to_string(),
-            READ_CORRECTED,
-            &version_content(&version),
+            meaning,
+            &version_content(version),
         )
         .await?;
-        self.settle_case(&mut tx, &design, task.case_id, now).await?;
+        self.settle_case(&mut tx, design, task.case_id, now).await?;
         tx.commit().await?;
-        self.blinded_case(&design, task.id).await
+        self.blinded_case(design, task.id).await
     }
 
     /// Checks a read about to be locked and computes what is stored with it: every selection
