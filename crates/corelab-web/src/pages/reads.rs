@@ -417,6 +417,8 @@ pub struct TimepointBlock {
 }
 
 pub struct DisagreementLine {
+    /// The key a per-variable decision names, e.g. `lvef:TP2`.
+    pub key: String,
     pub variable: String,
     pub reader_1: String,
     pub reader_2: String,
@@ -550,6 +552,7 @@ pub async fn adjudication(
             .disagreements
             .iter()
             .map(|d| DisagreementLine {
+                key: d.variable.clone(),
                 variable: variable_label(&d.variable),
                 reader_1: d.reader_1.clone().unwrap_or_else(|| "none".into()),
                 reader_2: d.reader_2.clone().unwrap_or_else(|| "none".into()),
