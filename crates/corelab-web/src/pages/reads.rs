@@ -286,6 +286,7 @@ pub struct VersionBlock {
 struct TaskPage {
     chrome: Chrome,
     trial: TrialHead,
+    task_id: Uuid,
     case_code: String,
     criteria: String,
     timepoint: String,
@@ -327,6 +328,7 @@ pub async fn task(
             .sub("reading")
             .notice(&done),
         trial: head,
+        task_id: task,
         timepoint: timepoint_label(&case.timepoint, case.days_from_baseline),
         case_code: case.case_code,
         criteria: case.criteria,

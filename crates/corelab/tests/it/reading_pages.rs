@@ -75,10 +75,14 @@ async fn reading_pages_show_blinded_reads_and_the_adjudicator_decides_with_a_sig
     no_leaks("the reader's list", &list);
     // The submitted read, read-only: lesions with organs, the computed result, the signature.
     let read = ok_page(&reader, t, &format!("/read-tasks/{}", reads.task)).await;
-    for want in ["Target T1 (liver)", "41.2 mm", "Overall response", "PD", "read completed"] {
+    let sr_link = format!("/api/v1/read-tasks/{}/sr", reads.task);
+    for want in ["Target T1 (liver)", "41.2 mm", "Overall response", "PD", "read completed", sr_link.as_str()] {
         assert!(read.contains(want), "the read page lacks {want}: {read}");
     }
     assert!(!read.contains("33.1"), "reader 2's measurement on reader 1's page");
+    // The page's SR link works with the page session.
+    let r = reader.get(t.url(&sr_link)).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, "application/dicom"));
     no_leaks("the reader's read", &read);
     // Another reader's task is not found; the adjudication pages are refused.
     let c2 = World::login(t, "reader2").await;
