@@ -12,6 +12,7 @@ pub mod assessment;
 pub mod assign;
 mod manage;
 pub mod measured;
+pub mod sr;
 pub mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -802,6 +803,8 @@ impl App {
                     kind: if t.baseline { "baseline" } else { "follow_up" },
                     state: data.reader_state(t, &design, &labels),
                     waiting_for: data.waiting_for(t, &design, &labels),
+                    assigned_at: t.assigned_at,
+                    last_saved_at: data.versions.get(&t.id).and_then(|v| v.iter().map(|v| v.saved_at).max()),
                 });
             }
         }
@@ -1188,6 +1191,7 @@ impl App {
         }
         Ok(BlindedReadCase {
             task_id: task.id,
+            trial_id: task.trial_id,
             case_code: data.case.case_code.clone(),
             criteria: design.form.name().to_string(),
             timepoint: label.as_ref().map(|l| l.label.clone()).unwrap_or_default(),

@@ -20,6 +20,7 @@ mod error;
 mod inbox;
 mod qc;
 mod queries;
+mod reads;
 mod reports;
 mod session;
 mod sign;
@@ -85,6 +86,12 @@ fn table() -> Vec<Route> {
         ("POST", "/subjects/{subject}/withdraw", post(subjects::withdraw)),
         ("GET", "/subjects/{subject}/sign", get(subjects::sign_page)),
         ("POST", "/subjects/{subject}/sign", post(subjects::sign)),
+        ("GET", "/trials/{trial}/reading", get(reads::reading)),
+        ("GET", "/read-tasks/{task}", get(reads::task)),
+        ("GET", "/trials/{trial}/adjudication", get(reads::adjudications)),
+        ("GET", "/adjudications/{adjudication}", get(reads::adjudication)),
+        ("GET", "/adjudications/{adjudication}/decide", get(reads::decide_page)),
+        ("POST", "/adjudications/{adjudication}/decision", post(reads::decide)),
         ("GET", "/audit", get(audit::page)),
         ("GET", "/admin/users", get(admin::users)),
         ("POST", "/admin/users", post(admin::create_user)),

@@ -102,6 +102,7 @@ pub fn notice_text(code: &str) -> Option<&'static str> {
         "qc_rejected" => {
             "The visit is rejected and your decision is signed; the site has a data query with your reason."
         }
+        "adjudicated" => "The adjudication is decided and signed; the chosen read is the accepted result.",
         "answered" => "Your message is added to the query.",
         "closed" => "The query is closed.",
         "reopened" => "The query is reopened.",
@@ -204,6 +205,14 @@ impl Roles {
     }
     pub fn may_discard_inbox(&self) -> bool {
         self.any(&["trial_manager"])
+    }
+    /// Reads images (the reading task list).
+    pub fn may_read(&self) -> bool {
+        self.0.iter().any(|r| r == "reader")
+    }
+    /// Adjudicates (the adjudication list).
+    pub fn may_adjudicate(&self) -> bool {
+        self.0.iter().any(|r| r == "adjudicator")
     }
     pub fn may_edit_subjects(&self) -> bool {
         self.any(&["site_user", "trial_manager"])

@@ -17,6 +17,7 @@ mod ingest_crash;
 mod locks;
 mod processes;
 mod qc_flow;
+mod reading_pages;
 mod reads;
 mod reads_lvef_ms;
 mod reports;
