@@ -4,3 +4,4 @@
 
 pub mod deid;
 pub mod facts;
+pub mod synth;
