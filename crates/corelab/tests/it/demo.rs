@@ -162,6 +162,22 @@ async fn serve_demo_sets_up_a_trial_with_something_on_every_page_once() {
         .collect();
     assert!(open.contains("qc_review") && open.contains("auto_qc"), "{queries:#}");
 
+    // The pages show it too (same session cookie as the API).
+    let page = |who: &'static str, path: String| {
+        let req = c[who].get(format!("{base}{path}"));
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{who} {path}");
+            r.text().await.unwrap()
+        }
+    };
+    let queue = page("demo-qc", format!("/trials/{trial}/qc")).await;
+    assert!(queue.contains("101-003"), "the QC queue page lists 101-003's baseline");
+    let calendar = page("demo-site101", format!("/trials/{trial}/calendar")).await;
+    assert!(calendar.contains("101-001") && !calendar.contains("102-001"), "site 101 sees only its subjects");
+    let queries = page("demo-site102", format!("/trials/{trial}/queries")).await;
+    assert!(queries.contains("102-001") && queries.contains("102-002"), "site 102's open queries");
+
     // Done as the people: QC decisions and reads are audited and signed by the demo accounts.
     let admin = login(&base, "admin", ADMIN_PASSWORD).await;
     let audit = get(&admin, &base, &format!("/api/v1/audit?trial_id={trial}&limit=5000")).await;
