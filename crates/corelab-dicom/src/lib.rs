@@ -5,3 +5,4 @@
 pub mod deid;
 pub mod facts;
 pub mod sr;
+pub mod synth;

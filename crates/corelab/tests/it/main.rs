@@ -8,6 +8,7 @@ mod backup;
 mod charter;
 mod config_cli;
 mod deid;
+mod demo;
 mod dicomweb_read;
 mod foundation;
 mod gateway;
