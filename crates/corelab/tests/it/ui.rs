@@ -14,12 +14,12 @@ use crate::support::{ADMIN_PASSWORD, Backend, TestApp, ci};
 use crate::world::{PASSWORD, ROLES, World, check, ct_instance, world};
 
 /// A browser-like client that does not follow redirects, so tests see each 303.
-fn browser() -> Client {
+pub(crate) fn browser() -> Client {
     Client::builder().cookie_store(true).redirect(Policy::none()).timeout(Duration::from_secs(60)).build().unwrap()
 }
 
 /// The anti-CSRF token in a page's first form.
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let i = html.find(marker).unwrap_or_else(|| panic!("no csrf field in: {html}")) + marker.len();
     html[i..].split('"').next().unwrap().to_string()
@@ -29,14 +29,14 @@ fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
 
-async fn page(c: &Client, t: &TestApp, path: &str) -> (u16, String) {
+pub(crate) async fn page(c: &Client, t: &TestApp, path: &str) -> (u16, String) {
     let r = c.get(t.url(path)).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.text().await.unwrap())
 }
 
 /// GETs a page that must answer 200 and returns its HTML.
-async fn ok_page(c: &Client, t: &TestApp, path: &str) -> String {
+pub(crate) async fn ok_page(c: &Client, t: &TestApp, path: &str) -> String {
     let (status, body) = page(c, t, path).await;
     assert_eq!(status, 200, "GET {path}: {body}");
     body
@@ -51,7 +51,7 @@ async fn submit(c: &Client, t: &TestApp, form_page: &str, action: &str, fields: 
 }
 
 /// Logs in through the login form.
-async fn ui_login(t: &TestApp, username: &str, password: &str) -> Client {
+pub(crate) async fn ui_login(t: &TestApp, username: &str, password: &str) -> Client {
     let c = browser();
     let token = csrf(&ok_page(&c, t, "/login").await);
     let r = c
@@ -387,6 +387,34 @@ fn expect(role: &str, page: &str) -> u16 {
                 404
             }
         }
+        // Who may send images for a site (`stow_target`): its site staff and trial managers; QC
+        // and monitors see the site but may not send (403); the others do not see it (404).
+        "own_upload" => {
+            if is(&["admin", "tm", "site_a"]) {
+                200
+            } else if is(&["qc", "monitor"]) {
+                403
+            } else {
+                404
+            }
+        }
+        "other_upload" => {
+            if is(&["admin", "tm"]) {
+                200
+            } else if is(&["qc", "monitor"]) {
+                403
+            } else {
+                404
+            }
+        }
+        // Sponsors see the per-site aggregates; readers and adjudicators no site-level record.
+        "dashboard" => {
+            if is(&["admin", "tm", "site_a", "qc", "monitor", "sponsor"]) {
+                200
+            } else {
+                404
+            }
+        }
         "users" => {
             if is(&["admin", "tm"]) {
                 200
@@ -455,6 +483,9 @@ async fn ui_pages_show_each_role_only_what_it_may_see() {
             format!("/trials/{}/queries/{}", w.other_trial, w.other_query),
         ),
         ("/trials/{trial}/inbox", "inbox", format!("/trials/{t}/inbox")),
+        ("/trials/{trial}/sites/{site}/upload", "own_upload", format!("/trials/{t}/sites/101/upload")),
+        ("/trials/{trial}/sites/{site}/upload", "other_upload", format!("/trials/{t}/sites/102/upload")),
+        ("/trials/{trial}/dashboard", "dashboard", format!("/trials/{t}/dashboard")),
         ("/audit", "audit", format!("/audit?trial_id={t}")),
         ("/admin/users", "users", "/admin/users".into()),
         ("/password", "password", "/password".into()),
