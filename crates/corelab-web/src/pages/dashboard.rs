@@ -56,7 +56,8 @@ pub struct SiteRow {
 fn hours(h: Option<f64>) -> String {
     match h {
         Some(h) if h >= 48.0 => format!("{:.1} days", h / 24.0),
-        Some(h) => format!("{h:.1} h"),
+        Some(h) if h >= 1.0 => format!("{h:.1} h"),
+        Some(h) => format!("{:.0} min", h * 60.0),
         None => "no data yet".into(),
     }
 }
