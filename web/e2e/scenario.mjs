@@ -116,6 +116,8 @@ try {
     const thread = await site.textContent(".thread");
     check("the query carries the reviewer's reason", thread.includes("reconstruct at 2.5 mm"), thread);
     const queryUrl = site.url();
+    await Promise.all([site.waitForURL(/\/upload$/), site.click("text=Upload corrected images for site 101")]);
+    check("the query page leads to the site's upload page", site.url().endsWith("/sites/101/upload"));
     const text = await upload(site, cfg.second_folder, cfg.second_files, "s06-upload-corrected.png");
     check("the corrected series is stored", text.includes(`${cfg.second_count} stored`), text);
     await site.goto(queryUrl);
