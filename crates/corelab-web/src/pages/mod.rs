@@ -16,6 +16,7 @@ mod audit;
 mod auth;
 mod calendar;
 mod charter_view;
+mod dashboard;
 mod error;
 mod inbox;
 mod qc;
@@ -27,6 +28,7 @@ mod sign;
 mod sites;
 mod subjects;
 mod trials;
+mod upload;
 mod view;
 
 use axum::Router;
@@ -57,6 +59,7 @@ fn table() -> Vec<Route> {
         ("GET", "/trials/{trial}/charter", get(trials::charter)),
         ("GET", "/trials/{trial}/charter/diff", get(trials::diff)),
         ("GET", "/trials/{trial}/calendar", get(calendar::page)),
+        ("GET", "/trials/{trial}/dashboard", get(dashboard::page)),
         ("POST", "/trials/{trial}/subjects", post(subjects::enroll)),
         ("GET", "/trials/{trial}/training", get(trials::training)),
         ("GET", "/trials/{trial}/reports", get(reports::list)),
@@ -79,6 +82,8 @@ fn table() -> Vec<Route> {
         ("POST", "/trials/{trial}/inbox/{item}/discard", post(inbox::discard)),
         ("GET", "/trials/{trial}/sites/{site}", get(sites::page)),
         ("POST", "/trials/{trial}/sites/{site}/qualification/scans", sites::upload_route()),
+        ("GET", "/trials/{trial}/sites/{site}/upload", get(upload::page)),
+        ("POST", "/trials/{trial}/sites/{site}/upload", upload::upload_route()),
         ("GET", "/trials/{trial}/sites/{site}/qualification/decide", get(sites::decide_page)),
         ("POST", "/trials/{trial}/sites/{site}/qualification/decision", post(sites::decide)),
         ("GET", "/subjects/{subject}", get(subjects::page)),

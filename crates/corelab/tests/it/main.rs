@@ -27,4 +27,5 @@ mod store;
 mod stow;
 mod support;
 mod ui;
+mod ui_scenario;
 mod world;

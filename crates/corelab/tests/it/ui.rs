@@ -434,6 +434,34 @@ fn expect(role: &str, page: &str) -> u16 {
             "admin" => 404,
             _ => 403,
         },
+        // Who may send images for a site (`stow_target`): its site staff and trial managers; QC
+        // and monitors see the site but may not send (403); the others do not see it (404).
+        "own_upload" => {
+            if is(&["admin", "tm", "site_a"]) {
+                200
+            } else if is(&["qc", "monitor"]) {
+                403
+            } else {
+                404
+            }
+        }
+        "other_upload" => {
+            if is(&["admin", "tm"]) {
+                200
+            } else if is(&["qc", "monitor"]) {
+                403
+            } else {
+                404
+            }
+        }
+        // Sponsors see the per-site aggregates; readers and adjudicators no site-level record.
+        "dashboard" => {
+            if is(&["admin", "tm", "site_a", "qc", "monitor", "sponsor"]) {
+                200
+            } else {
+                404
+            }
+        }
         "users" => {
             if is(&["admin", "tm"]) {
                 200
@@ -516,6 +544,9 @@ async fn ui_pages_show_each_role_only_what_it_may_see() {
             "own_adjudication",
             format!("/adjudications/{}/decide?chosen=reader_1", reads.adjudication),
         ),
+        ("/trials/{trial}/sites/{site}/upload", "own_upload", format!("/trials/{t}/sites/101/upload")),
+        ("/trials/{trial}/sites/{site}/upload", "other_upload", format!("/trials/{t}/sites/102/upload")),
+        ("/trials/{trial}/dashboard", "dashboard", format!("/trials/{t}/dashboard")),
         ("/audit", "audit", format!("/audit?trial_id={t}")),
         ("/admin/users", "users", "/admin/users".into()),
         ("/password", "password", "/password".into()),
