@@ -25,4 +25,5 @@ mod store;
 mod stow;
 mod support;
 mod ui;
+mod workstation;
 mod world;

@@ -115,6 +115,18 @@ pub async fn pass_qc(
             skip: &[],
         },
     );
+    pass_qc_files(w, qc2, subject, site, visit, files).await;
+}
+
+/// Like [`pass_qc`], with the visit's files made by the caller (e.g. images with content).
+pub async fn pass_qc_files(
+    w: &World,
+    qc2: &Qc2,
+    subject: Uuid,
+    site: &str,
+    visit: &str,
+    files: Vec<std::path::PathBuf>,
+) {
     let staff = if site == "101" { "site_a" } else { "site_b" };
     let target = corelab_app::ingest::IngestTarget {
         trial_id: w.trial,
