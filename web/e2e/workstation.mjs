@@ -63,8 +63,8 @@ await step("stack scroll with the keyboard and the mouse wheel", async () => {
   await page.waitForFunction(() => Number(document.querySelector("#vp-current").dataset.slice) > 1);
   check("the mouse wheel scrolls", (await slice("#vp-current")) > 1);
   const status = await page.textContent("#status-current");
-  check(`the slice is announced ("${status}")`, /slice \d+ of 40/.test(status));
-  // To the middle, where the disc is.
+  check(`the slice is announced ("${status}")`, status.includes(`of ${cfg.slices}`));
+  // Down the stack a little.
   await page.focus("#vp-current");
   for (let i = 0; i < 16; i++) await page.keyboard.press("ArrowDown");
   await page.keyboard.press("2");

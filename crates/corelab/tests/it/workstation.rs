@@ -16,9 +16,12 @@ use crate::reads::{Seen, pass_qc_files, profile, second_qc};
 use crate::support::{Backend, ci};
 use crate::world::{PASSWORD, World, check, world};
 
-const SLICES: usize = 40;
+/// Slices per CT; `WORKSTATION_SLICES` changes it for a timing run (docs/performance.md).
+fn slices() -> usize {
+    std::env::var("WORKSTATION_SLICES").ok().and_then(|v| v.parse().ok()).unwrap_or(40)
+}
 
-/// A CT series of `SLICES` 512x512 slices with content: a body-sized ellipse of soft tissue
+/// A CT series of `slices()` 512x512 slices with content: a body-sized ellipse of soft tissue
 /// (40 HU) in air and a bright disc (200 HU, 42 mm across) whose position moves with the slice,
 /// so a reader sees the stack scroll.
 fn ct_with_content(dir: &Path, code: &str, visit: &str, date: &str, study_uid: &str) -> Vec<PathBuf> {
@@ -30,7 +33,7 @@ fn ct_with_content(dir: &Path, code: &str, visit: &str, date: &str, study_uid: &
             study_date: date,
             study_uid,
             series_number: 2,
-            slices: SLICES,
+            slices: slices(),
             thickness_mm: 5.0,
             description: "CT CAP PORTAL VENOUS",
             contrast: true,
@@ -39,7 +42,8 @@ fn ct_with_content(dir: &Path, code: &str, visit: &str, date: &str, study_uid: &
     );
     for (i, f) in files.iter().enumerate() {
         let mut obj = dicom_object::open_file(f).unwrap();
-        let (cx, cy) = (170.0 + 4.0 * i as f64, 230.0 + 2.0 * i as f64);
+        let k = (i % 40) as f64;
+        let (cx, cy) = (170.0 + 4.0 * k, 230.0 + 2.0 * k);
         let mut px = Vec::with_capacity(512 * 512 * 2);
         for y in 0..512 {
             for x in 0..512 {
@@ -68,7 +72,7 @@ fn ct_with_content(dir: &Path, code: &str, visit: &str, date: &str, study_uid: &
 }
 
 /// The workstation world: the oncology trial, readers qualified, subject 101-001's baseline and
-/// week 8 through QC with 40-slice CTs. Returns the reader's TP1 and TP2 task ids.
+/// week 8 through QC with 40-slice CTs (by default). Returns the reader's TP1 and TP2 task ids.
 async fn workstation_world() -> (World, String, String) {
     let w = world(Backend::SqliteLocal).await;
     let qc2 = second_qc(&w, "qc_two").await;
@@ -80,8 +84,7 @@ async fn workstation_world() -> (World, String, String) {
         let files = ct_with_content(dir.path(), "101-001", visit, date, &format!("1.2.826.0.1.3680043.8.498.{uid}"));
         pass_qc_files(&w, &qc2, w.subject_a, "101", visit, files).await;
     }
-    let c = w.c("reader");
-    let mut seen = Seen::new(&w, &c);
+    let mut seen = Seen::new(&w, w.c("reader"));
     let (tp1, tp2) = (seen.task("TP1").await, seen.task("TP2").await);
     (w, tp1, tp2)
 }
@@ -210,7 +213,7 @@ async fn workstation_browser_reads_a_ct_measures_attaches_and_signs() {
         "trial": w.trial,
         "task": tp1,
         "follow_up": tp2,
-        "slices": SLICES,
+        "slices": slices(),
         "username": "reader",
         "password": PASSWORD,
     });
@@ -240,7 +243,7 @@ async fn workstation_browser_reads_a_ct_measures_attaches_and_signs() {
     assert!(diameter > 0.0, "{t1}");
     let image = &t1["image"];
     let instances = task_instances(&w, &task).await;
-    assert_eq!(instances.len(), SLICES);
+    assert_eq!(instances.len(), slices());
     assert!(instances.iter().any(|i| i == image["sop_instance_uid"].as_str().unwrap()), "{image} not in {instances:?}");
     assert_eq!(image["frame"], 1);
     assert_eq!(image["points"].as_array().unwrap().len(), 4, "a bidirectional measurement's 4 end points: {image}");
