@@ -136,3 +136,24 @@ pub async fn asset(State(s): State<WebState>, Path(path): Path<String>) -> Respo
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(WORKSTATION_CSP));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_entry_script_and_styles_come_from_vites_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(bundle(dir.path()).is_none(), "no manifest: no bundle, the page says how to build it");
+        std::fs::create_dir_all(dir.path().join(".vite")).unwrap();
+        let manifest = r#"{
+            "node_modules/x/codec.wasm": {"file": "assets/codec-1.wasm", "src": "node_modules/x/codec.wasm"},
+            "src/main.js": {"file": "assets/main-abc.js", "name": "main", "src": "src/main.js", "isEntry": true,
+                            "css": ["assets/main-def.css"]}
+        }"#;
+        std::fs::write(dir.path().join(".vite/manifest.json"), manifest).unwrap();
+        let b = bundle(dir.path()).unwrap();
+        assert_eq!(b.js, "/viewer/assets/main-abc.js");
+        assert_eq!(b.css, vec!["/viewer/assets/main-def.css".to_string()]);
+    }
+}
