@@ -127,6 +127,8 @@ await step("the follow-up shows the baseline beside it and goes to T1", async ()
   await page.waitForSelector("#vp-current[data-ready=true]");
   await page.waitForSelector("#vp-prior[data-ready=true]");
   check("the prior pane shows the baseline", (await page.textContent("#series-prior")).includes("baseline"));
+  const marks = await page.evaluate(() => window.corelabWorkstation.earlierMarks);
+  check(`the baseline measurement of T1 is drawn on the prior pane (${marks})`, marks === 1);
   // Both panes to the first slice (linked), then to T1.
   await page.focus("#vp-prior");
   await page.keyboard.press("Home");
@@ -143,6 +145,9 @@ await step("the follow-up shows the baseline beside it and goes to T1", async ()
   // Linked scrolling: the current timepoint follows.
   await page.waitForFunction((s) => Number(document.querySelector("#vp-current").dataset.slice) === s, priorSlice);
   check("the current timepoint scrolled with it (linked)", (await slice("#vp-current")) === priorSlice);
+  // On that slice the baseline measurement is drawn (the tool's SVG lines in the prior pane).
+  await page.waitForSelector("#vp-prior svg line", { timeout: 10000 });
+  check("T1's baseline measurement is drawn where it was measured", (await page.$$("#vp-prior svg line")).length >= 2);
   check("no console errors after measuring, signing and on the follow-up", page.errors.length === 0, page.errors.join("\n"));
   await shot(page, "ws-05-follow-up.png");
 });

@@ -95,10 +95,12 @@ let linkOffset = 0;
 let syncing = false;
 let form;
 let trialId;
+let currentTask;
 
 async function main() {
   if (!root || !TASK) return;
   const task = await api('GET', `/api/v1/read-tasks/${TASK}`);
+  currentTask = task;
   trialId = task.trial_id;
   await startCornerstone();
   buildToolbar();
@@ -192,6 +194,9 @@ async function startCornerstone() {
   toolGroup.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Auxiliary }] });
   toolGroup.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Secondary }] });
   toolGroup.setToolActive(WindowLevelTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
+  // Passive, not disabled: their measurements are drawn (and can be adjusted) whatever tool is active.
+  toolGroup.setToolPassive(LengthTool.toolName);
+  toolGroup.setToolPassive(BidirectionalTool.toolName);
 }
 
 let activeTool = WindowLevelTool.toolName;
@@ -345,6 +350,7 @@ async function loadPane(pane, s, isCurrent) {
   pane.index = start;
   pane.describe();
   pane.element.dataset.ready = 'true';
+  if (!isCurrent) showEarlierMeasurements(pane);
   if (isCurrent) {
     timing.firstImageMs ??= Math.round(performance.now());
     form.setSliceThickness(Number(s && sliceThickness(ordered[0]?.meta)));
@@ -399,9 +405,44 @@ function prefetch(pane, isCurrent, t0) {
   }
 }
 
+// Measurements of earlier reads redrawn on the prior pane (shown, locked, never attached again).
+const earlierMarks = new Set();
+
+/** Redraws the reader's earlier measurements that lie in the prior pane's series, labelled. */
+function showEarlierMeasurements(pane) {
+  let n = 0;
+  for (const tp of currentTask?.earlier || []) {
+    const a = tp.assessment || {};
+    const lesions = [
+      ...(Array.isArray(a.targets) ? a.targets : Object.entries(a.targets || {}).map(([id, r]) => ({ id, ...r }))),
+      ...(Array.isArray(a.non_targets) ? a.non_targets : Object.entries(a.non_targets || {}).map(([id, r]) => ({ id, ...r }))),
+      ...(a.new_lesions || []),
+    ];
+    for (const l of lesions) {
+      const pts = l.image?.points || [];
+      const i = pane.sops.indexOf(l.image?.sop_instance_uid);
+      if (i < 0 || (pts.length !== 4 && pts.length !== 2)) continue;
+      const imageId = pane.imageIds[i];
+      const world = pts.map((p) => utilities.imageToWorldCoords(imageId, p));
+      const opts = { referencedImageId: imageId };
+      const ann =
+        pts.length === 4
+          ? BidirectionalTool.hydrate(pane.id, [[world[0], world[1]], [world[2], world[3]]], opts)
+          : LengthTool.hydrate(pane.id, world, opts);
+      if (!ann) continue;
+      ann.data.label = `${l.id} (${tp.timepoint})`;
+      ann.isLocked = true;
+      earlierMarks.add(ann.annotationUID);
+      n += 1;
+    }
+  }
+  timing.earlierMarks = n;
+  pane.viewport()?.render();
+}
+
 /** What a drawn measurement gives the form: diameters in mm and where on which image. */
 function onMeasurement(a) {
-  if (!a?.metadata) return;
+  if (!a?.metadata || earlierMarks.has(a.annotationUID)) return;
   const tool = a.metadata.toolName;
   if (tool !== LengthTool.toolName && tool !== BidirectionalTool.toolName) return;
   const imageId = a.metadata.referencedImageId;
