@@ -9,6 +9,7 @@ pub mod audit;
 pub mod audit_trail;
 pub mod auth;
 pub mod clock;
+pub mod dashboard;
 pub mod documents;
 pub mod error;
 pub mod fixity;

@@ -531,6 +531,16 @@ impl App {
         if !access.sees_sites() {
             return Err(AppError::NotFound(format!("no trial {trial_id}")));
         }
+        self.grid_rows(trial_id, |site| access.can_see_site(site)).await
+    }
+
+    /// The grid rows of the subjects of the sites `visible` lets through (no access check: the
+    /// callers decide who sees which site).
+    pub(crate) async fn grid_rows(
+        &self,
+        trial_id: Uuid,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<Vec<GridRow>, AppError> {
         let (_, charter) = self.current_charter(trial_id).await?;
         let mut tx = self.db().read().await?;
         let subjects = tx.subjects(trial_id).await?;
@@ -539,7 +549,7 @@ impl App {
         drop(tx);
         let today = to_domain(self.clock().now().date_naive());
         let mut out = Vec::new();
-        for s in subjects.iter().filter(|s| access.can_see_site(&s.site_id)) {
+        for s in subjects.iter().filter(|s| visible(&s.site_id)) {
             let Some(anchor) = to_domain(s.anchor_date) else { continue };
             let cal = VisitCalendar::new(&charter, anchor);
             let mut visits = Vec::new();

@@ -4,3 +4,5 @@
 
 pub mod deid;
 pub mod facts;
+pub mod sr;
+pub mod synth;

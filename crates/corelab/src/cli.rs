@@ -65,7 +65,7 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run corelab: HTTP (API, web pages) and DICOM services.
-    Serve,
+    Serve(ServeArgs),
     /// Apply database migrations and print the schema version.
     Migrate,
     /// Inspect the configuration.
@@ -139,6 +139,18 @@ pub enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+}
+
+/// Flags of `corelab serve`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Start with a demo trial to look around in: the example oncology charter, demo accounts
+    /// for every role (one shared password, printed at start), and synthetic subjects whose CT
+    /// images corelab makes itself, spread over the visit states. Set up once per database;
+    /// restarting with --demo adds nothing. Never use it with real data (docs/demo.md).
+    /// Same as demo.enabled = true or CORELAB_DEMO_ENABLED=true.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Subcommand)]

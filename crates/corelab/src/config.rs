@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Sections of the configuration; `CORELAB_<SECTION>_<KEY>` sets `<section>.<key>`.
 const SECTIONS: &[&str] = &[
     "http", "dicom", "dicomweb", "database", "storage", "log", "auth", "admin", "jobs", "ingest", "qc", "fixity",
-    "gateway",
+    "gateway", "demo",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +49,17 @@ pub struct Config {
     /// `corelab gateway` and `corelab upload` at a site (docs/gateway.md).
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// `corelab serve --demo` (docs/demo.md).
+    #[serde(default)]
+    pub demo: DemoConfig,
+}
+
+/// The demo trial with synthetic subjects and demo accounts (docs/demo.md). Never for real data.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Set up the demo trial and its accounts at start (same as `corelab serve --demo`).
+    pub enabled: bool,
 }
 
 /// Settings of the site gateway and uploader; flags of `corelab gateway` override them.

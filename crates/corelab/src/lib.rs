@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod deid_cmd;
+pub mod demo;
 pub mod export_cmd;
 pub mod gateway;
 pub mod server;

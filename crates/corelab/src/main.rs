@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use corelab::cli::{Cli, Command, ConfigCommand};
 use corelab::config::Config;
-use corelab::{commands, server, telemetry};
+use corelab::{commands, demo, server, telemetry};
 use corelab_app::Clock;
 use corelab_app::auth::Bootstrap;
 
@@ -48,7 +48,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             println!("database schema at version {} ({})", status.database_version, app.db().backend());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve => serve(config).await,
+        Command::Serve(args) => {
+            let mut config = config;
+            config.demo.enabled |= args.demo;
+            serve(config).await
+        }
         Command::User { command } => {
             telemetry::init(&quiet(&config));
             commands::user(&config, command).await
@@ -99,10 +103,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+async fn serve(mut config: Config) -> anyhow::Result<ExitCode> {
     telemetry::init(&config.log);
+    if config.demo.enabled {
+        // Studies are judged complete sooner, so the demo set-up and uploads get QC at once.
+        config.ingest.quiet_period_seconds = config.ingest.quiet_period_seconds.min(demo::QUIET_PERIOD_SECONDS);
+    }
     let app = server::open_app(&config, Clock::system()).await?;
     let bootstrap = app.bootstrap_admin(config.admin.password.as_ref().map(|s| s.expose())).await?;
+    let demo_report = if config.demo.enabled { Some(demo::ensure(&app).await?) } else { None };
     let running = server::start(&config, app.clone()).await?;
     println!("corelab {} is running", env!("CARGO_PKG_VERSION"));
     println!("  metadata: {} ({})", corelab_store::redact_url(&config.database_url()), app.db().backend());
@@ -121,6 +130,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             );
         }
         Bootstrap::Existing => {}
+    }
+    if let Some(report) = &demo_report {
+        for line in demo::banner(report, &running.http_addr.to_string()) {
+            println!("{line}");
+        }
     }
     println!(
         "  log in:   curl -c cookies -H 'content-type: application/json' -d '{{\"username\":\"admin\",\"password\":\"...\"}}' http://{}/api/v1/auth/login",

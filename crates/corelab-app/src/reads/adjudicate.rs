@@ -638,6 +638,7 @@ impl App {
         let content = decision_content(a);
         Ok(AdjudicationCase {
             adjudication_id: a.id,
+            trial_id: a.trial_id,
             case_code: data.case.case_code.clone(),
             criteria: design.form.name().to_string(),
             state: a.state.clone(),

@@ -12,6 +12,7 @@ pub mod assessment;
 pub mod assign;
 mod manage;
 pub mod measured;
+pub mod sr;
 pub mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -807,6 +808,8 @@ impl App {
                     kind: if t.baseline { "baseline" } else { "follow_up" },
                     state: data.reader_state(t, &design, &labels),
                     waiting_for: data.waiting_for(t, &design, &labels),
+                    assigned_at: t.assigned_at,
+                    last_saved_at: data.versions.get(&t.id).and_then(|v| v.iter().map(|v| v.saved_at).max()),
                 });
             }
         }
@@ -1008,19 +1011,7 @@ impl App {
             ],
         ))
         .await?;
-        self.write_signature(
-            &mut tx,
-            actor,
-            Some(task.trial_id),
-            "read",
-            &version.id.to_string(),
-            READ_COMPLETED,
-            &version_content(&version),
-        )
-        .await?;
-        self.settle_case(&mut tx, &design, task.case_id, now).await?;
-        tx.commit().await?;
-        self.blinded_case(&design, task.id).await
+        self.sign_and_settle(tx, actor, &design, &task, &version, READ_COMPLETED, now).await
     }
 
     /// What the response engine computes for `assessment` at this task, as submitting it would
@@ -1118,19 +1109,35 @@ impl App {
         );
         rec.reason = Some(reason.to_string());
         tx.append_audit(rec).await?;
+        self.sign_and_settle(tx, actor, &design, &task, &version, READ_CORRECTED, now).await
+    }
+
+    /// The end of locking a read version (submission or correction): e-sign it with `meaning`,
+    /// let the case react (reader comparison, adjudication), commit, and answer the blinded view.
+    #[allow(clippy::too_many_arguments)]
+    async fn sign_and_settle(
+        &self,
+        mut tx: Tx,
+        actor: &Actor,
+        design: &Design,
+        task: &ReadTaskRow,
+        version: &ReadVersionRow,
+        meaning: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BlindedReadCase, AppError> {
         self.write_signature(
             &mut tx,
             actor,
             Some(task.trial_id),
             "read",
             &version.id.to_string(),
-            READ_CORRECTED,
-            &version_content(&version),
+            meaning,
+            &version_content(version),
         )
         .await?;
-        self.settle_case(&mut tx, &design, task.case_id, now).await?;
+        self.settle_case(&mut tx, design, task.case_id, now).await?;
         tx.commit().await?;
-        self.blinded_case(&design, task.id).await
+        self.blinded_case(design, task.id).await
     }
 
     /// Checks a read about to be locked and computes what is stored with it: every selection

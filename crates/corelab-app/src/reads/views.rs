@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use corelab_domain::charter::TimepointLabels;
 use corelab_domain::response::{Flag, Response, SignedTenths, Tenths, TimepointResult};
 use serde::Serialize;
@@ -128,6 +130,10 @@ pub struct BlindedTaskSummary {
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// When the task was given to the reader (a workflow time, not a scan date).
+    pub assigned_at: Option<DateTime<Utc>>,
+    /// When the reader last saved a draft or submitted a version of this task.
+    pub last_saved_at: Option<DateTime<Utc>>,
 }
 
 /// A submitted version of a read.
@@ -213,6 +219,7 @@ pub struct BlindedTimepointImages {
 #[derive(Debug, Clone, Serialize)]
 pub struct AdjudicationCase {
     pub adjudication_id: Uuid,
+    pub trial_id: Uuid,
     pub case_code: String,
     pub criteria: String,
     /// open, decided, superseded

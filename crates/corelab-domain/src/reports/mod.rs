@@ -3,12 +3,14 @@
 //! plots of them ([`plot`]). Pure: records in, numbers and SVG text out. docs/reports.md describes
 //! every definition.
 
+mod dashboard;
 pub mod plot;
 mod response;
 mod site;
 mod stats;
 mod timeline;
 
+pub use dashboard::{DashboardVisit, SiteDashboard, site_dashboard};
 pub use response::{
     ResponseSummary, SpiderLine, SpiderPoint, SubjectSums, TimepointSum, WaterfallBar, pct_change_tenths,
     response_summary,

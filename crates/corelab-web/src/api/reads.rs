@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use corelab_app::reads::{DecisionInput, ProfileInput};
@@ -25,6 +26,7 @@ pub fn routes() -> Vec<super::Route> {
         ("POST", "/read-tasks/{task}/evaluate", post(evaluate)),
         ("POST", "/read-tasks/{task}/submit", post(submit)),
         ("POST", "/read-tasks/{task}/correct", post(correct)),
+        ("GET", "/read-tasks/{task}/sr", get(sr)),
         // Adjudicators.
         ("GET", "/trials/{trial}/adjudication/tasks", get(my_adjudications)),
         ("GET", "/adjudications/{adjudication}", get(open_adjudication)),
@@ -44,6 +46,16 @@ async fn my_tasks(State(s): State<WebState>, Ready(actor): Ready, Path(trial): P
 
 async fn open_task(State(s): State<WebState>, Ready(actor): Ready, Path(task): Path<Uuid>) -> ApiResult<Response> {
     Ok(Json(s.app.open_read_task(&actor, task).await?).into_response())
+}
+
+/// The read's latest submitted version as a DICOM SR (TID 1500) file.
+async fn sr(State(s): State<WebState>, Ready(actor): Ready, Path(task): Path<Uuid>) -> ApiResult<Response> {
+    let out = s.app.read_sr(&actor, task).await?;
+    let headers = [
+        (header::CONTENT_TYPE, "application/dicom".to_string()),
+        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", out.file_name)),
+    ];
+    Ok((headers, out.bytes).into_response())
 }
 
 #[derive(Deserialize)]

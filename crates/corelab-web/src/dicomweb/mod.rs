@@ -3,7 +3,7 @@
 //! Built from one route table like the REST API, so the authorization matrix test can enumerate
 //! these routes through [`route_list`].
 
-mod body;
+pub(crate) mod body;
 mod read;
 mod response;
 mod stow;

@@ -31,6 +31,12 @@ const ASSETS: &[Asset] = &[
         gzip: None,
     },
     Asset {
+        name: "upload.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/upload.js"),
+        gzip: None,
+    },
+    Asset {
         name: "favicon.svg",
         content_type: "image/svg+xml",
         body: include_bytes!("../../static/favicon.svg"),

@@ -16,16 +16,19 @@ mod audit;
 mod auth;
 mod calendar;
 mod charter_view;
+mod dashboard;
 mod error;
 mod inbox;
 mod qc;
 mod queries;
+mod reads;
 mod reports;
 mod session;
 mod sign;
 mod sites;
 mod subjects;
 mod trials;
+mod upload;
 mod view;
 mod workstation;
 
@@ -58,6 +61,7 @@ fn table() -> Vec<Route> {
         ("GET", "/trials/{trial}/charter", get(trials::charter)),
         ("GET", "/trials/{trial}/charter/diff", get(trials::diff)),
         ("GET", "/trials/{trial}/calendar", get(calendar::page)),
+        ("GET", "/trials/{trial}/dashboard", get(dashboard::page)),
         ("POST", "/trials/{trial}/subjects", post(subjects::enroll)),
         ("GET", "/trials/{trial}/training", get(trials::training)),
         ("GET", "/trials/{trial}/reports", get(reports::list)),
@@ -80,6 +84,8 @@ fn table() -> Vec<Route> {
         ("POST", "/trials/{trial}/inbox/{item}/discard", post(inbox::discard)),
         ("GET", "/trials/{trial}/sites/{site}", get(sites::page)),
         ("POST", "/trials/{trial}/sites/{site}/qualification/scans", sites::upload_route()),
+        ("GET", "/trials/{trial}/sites/{site}/upload", get(upload::page)),
+        ("POST", "/trials/{trial}/sites/{site}/upload", upload::upload_route()),
         ("GET", "/trials/{trial}/sites/{site}/qualification/decide", get(sites::decide_page)),
         ("POST", "/trials/{trial}/sites/{site}/qualification/decision", post(sites::decide)),
         ("GET", "/read-tasks/{task}/workstation", get(workstation::page)),
@@ -89,6 +95,12 @@ fn table() -> Vec<Route> {
         ("POST", "/subjects/{subject}/withdraw", post(subjects::withdraw)),
         ("GET", "/subjects/{subject}/sign", get(subjects::sign_page)),
         ("POST", "/subjects/{subject}/sign", post(subjects::sign)),
+        ("GET", "/trials/{trial}/reading", get(reads::reading)),
+        ("GET", "/read-tasks/{task}", get(reads::task)),
+        ("GET", "/trials/{trial}/adjudication", get(reads::adjudications)),
+        ("GET", "/adjudications/{adjudication}", get(reads::adjudication)),
+        ("GET", "/adjudications/{adjudication}/decide", get(reads::decide_page)),
+        ("POST", "/adjudications/{adjudication}/decision", post(reads::decide)),
         ("GET", "/audit", get(audit::page)),
         ("GET", "/admin/users", get(admin::users)),
         ("POST", "/admin/users", post(admin::create_user)),

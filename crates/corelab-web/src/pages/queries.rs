@@ -129,6 +129,7 @@ struct QueryPage {
     q: QueryLine,
     id: Uuid,
     review: Option<String>,
+    upload: Option<String>,
     messages: Vec<MessageLine>,
     can_answer: bool,
     can_close: bool,
@@ -172,6 +173,9 @@ pub async fn page(
         _ => None,
     };
     let closed = q.query.state == "closed";
+    // Site staff answer most queries with new images: the way to the site's upload page.
+    let upload = (head.roles.may_upload() && !closed && q.query.subject_id.is_some())
+        .then(|| format!("/trials/{trial}/sites/{}/upload", q.query.site_id));
     render(&QueryPage {
         chrome: Chrome::new(&user, format!("Query: {}", q.query.title), "trials").sub("queries").notice(&done),
         can_answer: head.roles.may_answer_queries() && !closed,
@@ -179,6 +183,7 @@ pub async fn page(
         q: line(trial, &q),
         id,
         review,
+        upload,
         messages,
         trial: head,
     })

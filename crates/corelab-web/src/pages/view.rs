@@ -26,6 +26,8 @@ pub struct Chrome {
     pub htmx: String,
     pub js: String,
     pub icon: String,
+    /// A page's own script besides corelab.js (an embedded static file), if it has one.
+    pub page_js: Option<String>,
 }
 
 pub struct ChromeUser {
@@ -47,6 +49,7 @@ impl Chrome {
             htmx: assets::url("htmx-2.0.11.min.js"),
             js: assets::url("corelab.js"),
             icon: assets::url("favicon.svg"),
+            page_js: None,
         }
     }
 
@@ -67,6 +70,12 @@ impl Chrome {
     /// Marks the current entry of a trial's navigation.
     pub fn sub(mut self, sub: &'static str) -> Chrome {
         self.sub = sub;
+        self
+    }
+
+    /// Loads an embedded script of this page (from `static/`, never inline).
+    pub fn script(mut self, name: &str) -> Chrome {
+        self.page_js = Some(assets::url(name));
         self
     }
 
@@ -102,6 +111,7 @@ pub fn notice_text(code: &str) -> Option<&'static str> {
         "qc_rejected" => {
             "The visit is rejected and your decision is signed; the site has a data query with your reason."
         }
+        "adjudicated" => "The adjudication is decided and signed; the chosen read is the accepted result.",
         "answered" => "Your message is added to the query.",
         "closed" => "The query is closed.",
         "reopened" => "The query is reopened.",
@@ -165,6 +175,10 @@ impl Roles {
     pub fn may_see_reports(&self) -> bool {
         self.any(&["trial_manager", "monitor", "sponsor", "qc_reviewer", "site_user"])
     }
+    /// The trial dashboard (readers and adjudicators see no site-level record).
+    pub fn may_see_dashboard(&self) -> bool {
+        self.any(&["trial_manager", "monitor", "sponsor", "qc_reviewer", "site_user"])
+    }
     pub fn may_grant(&self) -> bool {
         self.any(&["trial_manager"])
     }
@@ -204,6 +218,14 @@ impl Roles {
     }
     pub fn may_discard_inbox(&self) -> bool {
         self.any(&["trial_manager"])
+    }
+    /// Reads images (the reading task list).
+    pub fn may_read(&self) -> bool {
+        self.0.iter().any(|r| r == "reader")
+    }
+    /// Adjudicates (the adjudication list).
+    pub fn may_adjudicate(&self) -> bool {
+        self.0.iter().any(|r| r == "adjudicator")
     }
     pub fn may_edit_subjects(&self) -> bool {
         self.any(&["site_user", "trial_manager"])

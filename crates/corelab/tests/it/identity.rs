@@ -261,6 +261,11 @@ fn matrix_entry(method: &str, path: &str, role: &str) -> Option<(E, E)> {
             },
             Hidden,
         )),
+        // A read as DICOM SR: its own reader, trial managers (and unblinded sponsors; the world's
+        // sponsor is blinded); another reader's task is not found.
+        ("GET", "/read-tasks/{task}/sr") => {
+            Some((if ["reader", "tm", "admin"].contains(&role) { Ok } else { Forbidden }, Hidden))
+        }
         ("GET", "/trials/{trial}/reading/tasks") => trial_roles(&["reader"]),
         ("GET", "/trials/{trial}/adjudication/tasks") => trial_roles(&["adjudicator"]),
         ("GET", "/trials/{trial}/reader-profiles")
@@ -785,6 +790,15 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                 vec![pair("correct", "read"), pair("sign", "read")],
             ),
             (
+                "GET",
+                "/read-tasks/{task}/sr",
+                rw.rd1.1.clone(),
+                String::new(),
+                None,
+                None,
+                vec![pair("export", "read_sr")],
+            ),
+            (
                 "POST",
                 "/adjudications/{adjudication}/decide",
                 rw.adj1.1.clone(),
@@ -885,6 +899,7 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                 "/read-tasks/{task}/evaluate" => (format!("/api/v1/read-tasks/{read_task}/evaluate"), body, expected),
                 "/read-tasks/{task}/submit" => (format!("/api/v1/read-tasks/{read_task}/submit"), body, expected),
                 "/read-tasks/{task}/correct" => (format!("/api/v1/read-tasks/{read_task}/correct"), body, expected),
+                "/read-tasks/{task}/sr" => (format!("/api/v1/read-tasks/{read_task}/sr"), body, expected),
                 "/adjudications/{adjudication}/decide" => {
                     // rd2 reads the baseline; both read the follow-up and disagree on progression.
                     let a = rw.disagree(&w).await;

@@ -86,19 +86,20 @@ pub async fn profile(w: &World, user: Uuid, criteria: &[&str], until: Option<&st
     .await
 }
 
-/// Sends a compliant CT series for one visit through ingest, waits for the automated check, and
-/// has QC1 (`qc`) and QC2 (`qc2`) accept it: the visit passes QC and is ready for reading.
+/// Sends a 6-slice CT series of `thickness_mm` for one visit through ingest as the site's staff,
+/// then polls the visit (as `qc`) until the automated check leaves it in `state`; returns the visit.
 #[allow(clippy::too_many_arguments)]
-pub async fn pass_qc(
+pub async fn send_visit_until(
     w: &World,
-    qc2: &Qc2,
     subject: Uuid,
     code: &str,
     site: &str,
     visit: &str,
     date: &str,
     study_uid: &str,
-) {
+    thickness_mm: f64,
+    state: &str,
+) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let files = ct_series(
         dir.path(),
@@ -109,7 +110,7 @@ pub async fn pass_qc(
             study_uid,
             series_number: 2,
             slices: 6,
-            thickness_mm: 5.0,
+            thickness_mm,
             description: "CT CAP PORTAL VENOUS",
             contrast: true,
             skip: &[],
@@ -144,12 +145,29 @@ pub async fn pass_qc_files(
     let mut last = Value::Null;
     for _ in 0..150 {
         last = check(w.c("qc").get(&url).send().await.unwrap(), 200).await;
-        if last["state"] == "awaiting_qc1" {
-            break;
+        if last["state"] == state {
+            return last;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(last["state"], "awaiting_qc1", "{last:#}");
+    panic!("the {thickness_mm} mm series of visit {visit} did not reach {state}: {last:#}");
+}
+
+/// Sends a compliant CT series for one visit through ingest, waits for the automated check, and
+/// has QC1 (`qc`) and QC2 (`qc2`) accept it: the visit passes QC and is ready for reading.
+#[allow(clippy::too_many_arguments)]
+pub async fn pass_qc(
+    w: &World,
+    qc2: &Qc2,
+    subject: Uuid,
+    code: &str,
+    site: &str,
+    visit: &str,
+    date: &str,
+    study_uid: &str,
+) {
+    send_visit_until(w, subject, code, site, visit, date, study_uid, 5.0, "awaiting_qc1").await;
+    let url = w.url(&format!("/api/v1/subjects/{subject}/visits/{visit}"));
     let decide = format!("{url}/qc");
     let v = check(
         w.c("qc")

@@ -268,6 +268,22 @@ async fn lvef_readers_disagree_on_dysfunction_and_the_adjudicator_chooses_per_ti
     assert!(case["reader_1"].get("best_overall_response").is_none(), "{case:#}");
     assert_eq!(case["timepoints"].as_array().unwrap().len(), 2);
 
+    // The adjudication page offers a choice per timepoint, and its signing form states the choice.
+    let page = adj.get(w.url(&format!("/adjudications/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("name=\"var:lvef:TP2\" value=\"reader_2\"") && page.contains("EF 55.0 %"), "{page}");
+    let form = adj
+        .get(w.url(&format!("/adjudications/{id}/decide?var:lvef:TP2=reader_2")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains("per variable: lvef at TP2: reader 2") && form.contains("adjudication decided"), "{form}");
+    for leak in ["NL010001", "Amsterdam", "2026-09-26", "Rita Reader", "Rob Reader"] {
+        assert!(!page.contains(leak) && !form.contains(leak), "the adjudication pages show {leak}");
+    }
+
     // Per variable: reader 2 for TP2, with a rationale, e-signed.
     let rationale =
         "reader 1 traced the end-systolic border inside the trabeculae; reader 2's EF matches the visual estimate";

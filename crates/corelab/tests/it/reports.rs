@@ -6,14 +6,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::qc_flow::{SeriesSpec, ct_series};
-use crate::reads::{Qc2, baseline, follow_up, pass_qc, reading_world};
+use crate::reads::{Qc2, baseline, follow_up, pass_qc, reading_world, send_visit_until};
 use crate::support::Backend;
 use crate::world::{PASSWORD, World, check};
 
@@ -59,45 +57,7 @@ fn screenshot(html: &Path, png: &Path) {
 
 /// Sends a series with 7 mm slices (the charter allows at most 5 mm) and waits for QC to fail it.
 async fn fail_qc(w: &World, subject: Uuid, code: &str, site: &str, visit: &str, date: &str, study_uid: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let files = ct_series(
-        dir.path(),
-        &SeriesSpec {
-            subject: code,
-            time_point: visit,
-            study_date: date,
-            study_uid,
-            series_number: 2,
-            slices: 6,
-            thickness_mm: 7.0,
-            description: "CT CAP PORTAL VENOUS",
-            contrast: true,
-            skip: &[],
-        },
-    );
-    let staff = if site == "101" { "site_a" } else { "site_b" };
-    let target = corelab_app::ingest::IngestTarget {
-        trial_id: w.trial,
-        site_id: site.into(),
-        source: corelab_app::ingest::Source::Upload,
-        sender: staff.into(),
-        sender_role: "site_user".into(),
-        sender_id: Some(w.user_ids[staff]),
-    };
-    let setup = w.t.app.ingest_setup(&target).await.unwrap();
-    for f in files {
-        w.t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
-    }
-    let url = w.url(&format!("/api/v1/subjects/{subject}/visits/{visit}"));
-    let mut last = Value::Null;
-    for _ in 0..150 {
-        last = check(w.c("qc").get(&url).send().await.unwrap(), 200).await;
-        if last["state"] == "qc_failed" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("the 7 mm series did not fail QC: {last:#}");
+    send_visit_until(w, subject, code, site, visit, date, study_uid, 7.0, "qc_failed").await;
 }
 
 /// Submits a reader's read of the first not yet submitted task at `timepoint`.

@@ -216,8 +216,13 @@ pub fn corelab_bin() -> PathBuf {
 impl ServeProcess {
     /// Starts `corelab serve` with `envs` and waits until it prints its HTTP address.
     pub fn start(envs: &[(String, String)], cwd: &Path) -> ServeProcess {
+        ServeProcess::start_with(&["serve"], envs, cwd)
+    }
+
+    /// Starts corelab with `args` (e.g. `serve --demo`) and waits for the banner.
+    pub fn start_with(args: &[&str], envs: &[(String, String)], cwd: &Path) -> ServeProcess {
         let mut child = Command::new(corelab_bin())
-            .arg("serve")
+            .args(args)
             .current_dir(cwd)
             .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())

@@ -14,36 +14,42 @@ use crate::support::{ADMIN_PASSWORD, Backend, TestApp, ci};
 use crate::world::{PASSWORD, ROLES, World, check, ct_instance, world};
 
 /// A browser-like client that does not follow redirects, so tests see each 303.
-fn browser() -> Client {
+pub(crate) fn browser() -> Client {
     Client::builder().cookie_store(true).redirect(Policy::none()).timeout(Duration::from_secs(60)).build().unwrap()
 }
 
 /// The anti-CSRF token in a page's first form.
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let i = html.find(marker).unwrap_or_else(|| panic!("no csrf field in: {html}")) + marker.len();
     html[i..].split('"').next().unwrap().to_string()
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
 
-async fn page(c: &Client, t: &TestApp, path: &str) -> (u16, String) {
+pub(crate) async fn page(c: &Client, t: &TestApp, path: &str) -> (u16, String) {
     let r = c.get(t.url(path)).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.text().await.unwrap())
 }
 
 /// GETs a page that must answer 200 and returns its HTML.
-async fn ok_page(c: &Client, t: &TestApp, path: &str) -> String {
+pub(crate) async fn ok_page(c: &Client, t: &TestApp, path: &str) -> String {
     let (status, body) = page(c, t, path).await;
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
 
 /// Posts a form with the token of the page at `form_page`.
-async fn submit(c: &Client, t: &TestApp, form_page: &str, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn submit(
+    c: &Client,
+    t: &TestApp,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
     let token = csrf(&ok_page(c, t, form_page).await);
     let mut form: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
     form.extend_from_slice(fields);
@@ -51,7 +57,7 @@ async fn submit(c: &Client, t: &TestApp, form_page: &str, action: &str, fields: 
 }
 
 /// Logs in through the login form.
-async fn ui_login(t: &TestApp, username: &str, password: &str) -> Client {
+pub(crate) async fn ui_login(t: &TestApp, username: &str, password: &str) -> Client {
     let c = browser();
     let token = csrf(&ok_page(&c, t, "/login").await);
     let r = c
@@ -65,7 +71,7 @@ async fn ui_login(t: &TestApp, username: &str, password: &str) -> Client {
 }
 
 /// Follows a 303 and returns the page it leads to.
-async fn follow(c: &Client, t: &TestApp, r: reqwest::Response) -> (String, String) {
+pub(crate) async fn follow(c: &Client, t: &TestApp, r: reqwest::Response) -> (String, String) {
     let status = r.status();
     let to = location(&r);
     assert_eq!(status, 303, "expected a redirect, got {status}: {}", r.text().await.unwrap());
@@ -219,7 +225,8 @@ fn concrete_post(w: &World, path: &str) -> (String, Vec<(&'static str, String)>)
         .replace("{username}", "reader")
         .replace("{visit}", "BL")
         .replace("{query}", &w.query.to_string())
-        .replace("{item}", &w.inbox_item.to_string());
+        .replace("{item}", &w.inbox_item.to_string())
+        .replace("{adjudication}", &uuid::Uuid::nil().to_string());
     let reason = ("reason", "a reason".to_string());
     let fields = match path {
         "/login" => vec![("username", "admin".into()), ("password", ADMIN_PASSWORD.into())],
@@ -255,6 +262,12 @@ fn concrete_post(w: &World, path: &str) -> (String, Vec<(&'static str, String)>)
             ]
         }
         "/trials/{trial}/queries/{query}/messages" => vec![("body", "an answer".into())],
+        "/adjudications/{adjudication}/decision" => vec![
+            ("chosen", "reader_1".into()),
+            ("username", "admin".into()),
+            ("password", ADMIN_PASSWORD.into()),
+            reason,
+        ],
         "/trials/{trial}/inbox/{item}/assign" => {
             vec![("subject", w.subject_a.to_string()), ("visit_id", "BL".into()), reason]
         }
@@ -390,6 +403,68 @@ fn expect(role: &str, page: &str) -> u16 {
                 404
             }
         }
+        // Reading pages: lists for their role (administrators see an empty list), a task or an
+        // adjudication only for its own reader / adjudicator; the rest of the trial is refused
+        // (403) and another reader's task is not found.
+        "reading" => {
+            if is(&["admin", "reader"]) {
+                200
+            } else {
+                403
+            }
+        }
+        "adjudication_list" => {
+            if is(&["admin", "adjudicator"]) {
+                200
+            } else {
+                403
+            }
+        }
+        "own_read_task" => match role {
+            "reader" => 200,
+            "admin" => 404,
+            _ => 403,
+        },
+        "other_read_task" => {
+            if is(&["admin", "reader"]) {
+                404
+            } else {
+                403
+            }
+        }
+        "own_adjudication" => match role {
+            "adjudicator" => 200,
+            "admin" => 404,
+            _ => 403,
+        },
+        // Who may send images for a site (`stow_target`): its site staff and trial managers; QC
+        // and monitors see the site but may not send (403); the others do not see it (404).
+        "own_upload" => {
+            if is(&["admin", "tm", "site_a"]) {
+                200
+            } else if is(&["qc", "monitor"]) {
+                403
+            } else {
+                404
+            }
+        }
+        "other_upload" => {
+            if is(&["admin", "tm"]) {
+                200
+            } else if is(&["qc", "monitor"]) {
+                403
+            } else {
+                404
+            }
+        }
+        // Sponsors see the per-site aggregates; readers and adjudicators no site-level record.
+        "dashboard" => {
+            if is(&["admin", "tm", "site_a", "qc", "monitor", "sponsor"]) {
+                200
+            } else {
+                404
+            }
+        }
         "users" => {
             if is(&["admin", "tm"]) {
                 200
@@ -404,6 +479,10 @@ fn expect(role: &str, page: &str) -> u16 {
 #[tokio::test]
 async fn ui_pages_show_each_role_only_what_it_may_see() {
     let w = world(Backend::SqliteLocal).await;
+    // A submitted read of `reader`, one of `reader2`, and an open adjudication of `adjudicator`.
+    let reads = crate::reads::read_fixture(&w).await;
+    let c2 = World::login(&w.t, "reader2").await;
+    let other_task = crate::reads::Seen::new(&w, &c2).task("TP2").await;
     let t = w.trial;
     let (a, b) = (w.subject_a, w.subject_b);
     // Every GET page route with its concrete pages (in scope and out of scope).
@@ -458,6 +537,19 @@ async fn ui_pages_show_each_role_only_what_it_may_see() {
             format!("/trials/{}/queries/{}", w.other_trial, w.other_query),
         ),
         ("/trials/{trial}/inbox", "inbox", format!("/trials/{t}/inbox")),
+        ("/trials/{trial}/reading", "reading", format!("/trials/{t}/reading")),
+        ("/read-tasks/{task}", "own_read_task", format!("/read-tasks/{}", reads.task)),
+        ("/read-tasks/{task}", "other_read_task", format!("/read-tasks/{other_task}")),
+        ("/trials/{trial}/adjudication", "adjudication_list", format!("/trials/{t}/adjudication")),
+        ("/adjudications/{adjudication}", "own_adjudication", format!("/adjudications/{}", reads.adjudication)),
+        (
+            "/adjudications/{adjudication}/decide",
+            "own_adjudication",
+            format!("/adjudications/{}/decide?chosen=reader_1", reads.adjudication),
+        ),
+        ("/trials/{trial}/sites/{site}/upload", "own_upload", format!("/trials/{t}/sites/101/upload")),
+        ("/trials/{trial}/sites/{site}/upload", "other_upload", format!("/trials/{t}/sites/102/upload")),
+        ("/trials/{trial}/dashboard", "dashboard", format!("/trials/{t}/dashboard")),
         ("/audit", "audit", format!("/audit?trial_id={t}")),
         ("/admin/users", "users", "/admin/users".into()),
         ("/password", "password", "/password".into()),
