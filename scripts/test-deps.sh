@@ -53,3 +53,7 @@ if [ ! -d web/e2e/node_modules/playwright-core ] || [ web/e2e/package-lock.json 
   echo "test-deps: npm ci in web/e2e"
   (cd web/e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# web/viewer: the reader workstation bundle (Cornerstone3D + vite), served by corelab under /viewer/
+# and driven by the workstation browser test (tests/it/workstation.rs).
+bash scripts/build-viewer.sh

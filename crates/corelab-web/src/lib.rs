@@ -26,6 +26,9 @@ pub struct WebSettings {
     /// Origins (`https://viewer.example`) whose browser pages may GET the DICOMweb read side
     /// with an API token (`dicomweb.cors_origins`); see [`dicomweb::cors`].
     pub cors_origins: Vec<String>,
+    /// The reader workstation's bundle (`http.viewer_dir`); none: `web/viewer/dist` of the
+    /// source tree corelab was built from.
+    pub viewer_dir: Option<std::path::PathBuf>,
 }
 
 /// Shared state of every handler.

@@ -173,6 +173,10 @@ pub struct HttpConfig {
     pub listen: ListenAddr,
     /// Mark session cookies `Secure`; turn on when corelab is reached over HTTPS.
     pub secure_cookies: bool,
+    /// The reader workstation's bundle (`scripts/build-viewer.sh` builds `web/viewer/dist`);
+    /// unset: `web/viewer/dist` of the source tree corelab was built from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub viewer_dir: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -180,6 +184,7 @@ impl Default for HttpConfig {
         Self {
             listen: ListenAddr("127.0.0.1:8080".parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))),
             secure_cookies: false,
+            viewer_dir: None,
         }
     }
 }

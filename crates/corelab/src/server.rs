@@ -90,6 +90,7 @@ pub async fn start(config: &Config, app: App) -> anyhow::Result<Running> {
             max_request_bytes: config.dicomweb.max_request_bytes,
         },
         cors_origins: config.dicomweb.cors_origins.clone(),
+        viewer_dir: config.http.viewer_dir.clone(),
     };
     let router = corelab_web::router(app.clone(), web);
     let mut http_rx = rx.clone();

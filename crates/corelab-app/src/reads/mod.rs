@@ -513,8 +513,13 @@ pub(crate) fn version_content(v: &ReadVersionRow) -> Value {
 /// The stored engine result of a version, blinded.
 fn blinded_result(v: &ReadVersionRow) -> Option<BlindedResult> {
     let r: Value = serde_json::from_str(v.result.as_deref()?).ok()?;
+    blinded_result_of(&r)
+}
+
+/// A computed result (as stored with a read) as the reader sees it.
+fn blinded_result_of(r: &Value) -> Option<BlindedResult> {
     if r.get("lvef").is_some() || r.get("ms").is_some() {
-        return measured::blinded_result(&r);
+        return measured::blinded_result(r);
     }
     let base: Option<corelab_domain::response::Tenths> =
         serde_json::from_value(r.get("baseline_sum_mm").cloned().unwrap_or(Value::Null)).ok().flatten();
@@ -1007,6 +1012,29 @@ impl App {
         ))
         .await?;
         self.sign_and_settle(tx, actor, &design, &task, &version, READ_COMPLETED, now).await
+    }
+
+    /// What the response engine computes for `assessment` at this task, as submitting it would
+    /// store: the same checks and evaluation as [`App::submit_read`], nothing written and nothing
+    /// signed. The workstation shows it before the reader signs.
+    pub async fn evaluate_read(
+        &self,
+        actor: &Actor,
+        task_id: Uuid,
+        assessment: &Value,
+    ) -> Result<BlindedResult, AppError> {
+        let (_, task) = self.own_task(actor, task_id, "evaluate reads").await?;
+        let mut tx = self.db().read().await?;
+        let charter = charter_in(&mut tx, task.trial_id).await?;
+        let design = Design::of(&charter).ok_or_else(no_read_form)?;
+        let data = case_data(&mut tx, task.case_id).await?;
+        drop(tx);
+        refuse_submitted(&task)?;
+        let labels = data.labels(&design);
+        refuse_waiting(&data, &task, &design, &labels)?;
+        let parsed = Read::parse(assessment, design.form, task.baseline)?;
+        let result = self.check_read(&design, &data, &task, &parsed, &labels)?;
+        blinded_result_of(&result).ok_or_else(|| stored_error("the computed result has an unexpected shape".into()))
     }
 
     /// Corrects a submitted read: a new, e-signed version with the reason; earlier versions stay.

@@ -166,6 +166,7 @@ pub struct BlindedTimepoint {
 #[derive(Debug, Clone, Serialize)]
 pub struct BlindedReadCase {
     pub task_id: Uuid,
+    /// The trial, which the viewer names on its DICOMweb reads (`?trial=`); readers know it.
     pub trial_id: Uuid,
     pub case_code: String,
     pub criteria: String,

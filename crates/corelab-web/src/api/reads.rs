@@ -23,6 +23,7 @@ pub fn routes() -> Vec<super::Route> {
         ("GET", "/trials/{trial}/reading/tasks", get(my_tasks)),
         ("GET", "/read-tasks/{task}", get(open_task)),
         ("POST", "/read-tasks/{task}/draft", post(draft)),
+        ("POST", "/read-tasks/{task}/evaluate", post(evaluate)),
         ("POST", "/read-tasks/{task}/submit", post(submit)),
         ("POST", "/read-tasks/{task}/correct", post(correct)),
         ("GET", "/read-tasks/{task}/sr", get(sr)),
@@ -71,6 +72,16 @@ async fn draft(
     Json(b): Json<Draft>,
 ) -> ApiResult<Response> {
     Ok(Json(s.app.save_read_draft(&actor, task, &b.assessment).await?).into_response())
+}
+
+/// What the engine computes for an assessment, nothing stored (the workstation shows it before signing).
+async fn evaluate(
+    State(s): State<WebState>,
+    Ready(actor): Ready,
+    Path(task): Path<Uuid>,
+    Json(b): Json<Draft>,
+) -> ApiResult<Response> {
+    Ok(Json(s.app.evaluate_read(&actor, task, &b.assessment).await?).into_response())
 }
 
 #[derive(Deserialize)]

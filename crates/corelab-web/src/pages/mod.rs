@@ -30,6 +30,7 @@ mod subjects;
 mod trials;
 mod upload;
 mod view;
+mod workstation;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -41,6 +42,7 @@ use crate::WebState;
 pub use error::{PageError, not_found_fallback};
 pub use reports::{chromium, print_pdf, report_document};
 pub use session::{CSRF_FIELD, LOGIN_CSRF_COOKIE, csrf_token_for};
+pub use workstation::WORKSTATION_CSP;
 
 /// One page route: HTTP method, path, handler.
 pub type Route = (&'static str, &'static str, MethodRouter<WebState>);
@@ -86,6 +88,8 @@ fn table() -> Vec<Route> {
         ("POST", "/trials/{trial}/sites/{site}/upload", upload::upload_route()),
         ("GET", "/trials/{trial}/sites/{site}/qualification/decide", get(sites::decide_page)),
         ("POST", "/trials/{trial}/sites/{site}/qualification/decision", post(sites::decide)),
+        ("GET", "/read-tasks/{task}/workstation", get(workstation::page)),
+        ("GET", "/viewer/{*path}", get(workstation::asset)),
         ("GET", "/subjects/{subject}", get(subjects::page)),
         ("POST", "/subjects/{subject}/correct", post(subjects::correct)),
         ("POST", "/subjects/{subject}/withdraw", post(subjects::withdraw)),

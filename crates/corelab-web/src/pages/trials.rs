@@ -213,6 +213,8 @@ struct TrialPage {
     subjects: Option<Vec<SubjectLine>>,
     show_arm: bool,
     enroll: Option<EnrollForm>,
+    /// A reader's own read tasks, each opening the reader workstation.
+    read_tasks: Option<Vec<corelab_app::reads::views::BlindedTaskSummary>>,
 }
 
 pub fn site_lines(rows: Vec<corelab_store::trials::SiteRow>) -> Vec<SiteLine> {
@@ -260,6 +262,9 @@ pub async fn page(
     };
     let subjects: Option<Vec<SubjectLine>> = subjects.map(|v| v.iter().map(SubjectLine::of).collect());
     let show_arm = subjects.as_ref().is_some_and(|v| v.iter().any(|x| x.arm.is_some()));
+    // Only readers are asked: the use case audits anyone else's request as a denial.
+    let read_tasks =
+        if head.roles.0.iter().any(|r| r == "reader") { Some(s.app.my_read_tasks(a, trial).await?) } else { None };
     render(&TrialPage {
         chrome: Chrome::new(&user, format!("{} {}", head.protocol_id, head.name), "trials")
             .sub("overview")
@@ -272,6 +277,7 @@ pub async fn page(
         subjects,
         show_arm,
         enroll,
+        read_tasks,
         trial: head,
     })
 }

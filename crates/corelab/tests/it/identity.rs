@@ -239,6 +239,7 @@ fn matrix_entry(method: &str, path: &str, role: &str) -> Option<(E, E)> {
         // trial are refused; anyone else's, or one of another trial, is not found).
         ("GET", "/read-tasks/{task}")
         | ("POST", "/read-tasks/{task}/draft")
+        | ("POST", "/read-tasks/{task}/evaluate")
         | ("POST", "/read-tasks/{task}/submit")
         | ("POST", "/read-tasks/{task}/correct") => Some((
             if role == "reader" {
@@ -332,7 +333,7 @@ fn concrete(
     let body = match (method, p.trim_start_matches("/api/v1")) {
         ("GET", _) => None,
         ("POST", "/auth/login") => Some(json!({"username": "nobody"})),
-        ("POST", x) if x.starts_with("/read-tasks/") && x.ends_with("/draft") => {
+        ("POST", x) if x.starts_with("/read-tasks/") && (x.ends_with("/draft") || x.ends_with("/evaluate")) => {
             Some(json!({"assessment": "not an assessment"}))
         }
         ("POST", x) if x.starts_with("/read-tasks/") && x.ends_with("/submit") => Some(json!({"password": "wrong"})),
@@ -758,6 +759,16 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                 None,
                 vec![pair("save_draft", "read")],
             ),
+            // The engine's answer before signing: nothing stored, nothing audited.
+            (
+                "POST",
+                "/read-tasks/{task}/evaluate",
+                rw.rd1.1.clone(),
+                String::new(),
+                Some(json!({"assessment": crate::reads::baseline(30.4, 20.6)})),
+                None,
+                vec![],
+            ),
             (
                 "POST",
                 "/read-tasks/{task}/submit",
@@ -885,6 +896,7 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                     read_task = rw.tasks(&w).await;
                     (format!("/api/v1/read-tasks/{read_task}/draft"), body, expected)
                 }
+                "/read-tasks/{task}/evaluate" => (format!("/api/v1/read-tasks/{read_task}/evaluate"), body, expected),
                 "/read-tasks/{task}/submit" => (format!("/api/v1/read-tasks/{read_task}/submit"), body, expected),
                 "/read-tasks/{task}/correct" => (format!("/api/v1/read-tasks/{read_task}/correct"), body, expected),
                 "/read-tasks/{task}/sr" => (format!("/api/v1/read-tasks/{read_task}/sr"), body, expected),

@@ -28,4 +28,5 @@ mod stow;
 mod support;
 mod ui;
 mod ui_scenario;
+mod workstation;
 mod world;

@@ -116,6 +116,19 @@ pub async fn send_visit_until(
             skip: &[],
         },
     );
+    send_files_until(w, subject, site, visit, files, state).await
+}
+
+/// Ingests `files` as the site's staff for one visit, then polls the visit (as `qc`) until the
+/// automated check leaves it in `state`; returns the visit.
+pub async fn send_files_until(
+    w: &World,
+    subject: Uuid,
+    site: &str,
+    visit: &str,
+    files: Vec<std::path::PathBuf>,
+    state: &str,
+) -> Value {
     let staff = if site == "101" { "site_a" } else { "site_b" };
     let target = corelab_app::ingest::IngestTarget {
         trial_id: w.trial,
@@ -138,7 +151,7 @@ pub async fn send_visit_until(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("the {thickness_mm} mm series of visit {visit} did not reach {state}: {last:#}");
+    panic!("the series of visit {visit} did not reach {state}: {last:#}");
 }
 
 /// Sends a compliant CT series for one visit through ingest, waits for the automated check, and
@@ -155,6 +168,24 @@ pub async fn pass_qc(
     study_uid: &str,
 ) {
     send_visit_until(w, subject, code, site, visit, date, study_uid, 5.0, "awaiting_qc1").await;
+    accept_qc(w, qc2, subject, visit).await;
+}
+
+/// Like [`pass_qc`], with the visit's files made by the caller (e.g. images with content).
+pub async fn pass_qc_files(
+    w: &World,
+    qc2: &Qc2,
+    subject: Uuid,
+    site: &str,
+    visit: &str,
+    files: Vec<std::path::PathBuf>,
+) {
+    send_files_until(w, subject, site, visit, files, "awaiting_qc1").await;
+    accept_qc(w, qc2, subject, visit).await;
+}
+
+/// QC1 (`qc`) and QC2 (`qc2`) accept a visit awaiting QC1: it passes QC and is ready for reading.
+async fn accept_qc(w: &World, qc2: &Qc2, subject: Uuid, visit: &str) {
     let url = w.url(&format!("/api/v1/subjects/{subject}/visits/{visit}"));
     let decide = format!("{url}/qc");
     let v = check(

@@ -329,6 +329,9 @@ fn expect(role: &str, page: &str) -> u16 {
     let is = |list: &[&str]| list.contains(&role);
     match page {
         "trials" | "trial" | "charter" | "training" | "password" => 200,
+        // A read task that does not exist (tests/it/workstation.rs opens a real one: its reader
+        // alone gets the workstation).
+        "unknown_workstation" => 404,
         "other_trial" => {
             if role == "admin" {
                 200
@@ -550,11 +553,16 @@ async fn ui_pages_show_each_role_only_what_it_may_see() {
         ("/audit", "audit", format!("/audit?trial_id={t}")),
         ("/admin/users", "users", "/admin/users".into()),
         ("/password", "password", "/password".into()),
+        (
+            "/read-tasks/{task}/workstation",
+            "unknown_workstation",
+            format!("/read-tasks/{}/workstation", uuid::Uuid::new_v4()),
+        ),
     ];
     // The table covers every GET page route (a new page fails here until it has expectations).
     let covered: HashSet<&str> = pages.iter().map(|(r, _, _)| *r).collect();
     for (m, route) in corelab_web::pages::route_list() {
-        if m == "GET" && !["/", "/login", "/static/{file}"].contains(&route.as_str()) {
+        if m == "GET" && !["/", "/login", "/static/{file}", "/viewer/{*path}"].contains(&route.as_str()) {
             assert!(covered.contains(route.as_str()), "no expectation for GET {route}");
         }
     }
