@@ -362,6 +362,33 @@ impl App {
         Ok(Frames { transfer_syntax: instance.transfer_syntax.clone(), encapsulated, frames })
     }
 
+    /// The value of a top-level bulk-data element (a `BulkDataURI` of the instance's metadata).
+    /// Pixel Data comes as all its frames (see [`App::instance_frames`]); another bulk element
+    /// (OB/OW/OF/OD/OL/OV/UN) as one part of its stored bytes. Anything else is `NotFound`.
+    /// `tag` is the element's tag as one number (group in the high 16 bits).
+    pub async fn instance_bulk(&self, instance: &InstanceRow, tag: u32) -> Result<Frames, AppError> {
+        let tag = Tag((tag >> 16) as u16, (tag & 0xFFFF) as u16);
+        let bytes = self.blobs().get_bytes(&instance.blob_key).await.map_err(AppError::internal)?;
+        let file = read_object(&bytes).map_err(AppError::internal)?;
+        let no_bulk = || AppError::NotFound("the instance has no such bulk data element".into());
+        if tag == tags::PIXEL_DATA {
+            file.element(tags::PIXEL_DATA).map_err(|_| no_bulk())?;
+            let count =
+                file.element(tags::NUMBER_OF_FRAMES).ok().and_then(|e| e.to_int::<u32>().ok()).unwrap_or(1).max(1);
+            drop(file);
+            return self.instance_frames(instance, &(1..=count).collect::<Vec<_>>()).await;
+        }
+        let e = file.element(tag).map_err(|_| no_bulk())?;
+        match e.value() {
+            DicomValue::Primitive(p) if BULK.contains(&e.vr()) => Ok(Frames {
+                transfer_syntax: instance.transfer_syntax.clone(),
+                encapsulated: false,
+                frames: vec![p.to_bytes().into_owned()],
+            }),
+            _ => Err(no_bulk()),
+        }
+    }
+
     /// A frame (numbered from 1) of a visible instance rendered as an 8-bit PNG: windowed with the
     /// header's first window (or the frame's min–max when it has none), after the modality LUT.
     pub async fn instance_rendered(&self, instance: &InstanceRow, frame: u32) -> Result<Vec<u8>, AppError> {
@@ -377,15 +404,12 @@ impl App {
             // After the modality LUT; windowed by the header's first window, else min-max.
             let values: Vec<f64> = decoded.to_vec_frame(0).map_err(AppError::internal)?;
             let window = decoded.window().ok().flatten().and_then(|w| w.first().map(|w| (w.center, w.width)));
-            let (low, high) = match window {
-                Some((c, w)) if w >= 1.0 => (c - 0.5 - (w - 1.0) / 2.0, c - 0.5 + (w - 1.0) / 2.0),
-                _ => values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v))),
-            };
-            let span = high - low;
-            values
-                .iter()
-                .map(|v| if span > 0.0 { ((v - low) / span * 255.0).round().clamp(0.0, 255.0) as u8 } else { 0 })
-                .collect()
+            let inverted = file
+                .element(tags::PHOTOMETRIC_INTERPRETATION)
+                .ok()
+                .and_then(|e| e.to_str().ok())
+                .is_some_and(|p| p.trim() == "MONOCHROME1");
+            grey_8bit(&values, window, inverted)
         } else {
             decoded.to_vec_frame(0).map_err(AppError::internal)?
         };
@@ -395,6 +419,22 @@ impl App {
         }
         Ok(png(cols, rows, samples == 3, &pixels))
     }
+}
+
+/// Grey values (after the modality LUT) to 8 bits: windowed by (center, width) as PS3.3 C.11.2.1.2
+/// says, else stretched min–max; MONOCHROME1 (the minimum is white) inverted so that what shows
+/// is what the modality meant.
+fn grey_8bit(values: &[f64], window: Option<(f64, f64)>, monochrome1: bool) -> Vec<u8> {
+    let (low, high) = match window {
+        Some((c, w)) if w >= 1.0 => (c - 0.5 - (w - 1.0) / 2.0, c - 0.5 + (w - 1.0) / 2.0),
+        _ => values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v))),
+    };
+    let span = high - low;
+    values
+        .iter()
+        .map(|v| if span > 0.0 { ((v - low) / span * 255.0).round().clamp(0.0, 255.0) as u8 } else { 0 })
+        .map(|g| if monochrome1 { 255 - g } else { g })
+        .collect()
 }
 
 #[derive(Debug)]
@@ -460,6 +500,23 @@ fn png(width: u32, height: u32, rgb: bool, pixels: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::grey_8bit;
+
+    #[test]
+    fn grey_values_are_windowed_and_monochrome1_is_inverted() {
+        // Window 40/400 (soft tissue): -160 and below black, 240 and above white.
+        let v = [-1000.0, -160.0, 40.0, 240.0, 3000.0];
+        let g = grey_8bit(&v, Some((40.0, 400.0)), false);
+        assert_eq!((g[0], g[1], g[4]), (0, 0, 255));
+        assert!((127..=128).contains(&g[2]), "{g:?}");
+        assert_eq!(grey_8bit(&v, Some((40.0, 400.0)), true), g.iter().map(|x| 255 - x).collect::<Vec<_>>());
+        // No window: min-max.
+        assert_eq!(grey_8bit(&[10.0, 20.0], None, false), vec![0, 255]);
+        assert_eq!(grey_8bit(&[10.0, 20.0], None, true), vec![255, 0]);
+        // A flat image is black, not a division by zero.
+        assert_eq!(grey_8bit(&[5.0, 5.0], None, false), vec![0, 0]);
+    }
+
     #[test]
     fn png_has_signature_chunks_and_valid_stored_deflate() {
         let p = super::png(3, 2, false, &[0, 128, 255, 1, 2, 3]);

@@ -32,6 +32,7 @@ fn table() -> Vec<Route> {
         ("GET", "/studies/{study}/series/{series}/instances/{instance}/metadata", get(read::instance_metadata)),
         ("GET", "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(read::retrieve_frames)),
         ("GET", "/studies/{study}/series/{series}/instances/{instance}/rendered", get(read::retrieve_rendered)),
+        ("GET", "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}", get(read::retrieve_bulk)),
     ]
 }
 

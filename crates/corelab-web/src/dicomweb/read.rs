@@ -560,6 +560,28 @@ pub async fn instance_metadata(
 }
 
 /// The media type of frames stored in `ts` (PS3.18 Table 8.7.3-2); native data is octet-stream.
+/// Frames (or bulk data) as a multipart/related answer, one part each, typed by the stored syntax.
+fn frames_response(frames: &corelab_app::images::Frames) -> Response {
+    let media = frame_media_type(&frames.transfer_syntax, frames.encapsulated);
+    let mut body = Vec::new();
+    for f in &frames.frames {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Type: {media}; transfer-syntax={}\r\nContent-Length: {}\r\n\r\n",
+                frames.transfer_syntax,
+                f.len()
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(f);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let content_type =
+        format!("multipart/related; type=\"{media}\"; transfer-syntax={}; boundary={BOUNDARY}", frames.transfer_syntax);
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
 fn frame_media_type(ts: &str, encapsulated: bool) -> &'static str {
     if !encapsulated {
         return "application/octet-stream";
@@ -603,29 +625,43 @@ pub async fn retrieve_frames(
             let v = scope.study(&study)?;
             let (_, i) = selected(&s, v, Some(&series), Some(&instance)).await?.remove(0);
             let frames = s.app.instance_frames(&i, &numbers).await?;
-            let media = frame_media_type(&frames.transfer_syntax, frames.encapsulated);
-            let mut body = Vec::new();
-            for f in &frames.frames {
-                body.extend_from_slice(
-                    format!(
-                        "--{BOUNDARY}\r\nContent-Type: {media}; transfer-syntax={}\r\nContent-Length: {}\r\n\r\n",
-                        frames.transfer_syntax,
-                        f.len()
-                    )
-                    .as_bytes(),
-                );
-                body.extend_from_slice(f);
-                body.extend_from_slice(b"\r\n");
-            }
-            body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-            let content_type = format!(
-                "multipart/related; type=\"{media}\"; transfer-syntax={}; boundary={BOUNDARY}",
-                frames.transfer_syntax
-            );
-            Ok::<_, AppError>(([(header::CONTENT_TYPE, content_type)], body).into_response())
+            Ok::<_, AppError>(frames_response(&frames))
         }
         .await,
     )
+}
+
+/// WADO-RS `.../instances/{instance}/bulkdata/{tag}`: what a metadata `BulkDataURI` names, as
+/// multipart/related (Pixel Data as its frames in the stored syntax, other bulk elements as
+/// application/octet-stream).
+pub async fn retrieve_bulk(
+    State(s): State<WebState>,
+    Ready(actor): Ready,
+    Path((study, series, instance, tag)): Path<(String, String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    answer(
+        async {
+            let tag = bulk_tag(&tag)?;
+            let p = Params::parse(q)?;
+            let scope = scope(&s, &actor, &p).await?;
+            let v = scope.study(&study)?;
+            let (_, i) = selected(&s, v, Some(&series), Some(&instance)).await?.remove(0);
+            let frames = s.app.instance_bulk(&i, tag).await?;
+            Ok::<_, AppError>(frames_response(&frames))
+        }
+        .await,
+    )
+}
+
+/// The tag of a bulk-data URI: eight hex digits, as the metadata writes it (e.g. `7FE00010`).
+fn bulk_tag(text: &str) -> Result<u32, AppError> {
+    let bad =
+        || AppError::invalid("tag", "a bulk data URI ends in the element's tag as eight hex digits, e.g. 7FE00010");
+    if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    u32::from_str_radix(text, 16).map_err(|_| bad())
 }
 
 /// WADO-RS `.../instances/{instance}/rendered`: the first frame (or `?frame=n`) as a PNG,

@@ -223,6 +223,21 @@ async fn dicomweb_client_searches_and_retrieves_within_each_roles_scope() {
         assert!(stored_contains(&w.t.app.blobs().get_bytes(&i.blob_key).await.unwrap(), &frames[0]));
         let r = c.get(format!("{url}/frames/2")).bearer_auth(&tm).send().await.unwrap();
         assert_eq!(r.status(), 404);
+        // The metadata's BulkDataURI for Pixel Data answers the same bytes as the frames.
+        let meta: Value = c.get(format!("{url}/metadata")).bearer_auth(&tm).send().await.unwrap().json().await.unwrap();
+        let bulk = meta[0]["7FE00010"]["BulkDataURI"].as_str().expect("a BulkDataURI for Pixel Data").to_string();
+        assert!(bulk.ends_with(&format!("{}/bulkdata/7FE00010", i.sop_instance_uid)), "{bulk}");
+        let r = c.get(&bulk).bearer_auth(&tm).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{bulk}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("multipart/related; type=\"application/octet-stream\""), "{ct}");
+        assert_eq!(parts(&ct, &r.bytes().await.unwrap()), frames);
+        // An element that is not bulk data, and a malformed tag.
+        let r = c.get(format!("{url}/bulkdata/00080060")).bearer_auth(&tm).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        let r = c.get(format!("{url}/bulkdata/pixels")).bearer_auth(&tm).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        assert!(r.text().await.unwrap().contains("eight hex digits"));
         // Rendered: a 512x512 PNG.
         let r = c.get(format!("{url}/rendered")).bearer_auth(&tm).send().await.unwrap();
         assert_eq!(r.status(), 200);

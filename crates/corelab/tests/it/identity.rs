@@ -314,6 +314,7 @@ fn concrete(
         .replace("{series}", "1.2.826.0.1.3680043.8.498.2")
         .replace("{instance}", "1.2.826.0.1.3680043.8.498.3")
         .replace("{frames}", "1")
+        .replace("{tag}", "7FE00010")
         .replace("{task}", &(if inside { reads.task } else { Uuid::nil() }).to_string())
         .replace("{file}", "TU.xpt")
         .replace("{lock}", &Uuid::nil().to_string())
