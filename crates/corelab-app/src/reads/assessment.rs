@@ -180,6 +180,30 @@ pub enum Assessment {
 }
 
 impl Assessment {
+    /// Every image reference in the read, with the key it is under (`targets.T1`, `new_lesions.N1`).
+    pub fn image_refs(&self) -> Vec<(String, &ImageRef)> {
+        let mut out = Vec::new();
+        match self {
+            Assessment::Baseline(b) => {
+                for (list, lesions) in [("targets", &b.targets), ("non_targets", &b.non_targets)] {
+                    out.extend(
+                        lesions.iter().filter_map(|l| l.image.as_ref().map(|i| (format!("{list}.{}", l.id), i))),
+                    );
+                }
+            }
+            Assessment::FollowUp(f) => {
+                out.extend(f.targets.iter().filter_map(|(k, t)| t.image.as_ref().map(|i| (format!("targets.{k}"), i))));
+                out.extend(
+                    f.non_targets.iter().filter_map(|(k, t)| t.image.as_ref().map(|i| (format!("non_targets.{k}"), i))),
+                );
+                out.extend(
+                    f.new_lesions.iter().filter_map(|l| l.image.as_ref().map(|i| (format!("new_lesions.{}", l.id), i))),
+                );
+            }
+        }
+        out
+    }
+
     /// Reads `value` as the assessment of a baseline (`baseline`) or follow-up timepoint. The
     /// message names the key at fault, e.g. `targets.T1.value: 12.34 mm has more than 1 decimal place(s)`.
     pub fn parse(value: &Value, baseline: bool) -> Result<Assessment, String> {

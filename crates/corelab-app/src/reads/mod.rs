@@ -937,6 +937,7 @@ impl App {
                 }
             },
         };
+        self.check_image_refs(&task, data.subject.id, &parsed).await?;
         let result = self.check_read(&design, &data, &task, &parsed, &labels)?;
         self.check_signing(actor, &creds).await?;
         let now = self.clock().now();
@@ -1033,6 +1034,7 @@ impl App {
         let labels = data.labels(&design);
         refuse_waiting(&data, &task, &design, &labels)?;
         let parsed = Read::parse(assessment, design.form, task.baseline)?;
+        self.check_image_refs(&task, data.subject.id, &parsed).await?;
         let result = self.check_read(&design, &data, &task, &parsed, &labels)?;
         blinded_result_of(&result).ok_or_else(|| stored_error("the computed result has an unexpected shape".into()))
     }
@@ -1068,6 +1070,7 @@ impl App {
         {
             return Err(AppError::invalid("assessment", "the correction changes nothing in the read"));
         }
+        self.check_image_refs(&task, data.subject.id, &parsed).await?;
         let result = self.check_read(&design, &data, &task, &parsed, &labels)?;
         self.check_signing(actor, &creds).await?;
         let now = self.clock().now();
@@ -1138,6 +1141,36 @@ impl App {
         self.settle_case(&mut tx, design, task.case_id, now).await?;
         tx.commit().await?;
         self.blinded_case(design, task.id).await
+    }
+
+    /// Every image a read points at must be one of the subject's stored instances of the task's
+    /// visit: a measurement recorded on another visit's or another subject's image would put the
+    /// wrong image behind the number (and into the SR export).
+    async fn check_image_refs(&self, task: &ReadTaskRow, subject: Uuid, parsed: &Read) -> Result<(), AppError> {
+        let Read::Recist(a) = parsed else { return Ok(()) };
+        let refs = a.image_refs();
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db().read().await?;
+        for (key, image) in refs {
+            let here = match tx.instance_by_uid(task.trial_id, &image.sop_instance_uid).await? {
+                Some(i) => {
+                    tx.study(i.study_id).await?.is_some_and(|s| s.subject_id == subject && s.visit_id == task.visit_id)
+                }
+                None => false,
+            };
+            if !here {
+                return Err(AppError::invalid(
+                    &format!("{key}.image.sop_instance_uid"),
+                    format!(
+                        "{key}: the image it refers to is not one of this timepoint's images; measure it on the \
+                         images shown for this read"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks a read about to be locked and computes what is stored with it: every selection

@@ -267,12 +267,24 @@ impl<'a> Seen<'a> {
     }
 }
 
+/// A stored (de-identified) SOP Instance UID of one visit of a subject, for reads whose
+/// measurements point at an image.
+pub async fn visit_instance(w: &World, subject: Uuid, visit: &str) -> String {
+    let mut tx = w.t.app.db().read().await.unwrap();
+    for i in tx.trial_instances(w.trial).await.unwrap() {
+        let st = tx.study(i.study_id).await.unwrap().unwrap();
+        if st.subject_id == subject && st.visit_id == visit {
+            return i.sop_instance_uid;
+        }
+    }
+    panic!("no stored instance of visit {visit}");
+}
+
 pub fn baseline(t1: f64, t2: f64) -> Value {
     json!({
         "slice_thickness_mm": 5,
         "targets": [
-            {"id": "T1", "organ": "liver", "diameter_mm": t1,
-             "image": {"sop_instance_uid": "2.25.777", "frame": 1, "points": [[100.5, 80.0], [131.0, 80.0]]}},
+            {"id": "T1", "organ": "liver", "diameter_mm": t1},
             {"id": "T2", "organ": "lung", "diameter_mm": t2}
         ],
         "non_targets": [{"id": "NT1", "organ": "bone"}]
@@ -697,6 +709,13 @@ async fn baseline_selection_limits_are_refused_with_clear_messages() {
         }
         assert_eq!(v["error"]["field"], "assessment");
     }
+    // A measurement must sit on one of this timepoint's images, not on an unknown one.
+    let mut elsewhere = baseline(30.4, 20.6);
+    elsewhere["targets"][0]["image"] = json!({"sop_instance_uid": "2.25.1234", "points": [[1.0, 2.0], [3.0, 4.0]]});
+    let (s, v) = r.submit("TP1", elsewhere, Some("reader")).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["field"], "targets.T1.image.sop_instance_uid", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("not one of this timepoint's images"), "{v}");
     // Nothing was submitted; a valid selection then is.
     let tasks = r.tasks().await;
     assert_eq!(tasks[0]["state"], "open");

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::reads::{Seen, baseline, follow_up, reading_world};
+use crate::reads::{Seen, baseline, follow_up, reading_world, visit_instance};
 use crate::support::{Backend, corelab_bin};
 use crate::world::{PASSWORD, World, check};
 
@@ -67,9 +67,16 @@ async fn adjudicated_reads_export_to_xpt_that_reads_back_with_the_engines_result
     // What the engine computed for each locked read, as the reader got it back: (reader, visit) ->
     // result.
     let mut engine: BTreeMap<(u8, &str), Value> = BTreeMap::new();
+    // Both readers measured T1 on a baseline image: TUREFID names it.
+    let bl_image = visit_instance(&w, w.subject_a, "BL").await;
+    let located = |mut read: Value| {
+        read["targets"][0]["image"] =
+            json!({"sop_instance_uid": bl_image, "frame": 1, "points": [[100.5, 80.0], [131.0, 80.0]]});
+        read
+    };
     let steps: [(u8, &str, &'static str, Value, Option<&str>); 6] = [
-        (1, "TP1", "Baseline", baseline(30.4, 20.6), Some("reader")),
-        (2, "TP1", "Baseline", baseline(31.3, 21.7), Some("reader2")),
+        (1, "TP1", "Baseline", located(baseline(30.4, 20.6)), Some("reader")),
+        (2, "TP1", "Baseline", located(baseline(31.3, 21.7)), Some("reader2")),
         (1, "TP2", "Week 8", follow_up(41.2, 24.9), None),
         (2, "TP2", "Week 8", follow_up(33.1, 22.4), None),
         (1, "TP3", "Week 16", follow_up(47.8, 26.3), None),
@@ -213,7 +220,7 @@ async fn adjudicated_reads_export_to_xpt_that_reads_back_with_the_engines_result
             ("NT1", "NON-TARGET", "BONE", "CT SCAN")
         ]
     );
-    assert_eq!(s(&tu[0], "TUREFID"), "2.25.777");
+    assert_eq!(s(&tu[0], "TUREFID"), bl_image);
     // Sequence numbers 1..n.
     let seq: Vec<f64> = rs.iter().map(|r| r["RSSEQ"].as_f64().unwrap()).collect();
     assert_eq!(seq, (1..=rs.len()).map(|n| n as f64).collect::<Vec<_>>());
