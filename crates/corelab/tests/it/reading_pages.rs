@@ -3,14 +3,13 @@
 //! the API and the audit trail); the browser walk of the same pages (web/e2e/reading.mjs); and a
 //! read exported as DICOM SR, checked with dcmtk's dsrdump and pydicom.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::reads::{Seen, baseline, read_fixture, reading_world};
-use crate::support::{Backend, ci};
+use crate::support::{Backend, ci, e2e_artifacts, e2e_ready, run_e2e};
 use crate::ui::{follow, ok_page, page, submit, ui_login};
 use crate::world::{PASSWORD, World, check, world};
 
@@ -193,26 +192,12 @@ async fn reading_pages_show_blinded_reads_and_the_adjudicator_decides_with_a_sig
 /// target/ui-artifacts/ and axe-core on the list, side-by-side page and signing dialog.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_pages_in_the_browser_with_screenshots_and_no_serious_axe_violations() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let e2e = root.join("web/e2e");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let node_ok = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    let missing: Vec<&str> = [
-        (!node_ok).then_some("node"),
-        (!std::path::Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
-        (!e2e.join("node_modules/playwright-core").is_dir()).then_some("web/e2e/node_modules (npm ci in web/e2e)"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !missing.is_empty() {
-        assert!(!ci(), "CI=true but the browser test cannot run: missing {}", missing.join(", "));
-        eprintln!("note: skipping the reading browser test: missing {}", missing.join(", "));
+    if !e2e_ready("the reading pages' browser test", &[]) {
         return;
     }
     let w = world(Backend::SqliteLocal).await;
     read_fixture(&w).await;
-    let out = root.join("target/ui-artifacts");
+    let out = e2e_artifacts();
     let cfg = json!({
         "url": format!("http://{}", w.t.addr),
         "out": out,
@@ -220,25 +205,13 @@ async fn reading_pages_in_the_browser_with_screenshots_and_no_serious_axe_violat
         "case_code": case_code(&w).await,
         "password": PASSWORD,
     });
-    let run = tokio::process::Command::new("node")
-        .arg("reading.mjs")
-        .current_dir(&e2e)
-        .env("CORELAB_E2E", cfg.to_string())
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .expect("the browser test took over 5 minutes")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(output.status.success(), "the reading browser test failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
-    for shot in ["30-adjudication-list.png", "31-adjudication-side-by-side.png", "32-adjudication-sign-dialog.png"] {
-        assert!(out.join(shot).is_file(), "no screenshot {shot}");
-    }
+    run_e2e(
+        "reading.mjs",
+        cfg,
+        Duration::from_secs(300),
+        &["30-adjudication-list.png", "31-adjudication-side-by-side.png", "32-adjudication-sign-dialog.png"],
+    )
+    .await;
     w.t.stop().await;
 }
 

@@ -304,3 +304,66 @@ pub fn dcmtk(name: &str) -> Option<PathBuf> {
     eprintln!("note: dcmtk's {name} is not installed; skipping the part of this test that needs it");
     None
 }
+
+/// The repository's root (web/, charters/, target/ are under it).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where browser tests put their screenshots.
+pub fn e2e_artifacts() -> PathBuf {
+    repo_root().join("target/ui-artifacts")
+}
+
+/// Whether a browser test (web/e2e) can run: node, Debian's chromium, web/e2e's npm packages and
+/// the `extra` (present?, what to install) it names. When something is missing it says so and
+/// the test is skipped, except under CI=true, where it fails.
+pub fn e2e_ready(test: &str, extra: &[(bool, &str)]) -> bool {
+    let e2e = repo_root().join("web/e2e");
+    let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let missing: Vec<&str> = [
+        (!node_ok).then_some("node"),
+        (!Path::new(&chromium()).exists()).then_some("chromium (apt-get install chromium)"),
+        (!e2e.join("node_modules/playwright-core").is_dir()).then_some("web/e2e/node_modules (npm ci in web/e2e)"),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(extra.iter().filter(|(present, _)| !present).map(|(_, what)| *what))
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(!ci(), "CI=true but {test} cannot run: missing {}", missing.join(", "));
+    eprintln!("note: skipping {test}: missing {} (scripts/test-deps.sh installs them)", missing.join(", "));
+    false
+}
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// Runs web/e2e/`script` with `cfg` as CORELAB_E2E (its `out` set to [`e2e_artifacts`]), prints
+/// what it printed, and asserts that every check passed and each of `shots` was saved.
+pub async fn run_e2e(script: &str, mut cfg: Value, limit: Duration, shots: &[&str]) {
+    let out = e2e_artifacts();
+    cfg["out"] = json!(out);
+    let run = tokio::process::Command::new("node")
+        .arg(script)
+        .current_dir(repo_root().join("web/e2e"))
+        .env("CORELAB_E2E", cfg.to_string())
+        .env("CHROMIUM", chromium())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(limit, run)
+        .await
+        .unwrap_or_else(|_| panic!("{script} took over {} s", limit.as_secs()))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    for shot in shots {
+        assert!(out.join(shot).is_file(), "{script} saved no screenshot {shot}");
+    }
+}

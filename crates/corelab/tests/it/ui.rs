@@ -3,14 +3,13 @@
 //! anti-CSRF check on every form, and a headless-browser walk with screenshots and axe-core.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Client;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_PASSWORD, Backend, TestApp, ci};
+use crate::support::{ADMIN_PASSWORD, Backend, TestApp, e2e_artifacts, e2e_ready, run_e2e};
 use crate::world::{PASSWORD, ROLES, World, check, ct_instance, world};
 
 /// A browser-like client that does not follow redirects, so tests see each 303.
@@ -994,24 +993,7 @@ async fn ui_assets_headers_and_unknown_paths() {
 /// fail under CI=true and skip with a notice otherwise.
 #[tokio::test]
 async fn ui_browser_walks_the_pages_with_screenshots_and_no_serious_axe_violations() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let e2e = root.join("web/e2e");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let node_ok = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    let missing: Vec<&str> = [
-        (!node_ok).then_some("node"),
-        (!std::path::Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
-        (!e2e.join("node_modules/playwright-core").is_dir()).then_some("web/e2e/node_modules (npm ci in web/e2e)"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !missing.is_empty() {
-        assert!(!ci(), "CI=true but the browser test cannot run: missing {}", missing.join(", "));
-        eprintln!(
-            "note: skipping the browser test: missing {} (scripts/test-deps.sh installs them)",
-            missing.join(", ")
-        );
+    if !e2e_ready("the browser test of the pages", &[]) {
         return;
     }
     let w = world(Backend::SqliteLocal).await;
@@ -1028,7 +1010,7 @@ async fn ui_browser_walks_the_pages_with_screenshots_and_no_serious_axe_violatio
     .await;
     // Visit BL of 101-001 waits for QC1.
     visit_awaiting_qc1(&w).await;
-    let out = root.join("target/ui-artifacts");
+    let out = e2e_artifacts();
     let cfg = json!({
         "url": format!("http://{}", w.t.addr),
         "out": out,
@@ -1038,33 +1020,21 @@ async fn ui_browser_walks_the_pages_with_screenshots_and_no_serious_axe_violatio
         "password": PASSWORD,
         "admin_password": ADMIN_PASSWORD,
     });
-    let run = tokio::process::Command::new("node")
-        .arg("run.mjs")
-        .current_dir(&e2e)
-        .env("CORELAB_E2E", cfg.to_string())
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .expect("the browser test took over 5 minutes")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
-    for shot in [
-        "01-login.png",
-        "03-trial-site-user.png",
-        "05-sign-dialog.png",
-        "12-audit.png",
-        "17-qc-queue.png",
-        "18-qc-review.png",
-        "20-queries.png",
-    ] {
-        assert!(out.join(shot).is_file(), "no screenshot {shot}");
-    }
+    run_e2e(
+        "run.mjs",
+        cfg,
+        Duration::from_secs(300),
+        &[
+            "01-login.png",
+            "03-trial-site-user.png",
+            "05-sign-dialog.png",
+            "12-audit.png",
+            "17-qc-queue.png",
+            "18-qc-review.png",
+            "20-queries.png",
+        ],
+    )
+    .await;
     w.t.stop().await;
 }
 

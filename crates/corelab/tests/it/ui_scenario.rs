@@ -12,7 +12,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use crate::qc_flow::{SeriesSpec, ct_series};
-use crate::support::{ADMIN_PASSWORD, Backend, ci};
+use crate::support::{ADMIN_PASSWORD, Backend, e2e_artifacts, e2e_ready, run_e2e};
 use crate::ui::{csrf, ok_page, page, ui_login};
 use crate::world::{PASSWORD, World, check, world};
 
@@ -186,21 +186,7 @@ fn assert_no_planted_phi(w: &World) {
 /// environment's setting) and checks the records it leaves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_scenario_upload_reject_resubmit_pass_in_the_browser() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let e2e = root.join("web/e2e");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let node_ok = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    let missing: Vec<&str> = [
-        (!node_ok).then_some("node"),
-        (!Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
-        (!e2e.join("node_modules/playwright-core").is_dir()).then_some("web/e2e/node_modules (npm ci in web/e2e)"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !missing.is_empty() {
-        assert!(!ci(), "CI=true but the browser scenario cannot run: missing {}", missing.join(", "));
-        eprintln!("note: skipping the browser scenario: missing {}", missing.join(", "));
+    if !e2e_ready("the browser scenario", &[]) {
         return;
     }
     let w = world(Backend::SqliteLocal).await;
@@ -235,7 +221,7 @@ async fn ui_scenario_upload_reject_resubmit_pass_in_the_browser() {
     extras(&first);
     let second = dir.path().join("BL-2.5mm");
     let second_files = visit_series(&second, 3, 2.5, 6);
-    let out = root.join("target/ui-artifacts");
+    let out = e2e_artifacts();
     let mut all_first: Vec<PathBuf> = first_files.clone();
     all_first.extend([first.join("DICOMDIR"), first.join("notes.txt")]);
     let cfg = json!({
@@ -252,31 +238,19 @@ async fn ui_scenario_upload_reject_resubmit_pass_in_the_browser() {
         "second_files": second_files,
         "second_count": second_files.len(),
     });
-    let run = tokio::process::Command::new("node")
-        .arg("scenario.mjs")
-        .current_dir(&e2e)
-        .env("CORELAB_E2E", cfg.to_string())
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(400), run)
-        .await
-        .expect("the browser scenario took over 400 s")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(output.status.success(), "the browser scenario failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
-    for shot in [
-        "s01-upload-page.png",
-        "s02-upload-summary.png",
-        "s05-dashboard-rejected.png",
-        "s07-query-answered.png",
-        "s08-dashboard-qc-passed.png",
-    ] {
-        assert!(out.join(shot).is_file(), "no screenshot {shot}");
-    }
+    run_e2e(
+        "scenario.mjs",
+        cfg,
+        Duration::from_secs(400),
+        &[
+            "s01-upload-page.png",
+            "s02-upload-summary.png",
+            "s05-dashboard-rejected.png",
+            "s07-query-answered.png",
+            "s08-dashboard-qc-passed.png",
+        ],
+    )
+    .await;
 
     // Through the API: the visit passed QC after a rejection, with both series stored.
     let subject = w.subject_a;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::qc_flow::{SeriesSpec, ct_series};
 use crate::reads::{Seen, pass_qc_files, profile, second_qc};
-use crate::support::{Backend, ci};
+use crate::support::{Backend, e2e_artifacts, e2e_ready, repo_root, run_e2e};
 use crate::world::{PASSWORD, World, check, world};
 
 /// Slices per CT; `WORKSTATION_SLICES` changes it for a timing run (docs/performance.md).
@@ -183,30 +183,17 @@ async fn workstation_page_is_the_readers_alone_and_the_bundle_is_served_with_its
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workstation_browser_reads_a_ct_measures_attaches_and_signs() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let e2e = root.join("web/e2e");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let node_ok = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    let missing: Vec<&str> = [
-        (!node_ok).then_some("node"),
-        (!Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
-        (!e2e.join("node_modules/playwright-core").is_dir()).then_some("web/e2e/node_modules (npm ci in web/e2e)"),
-        (!root.join("web/viewer/dist/.vite/manifest.json").is_file())
-            .then_some("the workstation bundle (bash scripts/build-viewer.sh)"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !missing.is_empty() {
-        assert!(!ci(), "CI=true but the workstation browser test cannot run: missing {}", missing.join(", "));
-        eprintln!(
-            "note: skipping the workstation browser test: missing {} (scripts/test-deps.sh installs them)",
-            missing.join(", ")
-        );
+    if !e2e_ready(
+        "the workstation browser test",
+        &[(
+            repo_root().join("web/viewer/dist/.vite/manifest.json").is_file(),
+            "the workstation bundle (bash scripts/build-viewer.sh)",
+        )],
+    ) {
         return;
     }
     let (w, tp1, tp2) = workstation_world().await;
-    let out = root.join("target/ui-artifacts");
+    let out = e2e_artifacts();
     let cfg = json!({
         "url": format!("http://{}", w.t.addr),
         "out": out,
@@ -217,22 +204,7 @@ async fn workstation_browser_reads_a_ct_measures_attaches_and_signs() {
         "username": "reader",
         "password": PASSWORD,
     });
-    let run = tokio::process::Command::new("node")
-        .arg("workstation.mjs")
-        .current_dir(&e2e)
-        .env("CORELAB_E2E", cfg.to_string())
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .expect("the workstation browser test took over 5 minutes")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(output.status.success(), "the workstation browser test failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    run_e2e("workstation.mjs", cfg, Duration::from_secs(300), &[]).await;
     // The stored read: signed and locked, the target with the measured diameter and where.
     let task = check(w.c("reader").get(w.url(&format!("/api/v1/read-tasks/{tp1}"))).send().await.unwrap(), 200).await;
     assert_eq!(task["state"], "submitted", "{task:#}");
