@@ -214,7 +214,8 @@ struct TrialPage {
     show_arm: bool,
     enroll: Option<EnrollForm>,
     /// A reader's own read tasks, each opening the reader workstation.
-    read_tasks: Option<Vec<corelab_app::reads::views::BlindedTaskSummary>>,
+    /// A reader's tasks: (to read, submitted); the list itself is the reading page.
+    read_tasks: Option<(usize, usize)>,
 }
 
 pub fn site_lines(rows: Vec<corelab_store::trials::SiteRow>) -> Vec<SiteLine> {
@@ -263,8 +264,13 @@ pub async fn page(
     let subjects: Option<Vec<SubjectLine>> = subjects.map(|v| v.iter().map(SubjectLine::of).collect());
     let show_arm = subjects.as_ref().is_some_and(|v| v.iter().any(|x| x.arm.is_some()));
     // Only readers are asked: the use case audits anyone else's request as a denial.
-    let read_tasks =
-        if head.roles.0.iter().any(|r| r == "reader") { Some(s.app.my_read_tasks(a, trial).await?) } else { None };
+    let read_tasks = if head.roles.0.iter().any(|r| r == "reader") {
+        let tasks = s.app.my_read_tasks(a, trial).await?;
+        let submitted = tasks.iter().filter(|t| t.state == "submitted").count();
+        Some((tasks.len() - submitted, submitted))
+    } else {
+        None
+    };
     render(&TrialPage {
         chrome: Chrome::new(&user, format!("{} {}", head.protocol_id, head.name), "trials")
             .sub("overview")

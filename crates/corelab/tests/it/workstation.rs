@@ -138,9 +138,16 @@ async fn workstation_page_is_the_readers_alone_and_the_bundle_is_served_with_its
     // The follow-up opens once the baseline is submitted.
     let r = w.c("reader").get(w.url(&format!("/read-tasks/{tp2}/workstation"))).send().await.unwrap();
     assert_eq!(r.status(), 409);
-    // The reader's trial page links the open task to the workstation.
+    // The reader's trial page counts the tasks and links the reading list, which opens the
+    // task in the workstation.
     let trial_page = w.c("reader").get(w.url(&format!("/trials/{}", w.trial))).send().await.unwrap();
-    assert!(trial_page.text().await.unwrap().contains(&page));
+    let text = trial_page.text().await.unwrap();
+    assert!(
+        text.contains("2 to read, 0 submitted") && text.contains(&format!("/trials/{}/reading", w.trial)),
+        "{text}"
+    );
+    let list = w.c("reader").get(w.url(&format!("/trials/{}/reading", w.trial))).send().await.unwrap();
+    assert!(list.text().await.unwrap().contains(&page));
     // The engine's answer before signing: nothing stored.
     let v = check(
         w.c("reader")
