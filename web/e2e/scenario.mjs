@@ -91,6 +91,13 @@ try {
     await qc.goto(`${base}/trials/${cfg.trial}`);
     await Promise.all([qc.waitForURL(/\/dashboard$/), qc.click("nav[aria-label=Trial] >> text=Dashboard")]);
     await qc.goto(review);
+    // A thumbnail per received series, rendered from the stored images.
+    const thumbs = qc.locator("img.thumb");
+    await thumbs.first().scrollIntoViewIfNeeded();
+    await qc.waitForFunction(() => [...document.querySelectorAll("img.thumb")].every((i) => i.complete));
+    const widths = await thumbs.evaluateAll((imgs) => imgs.map((i) => i.naturalWidth));
+    check("the QC review page shows a rendered thumbnail of the series", widths.length >= 1 && widths.every((w) => w > 0), JSON.stringify(widths));
+    await shot(qc, "s03b-qc-review-thumbnails.png");
     await qc.click("text=Reject and sign…");
     const dialog = qc.locator("dialog.sign-dialog");
     await dialog.waitFor({ state: "visible" });

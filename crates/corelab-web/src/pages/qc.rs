@@ -352,8 +352,45 @@ struct ReviewPage {
     limits: Vec<LimitLine>,
     earlier: Vec<EvaluationLine>,
     queries: Vec<(String, String)>,
+    thumbnails: Vec<Thumbnail>,
     can_decide: bool,
     stage: &'static str,
+}
+
+/// A received series shown by its middle image, rendered by the DICOMweb read side (`…/rendered`),
+/// which checks the caller's image scope again when the browser asks for it.
+pub struct Thumbnail {
+    pub url: String,
+    pub caption: String,
+}
+
+/// The visit's stored series as thumbnails, for callers whose image scope holds the visit's
+/// studies (QC reviewers, trial managers, the site's staff); none for the others.
+async fn thumbnails(s: &WebState, a: &corelab_app::Actor, trial: Uuid, subject: Uuid, visit: &str) -> Vec<Thumbnail> {
+    let Ok(scope) = s.app.image_scope(a, Some(trial)).await else { return Vec::new() };
+    let mut out = Vec::new();
+    for v in scope.studies.iter().filter(|v| v.study.subject_id == subject && v.study.visit_id == visit) {
+        let Ok(series) = s.app.image_series(v).await else { continue };
+        for x in series {
+            let Ok(instances) = s.app.image_instances(&x).await else { continue };
+            let Some(mid) = instances.get(instances.len() / 2) else { continue };
+            out.push(Thumbnail {
+                url: format!(
+                    "/dicomweb/studies/{}/series/{}/instances/{}/rendered?trial={trial}",
+                    v.study.study_instance_uid, x.series_instance_uid, mid.sop_instance_uid
+                ),
+                caption: format!(
+                    "{} series {}{}: image {} of {}",
+                    x.modality,
+                    x.series_number.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+                    x.series_description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default(),
+                    instances.len() / 2 + 1,
+                    instances.len()
+                ),
+            });
+        }
+    }
+    out
 }
 
 pub async fn review(
@@ -388,7 +425,9 @@ pub async fn review(
             queries.push((format!("/trials/{trial}/queries/{}", q.query.id), q.query.title.clone()));
         }
     }
+    let thumbnails = thumbnails(&s, a, trial, subject, &visit).await;
     render(&ReviewPage {
+        thumbnails,
         chrome: Chrome::new(&user, format!("QC of {} visit {}", d.subject_id, d.visit_id), "trials")
             .sub("qc")
             .notice(&done),
