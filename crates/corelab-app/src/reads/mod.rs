@@ -259,6 +259,15 @@ fn new_case_code() -> String {
     format!("RC-{}-{}", &chars[..4], &chars[4..])
 }
 
+/// A task open for reading, as [`App::open_for_reading`] found it.
+struct OpenRead {
+    role: String,
+    task: ReadTaskRow,
+    design: Design,
+    data: CaseData,
+    labels: HashMap<String, Label>,
+}
+
 /// A case with its tasks and every version of every task, read in one transaction.
 pub(crate) struct CaseData {
     pub case: ReadCaseRow,
@@ -816,6 +825,21 @@ impl App {
         Ok(out)
     }
 
+    /// The caller's own task that is open for reading (neither submitted nor waiting for an
+    /// earlier timepoint), with what checking a read of it needs.
+    async fn open_for_reading(&self, actor: &Actor, task_id: Uuid, action: &str) -> Result<OpenRead, AppError> {
+        let (role, task) = self.own_task(actor, task_id, action).await?;
+        let mut tx = self.db().read().await?;
+        let charter = charter_in(&mut tx, task.trial_id).await?;
+        let design = Design::of(&charter).ok_or_else(no_read_form)?;
+        let data = case_data(&mut tx, task.case_id).await?;
+        drop(tx);
+        refuse_submitted(&task)?;
+        let labels = data.labels(&design);
+        refuse_waiting(&data, &task, &design, &labels)?;
+        Ok(OpenRead { role, task, design, data, labels })
+    }
+
     /// Opens a read task as its blinded case. A timepoint that waits for an earlier one is refused.
     pub async fn open_read_task(&self, actor: &Actor, task_id: Uuid) -> Result<BlindedReadCase, AppError> {
         let (_, task) = self.own_task(actor, task_id, "open read tasks").await?;
@@ -911,15 +935,8 @@ impl App {
         assessment: Option<&Value>,
         creds: SigningCredentials,
     ) -> Result<BlindedReadCase, AppError> {
-        let (role, task) = self.own_task(actor, task_id, "submit reads").await?;
-        let mut tx = self.db().read().await?;
-        let charter = charter_in(&mut tx, task.trial_id).await?;
-        let design = Design::of(&charter).ok_or_else(no_read_form)?;
-        let data = case_data(&mut tx, task.case_id).await?;
-        drop(tx);
-        refuse_submitted(&task)?;
-        let labels = data.labels(&design);
-        refuse_waiting(&data, &task, &design, &labels)?;
+        let OpenRead { role, task, design, data, labels } =
+            self.open_for_reading(actor, task_id, "submit reads").await?;
         let parsed = match assessment {
             Some(v) => Read::parse(v, design.form, task.baseline)?,
             None => match data.draft(task.id) {
@@ -1024,15 +1041,8 @@ impl App {
         task_id: Uuid,
         assessment: &Value,
     ) -> Result<BlindedResult, AppError> {
-        let (_, task) = self.own_task(actor, task_id, "evaluate reads").await?;
-        let mut tx = self.db().read().await?;
-        let charter = charter_in(&mut tx, task.trial_id).await?;
-        let design = Design::of(&charter).ok_or_else(no_read_form)?;
-        let data = case_data(&mut tx, task.case_id).await?;
-        drop(tx);
-        refuse_submitted(&task)?;
-        let labels = data.labels(&design);
-        refuse_waiting(&data, &task, &design, &labels)?;
+        let OpenRead { task, design, data, labels, .. } =
+            self.open_for_reading(actor, task_id, "evaluate reads").await?;
         let parsed = Read::parse(assessment, design.form, task.baseline)?;
         self.check_image_refs(&task, data.subject.id, &parsed).await?;
         let result = self.check_read(&design, &data, &task, &parsed, &labels)?;
