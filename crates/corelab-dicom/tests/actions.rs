@@ -550,3 +550,31 @@ fn masks_16_bit_words_in_every_little_endian_syntax() {
     assert_eq!(o.get(Tag(0x7FE0, 0x0010)).unwrap().value().to_multi_int::<u16>().unwrap(), words);
     assert!(r.flags.iter().any(|f| matches!(f, QcFlag::PixelMaskNotApplied { .. })));
 }
+
+/// Found by the fuzz target: an Implementation Version Name with bytes outside ASCII (here 0xFF)
+/// made output whose file meta group length was wrong, so the output did not parse. It is dropped.
+#[test]
+fn a_version_name_outside_ascii_is_dropped_and_the_output_parses() {
+    let obj = InMemDicomObject::from_element_iter(base(CT));
+    let f: FileDicomObject<InMemDicomObject> = obj
+        .with_meta(
+            FileMetaTableBuilder::new()
+                .transfer_syntax("1.2.840.10008.1.2.1")
+                .implementation_class_uid("1.2.3.4")
+                .implementation_version_name("XXXSCANNER_1"),
+        )
+        .unwrap();
+    let mut bytes = Vec::new();
+    f.write_all(&mut bytes).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"XXX").unwrap();
+    bytes[at..at + 3].copy_from_slice(&[0xFF; 3]);
+    let (out, report) = deidentify_bytes(&bytes, &basic()).unwrap();
+    let back = read_object(&out).expect("the de-identified output parses");
+    assert_eq!(back.meta().implementation_version_name, None);
+    assert!(
+        report.entries.iter().any(|e| e.tag == "(0002,0013)" && e.outcome == Outcome::Removed),
+        "the report says it was removed: {report:?}"
+    );
+    // And it de-identifies again.
+    deidentify_bytes(&out, &basic()).unwrap();
+}

@@ -301,6 +301,18 @@ pub(crate) fn deid_meta(
     if m.private_information.take().is_some() {
         report.add(Tag(0x0002, 0x0102), false, Outcome::Removed, "file meta: private information");
     }
+    // Bytes outside plain ASCII in the version name (another character set, or garbage) come back
+    // from the parser as replacement characters, which would be written longer than the group
+    // length says: the output would not parse. The attribute is optional; drop it.
+    if m.implementation_version_name.as_deref().is_some_and(|n| !n.bytes().all(|b| (0x20..0x7f).contains(&b))) {
+        m.implementation_version_name = None;
+        report.add(
+            Tag(0x0002, 0x0013),
+            false,
+            Outcome::Removed,
+            "file meta: Implementation Version Name not plain ASCII",
+        );
+    }
     m.update_information_group_length();
     m
 }
