@@ -47,6 +47,32 @@ impl Progress {
     }
 }
 
+/// Bytes per piece sent from a part to its ingest task.
+pub const PIECE: usize = 256 * 1024;
+
+/// Streams the rest of one multipart part into its ingest task in [`PIECE`]s, counting progress.
+/// When ingest drops its end (it gave up on the part; its result says why), `tx` becomes `None`
+/// and the rest is read only to reach the next part. Dropping `tx` is left to the caller: when
+/// this fails it must mark the part cut first, so that the part's reader fails instead of ending.
+pub async fn feed_part(
+    field: &mut multer::Field<'_>,
+    progress: &Progress,
+    tx: &mut Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+) -> Result<(), multer::Error> {
+    while let Some(bytes) = field.chunk().await? {
+        progress.made();
+        if let Some(sender) = tx.as_ref() {
+            for piece in bytes.chunks(PIECE) {
+                if sender.send(piece.to_vec()).await.is_err() {
+                    *tx = None;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The request body as multer reads it, bounded as described in the module docs.
 pub struct Guarded<S> {
     inner: S,

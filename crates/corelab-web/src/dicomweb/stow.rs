@@ -22,14 +22,13 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::body::{BodyError, Guarded, PartReader, Progress};
+use super::body::{BodyError, Guarded, PartReader, Progress, feed_part};
 use super::response::{Report, failure};
 use crate::WebState;
 use crate::error::ApiError;
 use crate::extract::Ready;
 
 /// Largest piece of part data queued for the ingest pipeline at once.
-const PIECE: usize = 256 * 1024;
 /// Pieces queued per part (so at most `PIECE * QUEUED` bytes wait in memory).
 const QUEUED: usize = 8;
 /// Parts being ingested at once per request.
@@ -160,25 +159,7 @@ async fn run(
             tokio::spawn(async move { app.ingest(&setup, target, reader).await })
         };
         let mut tx = Some(tx);
-        let ended = loop {
-            match field.chunk().await {
-                Ok(Some(bytes)) => {
-                    progress.made();
-                    if let Some(sender) = &tx {
-                        for piece in bytes.chunks(PIECE) {
-                            // A closed channel: ingest already gave up on this part (its result
-                            // says why); keep reading to reach the next part.
-                            if sender.send(piece.to_vec()).await.is_err() {
-                                tx = None;
-                                break;
-                            }
-                        }
-                    }
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
+        let ended = feed_part(&mut field, &progress, &mut tx).await;
         if let Err(e) = ended {
             // The part did not arrive whole: its reader fails instead of ending.
             cut.store(true, Ordering::SeqCst);

@@ -27,11 +27,10 @@ use super::session::{CSRF_FIELD, PageUser};
 use super::trials::TrialHead;
 use super::view::{Chrome, render};
 use crate::WebState;
-use crate::dicomweb::body::{Guarded, PartReader, Progress};
+use crate::dicomweb::body::{Guarded, PartReader, Progress, feed_part};
 use crate::error::ApiError;
 
 /// Largest piece of file data queued for the ingest pipeline at once.
-const PIECE: usize = 256 * 1024;
 /// Pieces queued per file (so at most `PIECE * QUEUED` bytes of a file wait in memory).
 const QUEUED: usize = 8;
 /// Bytes of a refused upload read (and dropped) before answering.
@@ -275,11 +274,14 @@ async fn upload(
             let (app, setup, target) = (s.app.clone(), setup.clone(), target.clone());
             tokio::spawn(async move { app.ingest(&setup, target, reader).await })
         };
-        let ended = feed(&mut field, &progress, tx).await;
+        let mut tx = Some(tx);
+        let ended = feed_part(&mut field, &progress, &mut tx).await;
         if ended.is_err() {
-            // The file did not arrive whole: its reader fails instead of ending.
+            // The file did not arrive whole: its reader fails instead of ending (marked before
+            // the sender goes, so the reader never sees a clean end first).
             cut.store(true, Ordering::SeqCst);
         }
+        drop(tx);
         let result = task.await.unwrap_or_else(|e| Err(IngestError::Internal(format!("the ingest task failed: {e}"))));
         if let Err(e) = ended {
             summary.push(name, Fate::Refused, "the upload broke off inside this file; nothing of it was stored".into());
@@ -309,33 +311,6 @@ async fn upload(
     let mut p = page_of(&user, head, &site, row.name, &s);
     p.result = Some(summary);
     render(&p)
-}
-
-/// Sends a file's remaining bytes to its ingest task; the sender is dropped at the end.
-async fn feed(
-    field: &mut multer::Field<'_>,
-    progress: &Progress,
-    tx: mpsc::Sender<Vec<u8>>,
-) -> Result<(), multer::Error> {
-    let mut tx = Some(tx);
-    loop {
-        match field.chunk().await? {
-            Some(bytes) => {
-                progress.made();
-                if let Some(sender) = &tx {
-                    for piece in bytes.chunks(PIECE) {
-                        // A closed channel: ingest already gave up on this file (its result says
-                        // why); keep reading to reach the next file.
-                        if sender.send(piece.to_vec()).await.is_err() {
-                            tx = None;
-                            break;
-                        }
-                    }
-                }
-            }
-            None => return Ok(()),
-        }
-    }
 }
 
 /// Reads and drops the rest of a refused request, up to [`DISCARD_AT_MOST`] bytes (beyond that
