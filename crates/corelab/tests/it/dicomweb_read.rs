@@ -28,19 +28,7 @@ async fn store_study(w: &World, code: &str, site: &str, visit: &str, date: &str,
             skip: &[],
         },
     );
-    let staff = if site == "101" { "site_a" } else { "site_b" };
-    let target = corelab_app::ingest::IngestTarget {
-        trial_id: w.trial,
-        site_id: site.into(),
-        source: corelab_app::ingest::Source::Upload,
-        sender: staff.into(),
-        sender_role: "site_user".into(),
-        sender_id: Some(w.user_ids[staff]),
-    };
-    let setup = w.t.app.ingest_setup(&target).await.unwrap();
-    for f in files {
-        w.t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
-    }
+    crate::reads::ingest_as_site_staff(w, site, files).await;
 }
 
 async fn token(w: &World, who: &str, role: &str, site: Option<&str>) -> String {

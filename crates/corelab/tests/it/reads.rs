@@ -119,16 +119,8 @@ pub async fn send_visit_until(
     send_files_until(w, subject, site, visit, files, state).await
 }
 
-/// Ingests `files` as the site's staff for one visit, then polls the visit (as `qc`) until the
-/// automated check leaves it in `state`; returns the visit.
-pub async fn send_files_until(
-    w: &World,
-    subject: Uuid,
-    site: &str,
-    visit: &str,
-    files: Vec<std::path::PathBuf>,
-    state: &str,
-) -> Value {
+/// Ingests `files` through the pipeline as the staff of `site` (101: site_a, else site_b) upload them.
+pub async fn ingest_as_site_staff(w: &World, site: &str, files: Vec<std::path::PathBuf>) {
     let staff = if site == "101" { "site_a" } else { "site_b" };
     let target = corelab_app::ingest::IngestTarget {
         trial_id: w.trial,
@@ -142,6 +134,19 @@ pub async fn send_files_until(
     for f in files {
         w.t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
     }
+}
+
+/// Ingests `files` as the site's staff for one visit, then polls the visit (as `qc`) until the
+/// automated check leaves it in `state`; returns the visit.
+pub async fn send_files_until(
+    w: &World,
+    subject: Uuid,
+    site: &str,
+    visit: &str,
+    files: Vec<std::path::PathBuf>,
+    state: &str,
+) -> Value {
+    ingest_as_site_staff(w, site, files).await;
     let url = w.url(&format!("/api/v1/subjects/{subject}/visits/{visit}"));
     let mut last = Value::Null;
     for _ in 0..150 {
