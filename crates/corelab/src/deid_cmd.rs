@@ -6,15 +6,17 @@
 //! - `OUT/<subject>/<study UID>/<series UID>/<SOP instance UID>.dcm`, with the de-identified UIDs;
 //!   original file and folder names are never reused (they often hold names or record numbers).
 //!   Each file goes to a temporary file beside its final name, is flushed to disk and renamed into
-//!   place (never over an existing file) only when complete.
+//!   place (never over an existing file) only when complete. Files are flushed in batches (one
+//!   `syncfs` for up to 256 files or 64 MiB), so a name never appears on data not yet on disk.
 //! - `OUT/deid-report.json`: per input file its running index (position in the sorted walk of IN),
 //!   what happened and, for written files, the output path and the engine's report. No input path,
 //!   no value from the input.
 //!
 //! Threads: a walker lists IN in sorted order into a bounded queue; N workers read, check and
-//! de-identify into temporary files; N commit threads flush and rename them (their disk waits
-//! overlap with the workers' next files); this thread writes the report and the progress. Memory
-//! does not depend on the number of files.
+//! de-identify into temporary files and gather them into batches; a flusher makes each batch durable
+//! and renames its files (its disk wait overlaps with the workers' next files); this thread writes
+//! the report and the progress. Memory does not depend on the number of files (a
+//! batch holds paths and reports, not file contents).
 //!
 //! Nothing derived from the content of an input file is printed, except pseudonymous output
 //! paths; messages name input files by their path relative to IN (the user's own names).
@@ -503,16 +505,17 @@ struct Job {
     found: Found,
 }
 
-/// A de-identified output in its temporary file, waiting for [`commit`].
+/// A de-identified output in its (closed) temporary file, waiting for [`commit_batch`].
 struct Pending {
-    tmp: tempfile::NamedTempFile,
+    tmp: tempfile::TempPath,
+    bytes_out: u64,
     rel_out: String,
     subject: String,
     time_point: Option<String>,
     report: DeidReport,
 }
 
-/// What a worker hands to the commit threads.
+/// What a worker hands to the committer.
 enum Step {
     /// De-identified into a temporary file: to be made durable and named.
     Commit(Box<Pending>),
@@ -590,20 +593,66 @@ fn stage(plan: &Plan, found: &Found) -> Result<Pending, FileResult> {
         DeidError::Write(m) => Fatal(format!("cannot write into {}: {m}", plan.out.display())),
         e => Refused(e.to_string()),
     })?;
-    Ok(Pending { tmp, rel_out, subject, time_point, report })
+    let bytes_out = tmp
+        .as_file()
+        .metadata()
+        .map_err(|e| Fatal(format!("cannot write into {}: {}", plan.out.display(), io_reason(&e))))?
+        .len();
+    // Closed here: a batch waiting for its flush holds paths, not file descriptors.
+    Ok(Pending { tmp: tmp.into_temp_path(), bytes_out, rel_out, subject, time_point, report })
 }
 
-/// Makes a finished output durable and gives it its name: data flushed to disk, then renamed
-/// without replacing an existing file. Runs on the commit threads, so a worker's next file
-/// overlaps with this one's disk wait.
-fn commit(plan: &Plan, p: Pending) -> FileResult {
-    let Pending { tmp, rel_out, subject, time_point, report } = p;
-    let bytes_out = match tmp.as_file().sync_data().and_then(|()| tmp.as_file().metadata()) {
-        Ok(m) => m.len(),
-        Err(e) => return FileResult::Fatal(format!("cannot write into {}: {}", plan.out.display(), io_reason(&e))),
-    };
+/// A batch is flushed once it holds this many outputs or bytes (or the input ends).
+const BATCH_FILES: usize = 256;
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+/// Files handed from the walker to a worker at a time.
+const JOB_GROUP: usize = 16;
+
+/// The batch the workers are filling.
+#[derive(Default)]
+struct Filling {
+    files: Vec<(u64, Found, Pending)>,
+    bytes: u64,
+}
+
+impl Filling {
+    /// Adds an output; returns the batch when it is full.
+    fn add(&mut self, index: u64, found: Found, p: Pending) -> Option<Vec<(u64, Found, Pending)>> {
+        self.bytes += p.bytes_out;
+        self.files.push((index, found, p));
+        if self.files.len() >= BATCH_FILES || self.bytes >= BATCH_BYTES {
+            self.bytes = 0;
+            return Some(std::mem::take(&mut self.files));
+        }
+        None
+    }
+}
+
+/// Makes a batch of finished outputs durable and gives them their names: one flush of the output
+/// file system for the whole batch (Linux `syncfs`; elsewhere, or if that fails, one `fdatasync`
+/// per file), then each renamed without replacing an existing file. A name therefore only ever
+/// appears on complete, flushed data. The renames themselves are made durable by the next batch's
+/// flush and by [`sync_output`] at the end of the run.
+fn commit_batch(plan: &Plan, batch: Vec<(u64, Found, Pending)>) -> Vec<Done> {
+    let flushed = sync_output(&plan.out)
+        .or_else(|_| batch.iter().try_for_each(|(_, _, p)| File::options().write(true).open(&p.tmp)?.sync_data()));
+    batch
+        .into_iter()
+        .map(|(index, found, p)| {
+            let result = match &flushed {
+                Ok(()) => name_output(plan, p),
+                Err(e) => FileResult::Fatal(format!("cannot write into {}: {}", plan.out.display(), io_reason(e))),
+            };
+            Done { index, rel: found.rel, bytes_in: found.size, result }
+        })
+        .collect()
+}
+
+/// Renames a flushed output to its final name (never over an existing file).
+fn name_output(plan: &Plan, p: Pending) -> FileResult {
+    let Pending { tmp, bytes_out, rel_out, subject, time_point, report } = p;
     match tmp.persist_noclobber(plan.out.join(&rel_out)) {
-        Ok(_) => FileResult::Written { output: rel_out, subject, time_point, bytes_out, report: Box::new(report) },
+        Ok(()) => FileResult::Written { output: rel_out, subject, time_point, bytes_out, report: Box::new(report) },
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => FileResult::Refused(
             "another input file has the same SOP Instance UID (a copy of the same instance?); only the first one \
              is written"
@@ -615,8 +664,33 @@ fn commit(plan: &Plan, p: Pending) -> FileResult {
     }
 }
 
+/// Where `syncfs` is not available: flushes every folder of the output tree (the renames in it).
+fn sync_dirs(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_dirs(&entry.path())?;
+        }
+    }
+    File::open(dir)?.sync_all()
+}
+
+/// Flushes everything written to the output's file system (data, new files, renames) to disk.
+fn sync_output(out: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let dir = File::open(out)?;
+        rustix::fs::syncfs(&dir).map_err(std::io::Error::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = out;
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
-// The run: walker -> workers -> commit threads -> this thread (report, progress), bounded queues.
+// The run: walker -> workers -> flusher -> this thread (report, progress), bounded queues.
 
 #[derive(Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -724,6 +798,7 @@ impl ReportWriter {
         self.file.as_file().sync_data()?;
         let path = out.join(REPORT_NAME);
         self.file.persist(&path).map_err(|e| e.error)?;
+        File::open(out)?.sync_all()?;
         Ok(path)
     }
 }
@@ -819,11 +894,13 @@ fn execute(plan: &Plan) -> ExitCode {
         }
     };
     let stop = AtomicBool::new(false);
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(plan.jobs * 2);
+    // Files travel between threads in groups, so a thread wakes once per group, not per file.
+    let (job_tx, job_rx) = mpsc::sync_channel::<Vec<Job>>(plan.jobs * 2);
     let job_rx = Mutex::new(job_rx);
-    let (staged_tx, staged_rx) = mpsc::sync_channel::<(u64, Found, Step)>(plan.jobs * 2);
-    let staged_rx = Mutex::new(staged_rx);
-    let (done_tx, done_rx) = mpsc::sync_channel::<Done>(plan.jobs * 2);
+    let (done_tx, done_rx) = mpsc::sync_channel::<Vec<Done>>(plan.jobs * 4);
+    let (batch_tx, batch_rx) = mpsc::sync_channel::<Vec<(u64, Found, Pending)>>(1);
+    let filling = Mutex::new(Filling::default());
+    let workers_left = std::sync::atomic::AtomicUsize::new(plan.jobs);
     let mut summary = Summary::default();
     let mut refused_list: Vec<String> = Vec::new();
     let mut flagged_list: Vec<String> = Vec::new();
@@ -841,70 +918,91 @@ fn execute(plan: &Plan) -> ExitCode {
                 let rel = plan.input.file_name().map(PathBuf::from).unwrap_or_else(|| plan.input.clone());
                 Box::new(std::iter::once(Ok(Found { rel, path: plan.input.clone(), size: plan.bytes })))
             };
+            let mut group = Vec::with_capacity(JOB_GROUP);
             for (index, item) in (1u64..).zip(items) {
                 if stop_ref.load(Ordering::Relaxed) {
-                    break;
+                    return;
                 }
                 let sent = match item {
-                    Ok(found) => job_tx.send(Job { index, found }).is_ok(),
-                    Err((rel, reason)) => {
-                        walk_done.send(Done { index, rel, bytes_in: 0, result: FileResult::Refused(reason) }).is_ok()
+                    Ok(found) => {
+                        group.push(Job { index, found });
+                        group.len() < JOB_GROUP || job_tx.send(std::mem::take(&mut group)).is_ok()
                     }
+                    Err((rel, reason)) => walk_done
+                        .send(vec![Done { index, rel, bytes_in: 0, result: FileResult::Refused(reason) }])
+                        .is_ok(),
                 };
                 if !sent {
-                    break;
+                    return;
+                }
+            }
+            if !group.is_empty() {
+                let _ = job_tx.send(group);
+            }
+        });
+        // The flusher: makes each full batch durable with one flush and names its files, while
+        // the workers fill the next one.
+        let flush_done = done_tx.clone();
+        scope.spawn(move || {
+            for batch in batch_rx {
+                if flush_done.send(commit_batch(plan, batch)).is_err() {
+                    return;
                 }
             }
         });
-        // Workers: read, check, de-identify into a temporary file (CPU).
+        // Workers: read, check, de-identify into a temporary file (CPU), add it to the batch
+        // being filled; whoever fills it hands it to the flusher, and the last worker to finish
+        // hands over what is left.
         for _ in 0..plan.jobs {
-            let staged = staged_tx.clone();
-            let (rx, stop_ref) = (&job_rx, &stop);
+            let (done, batches) = (done_tx.clone(), batch_tx.clone());
+            let (rx, stop_ref, filling, left) = (&job_rx, &stop, &filling, &workers_left);
             scope.spawn(move || {
                 loop {
-                    let job = match rx.lock() {
+                    let group = match rx.lock() {
                         Ok(guard) => guard.recv(),
                         Err(_) => break,
                     };
-                    let Ok(Job { index, found }) = job else { break };
-                    if stop_ref.load(Ordering::Relaxed) {
-                        continue;
+                    let Ok(group) = group else { break };
+                    let mut finished = Vec::new();
+                    for Job { index, found } in group {
+                        if stop_ref.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        match process(plan, &found) {
+                            Step::Commit(p) => {
+                                let full = match filling.lock() {
+                                    Ok(mut f) => f.add(index, found, *p),
+                                    Err(_) => break,
+                                };
+                                if let Some(batch) = full
+                                    && batches.send(batch).is_err()
+                                {
+                                    break;
+                                }
+                            }
+                            Step::Finished(result) => {
+                                finished.push(Done { index, rel: found.rel, bytes_in: found.size, result })
+                            }
+                        }
                     }
-                    let step = process(plan, &found);
-                    if staged.send((index, found, step)).is_err() {
+                    if !finished.is_empty() && done.send(finished).is_err() {
                         break;
                     }
                 }
-            });
-        }
-        drop(staged_tx);
-        // Committers: flush to disk and rename (mostly waiting on the disk).
-        for _ in 0..plan.jobs {
-            let done = done_tx.clone();
-            let (rx, stop_ref) = (&staged_rx, &stop);
-            scope.spawn(move || {
-                loop {
-                    let staged = match rx.lock() {
-                        Ok(guard) => guard.recv(),
-                        Err(_) => break,
-                    };
-                    let Ok((index, found, step)) = staged else { break };
-                    let result = match step {
-                        // After a fatal error nothing more is named; the temporary file is deleted.
-                        Step::Commit(_) if stop_ref.load(Ordering::Relaxed) => continue,
-                        Step::Commit(p) => commit(plan, *p),
-                        Step::Finished(r) => r,
-                    };
-                    if done.send(Done { index, rel: found.rel, bytes_in: found.size, result }).is_err() {
-                        break;
-                    }
+                if left.fetch_sub(1, Ordering::AcqRel) == 1
+                    && !stop_ref.load(Ordering::Relaxed)
+                    && let Ok(mut f) = filling.lock()
+                    && !f.files.is_empty()
+                {
+                    let _ = batches.send(std::mem::take(&mut f.files));
                 }
             });
         }
+        drop(batch_tx);
         drop(done_tx);
 
         let mut done_files = 0u64;
-        for d in done_rx {
+        for d in done_rx.into_iter().flatten() {
             done_files += 1;
             summary.files += 1;
             summary.bytes_in += d.bytes_in;
@@ -964,11 +1062,14 @@ fn execute(plan: &Plan) -> ExitCode {
         }
     });
     progress.finish();
+    // The last renames (and the folders they made) become durable here, before the report says
+    // the files are written.
+    let synced = sync_output(&plan.out).or_else(|_| sync_dirs(&plan.out));
     summary.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
 
-    let report_path = match report_error {
-        Some(e) => Err(e),
-        None => report.finish(&summary, &plan.out),
+    let report_path = match (report_error, synced) {
+        (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(())) => report.finish(&summary, &plan.out),
     };
     print_summary(plan, &summary, &refused_list, &flagged_list, &report_path);
     if summary.stopped.is_some() || report_path.is_err() {
@@ -1169,7 +1270,8 @@ mod tests {
         let study = plan.mapper.map(&OriginalUid::new("1.2.3.4.1"));
         let series = plan.mapper.map(&OriginalUid::new("1.2.3.4.2"));
         assert_eq!(p.rel_out, format!("101-007/{study}/{series}/{sop}.dcm"));
-        let FileResult::Written { output, .. } = commit(&plan, *p) else { panic!("written") };
+        let done = commit_batch(&plan, vec![(1, found("a.dcm"), *p)]);
+        let [Done { result: FileResult::Written { output, .. }, .. }] = &done[..] else { panic!("written") };
         assert!(plan.out.join(&output).is_file());
         let reason = |name: &str| match process(&plan, &found(name)) {
             Step::Finished(FileResult::Refused(r)) => r,
