@@ -686,3 +686,15 @@ fn pixel_data_encoded_as_sq_is_checked_as_a_sequence_or_refused() {
     refused(&with_raw(&nested), &format!("element (0029,1021) declares {CLAIMED} bytes"));
     refused(&with_raw(&pixel), "(7FE0,0010) is encoded as a sequence (SQ)");
 }
+
+/// Found by the fuzz target after the fixes above: dicom-rs reads whole values only (one 4-byte float of
+/// a 6-byte FL) but counts the declared length, so it read the next header two bytes early; here that
+/// header is an OB whose length is 256 MiB, while the walk saw a 4,096-byte element.
+#[test]
+fn a_numeric_value_that_is_not_whole_values_is_refused() {
+    let mut extra = vec![0x29, 0x00, 0x40, 0x10, b'F', b'L', 6, 0, 0, 0, 0, 0, 0x29, 0x00];
+    extra.extend_from_slice(&[0x50, 0x10, b'O', b'B', b'O', b'B', 0, 0]);
+    extra.extend_from_slice(&0x1000u32.to_le_bytes());
+    extra.extend(vec![0u8; 0x1000]);
+    refused(&with_raw(&extra), "element (0029,1040) declares 6 bytes, not a whole number");
+}

@@ -305,6 +305,27 @@ fn is_sequence(tag: Tag, vr: Option<[u8; 2]>) -> bool {
     }
 }
 
+/// Size of one value as dicom-rs 0.10.1 reads the element. It reads whole values only but counts the
+/// declared length, so a remainder leaves it reading headers from the wrong bytes.
+fn value_unit(tag: Tag, vr: Option<[u8; 2]>) -> u32 {
+    use dicom_core::dictionary::{DataDictionary, VirtualVr};
+    let entry = dicom_dictionary_std::StandardDataDictionary.by_tag(tag);
+    let vr = match vr {
+        Some(v) => v,
+        // dicom-rs's implicit VR rules: Pixel Data and Overlay Data as OW, else the dictionary's VR.
+        None if tag == PIXEL_DATA || (tag.group() >> 8 == 0x60 && tag.element() == 0x3000) => *b"OW",
+        None => entry.map_or(*b"UN", |e| e.vr.relaxed().to_bytes()),
+    };
+    let unit = match &vr {
+        b"AT" | b"FL" | b"OF" | b"SL" | b"UL" | b"OL" => 4,
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
+        b"US" | b"SS" | b"OW" => 2,
+        _ => 1,
+    };
+    // dicom-rs reads an "US or SS" element as SS, whatever its VR, once Pixel Representation is signed.
+    if entry.is_some_and(|e| e.vr == VirtualVr::Xs) { unit.max(2) } else { unit }
+}
+
 /// Checks that every declared length in a data set buffer fits inside its container, before dicom-rs
 /// (which reserves memory for declared lengths) parses it. The walk splits the bytes the way
 /// dicom-rs 0.10.1 does (`DataSetReader`), and refuses what dicom-rs would split differently.
@@ -363,6 +384,14 @@ fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize
         let value = buf.get(pos..pos + len as usize).unwrap_or_default();
         if is_sequence(tag, vr) {
             walk_items(value, syn, depth, tag, true, false)?;
+        } else {
+            let unit = value_unit(tag, vr);
+            if len % unit != 0 {
+                return Err(DeidError::Malformed(format!(
+                    "element {} declares {len} bytes, not a whole number of its {unit}-byte values",
+                    tag_str(tag)
+                )));
+            }
         }
         pos += len as usize;
     }
@@ -446,6 +475,14 @@ pub(crate) fn check_file(bytes: &[u8]) -> Result<(), DeidError> {
         copy_pixel(&mut src, h, data_syntax, &mut std::io::sink(), None)?;
         let mut rest = Vec::new();
         src.r.read_to_end(&mut rest).map_err(|e| read_err(e, src.pos))?;
+        // dicom-rs would read what follows from where its whole values end, not from the declared end.
+        if h.len != UNDEFINED && h.len % value_unit(h.tag, h.vr) != 0 && !rest.is_empty() {
+            return Err(DeidError::Malformed(format!(
+                "{} declares {} bytes, not a whole number of its values, and elements follow it",
+                tag_str(h.tag),
+                h.len
+            )));
+        }
         validate_lengths(&rest, data_syntax, 0)?;
     }
     Ok(())
