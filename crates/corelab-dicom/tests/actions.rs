@@ -698,3 +698,15 @@ fn a_numeric_value_that_is_not_whole_values_is_refused() {
     extra.extend(vec![0u8; 0x1000]);
     refused(&with_raw(&extra), "element (0029,1040) declares 6 bytes, not a whole number");
 }
+
+/// Once Pixel Representation says signed, dicom-rs reads an "US or SS" element as SS whatever its VR,
+/// SQ included: an odd length would put it out of step as above, though the walk sees a valid sequence.
+#[test]
+fn an_us_or_ss_element_of_odd_length_is_refused_even_as_a_sequence() {
+    let item = [long_header(Tag(0x0029, 0x1001), b"OB", 1), vec![0]].concat();
+    let sq = [item_header(0xE000, item.len() as u32), item].concat();
+    let mut extra = vec![0x28, 0x00, 0x03, 0x01, b'U', b'S', 2, 0, 1, 0];
+    extra.extend(long_header(Tag(0x0028, 0x0106), b"SQ", sq.len() as u32));
+    extra.extend(sq);
+    refused(&with_raw(&extra), "element (0028,0106) declares 21 bytes, not a whole number");
+}

@@ -381,17 +381,17 @@ fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize
                 tag_str(tag)
             )));
         }
+        // Sequences too: dicom-rs may read an "US or SS" element as SS whatever its VR, SQ included.
+        let unit = value_unit(tag, vr);
+        if len % unit != 0 {
+            return Err(DeidError::Malformed(format!(
+                "element {} declares {len} bytes, not a whole number of its {unit}-byte values",
+                tag_str(tag)
+            )));
+        }
         let value = buf.get(pos..pos + len as usize).unwrap_or_default();
         if is_sequence(tag, vr) {
             walk_items(value, syn, depth, tag, true, false)?;
-        } else {
-            let unit = value_unit(tag, vr);
-            if len % unit != 0 {
-                return Err(DeidError::Malformed(format!(
-                    "element {} declares {len} bytes, not a whole number of its {unit}-byte values",
-                    tag_str(tag)
-                )));
-            }
         }
         pos += len as usize;
     }
