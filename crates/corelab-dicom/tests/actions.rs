@@ -578,3 +578,135 @@ fn a_version_name_outside_ascii_is_dropped_and_the_output_parses() {
     // And it de-identifies again.
     deidentify_bytes(&out, &basic()).unwrap();
 }
+
+/// Far more than any of the inputs below holds: what dicom-rs would reserve if it got to read it.
+const CLAIMED: u32 = 0x1000_0000;
+
+/// An explicit VR little endian header in the long form (OB, SQ, UN).
+fn long_header(tag: Tag, vr: &[u8; 2], len: u32) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(&tag.group().to_le_bytes());
+    h.extend_from_slice(&tag.element().to_le_bytes());
+    h.extend_from_slice(vr);
+    h.extend_from_slice(&[0, 0]);
+    h.extend_from_slice(&len.to_le_bytes());
+    h
+}
+
+/// An item (E000), item delimiter (E00D) or sequence delimiter (E0DD) header.
+fn item_header(element: u16, len: u32) -> Vec<u8> {
+    let mut h = vec![0xFE, 0xFF];
+    h.extend_from_slice(&element.to_le_bytes());
+    h.extend_from_slice(&len.to_le_bytes());
+    h
+}
+
+/// A small valid explicit VR little endian file with `extra` appended to its data set.
+fn with_raw(extra: &[u8]) -> Vec<u8> {
+    let mut bytes = file_with(base(CT), "1.2.840.10008.1.2.1");
+    bytes.extend_from_slice(extra);
+    bytes
+}
+
+/// Every entry point refuses the input as malformed, with a message containing `needle`.
+fn refused(bytes: &[u8], needle: &str) {
+    let errs = [
+        StreamHead::read(bytes).unwrap_err(),
+        read_object(bytes).unwrap_err(),
+        deidentify_bytes(bytes, &basic()).unwrap_err(),
+        read_match_keys(bytes).unwrap_err(),
+    ];
+    for err in errs {
+        assert!(matches!(err, DeidError::Malformed(_)), "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+}
+
+/// Found by the fuzz target: dicom-rs 0.10.1 reads the content of an undefined-length UN element in the
+/// data set's explicit VR, while the pre-parse walk read it as implicit VR (PS3.5 6.2.2). Bytes that are
+/// (0029,1002) with 16,975 bytes in implicit VR are, in explicit VR, an OB whose length is the first four
+/// value bytes; dicom-rs reserved that length before finding the input too short.
+#[test]
+fn un_of_undefined_length_is_checked_as_dicom_rs_reads_it() {
+    let implicit_len = u32::from_le_bytes(*b"OB\0\0");
+    let mut extra = long_header(Tag(0x0029, 0x1001), b"UN", u32::MAX);
+    extra.extend(item_header(0xE000, u32::MAX));
+    extra.extend_from_slice(&[0x29, 0x00, 0x02, 0x10]);
+    extra.extend_from_slice(&implicit_len.to_le_bytes());
+    let mut value = vec![0u8; implicit_len as usize];
+    value[..4].copy_from_slice(&CLAIMED.to_le_bytes());
+    extra.extend(value);
+    extra.extend(item_header(0xE00D, 0));
+    extra.extend(item_header(0xE0DD, 0));
+    refused(&with_raw(&extra), &format!("element (0029,1002) declares {CLAIMED} bytes"));
+}
+
+/// dicom-rs ends a defined-length sequence at a sequence delimiter and reads the rest of its value as
+/// elements; the walk skipped that rest.
+#[test]
+fn a_sequence_delimiter_inside_a_defined_length_sequence_is_refused() {
+    let hidden = [long_header(Tag(0x0029, 0x1011), b"OB", CLAIMED), vec![0; 4]].concat();
+    let value = [item_header(0xE0DD, 0), hidden].concat();
+    let extra = [long_header(Tag(0x0029, 0x1010), b"SQ", value.len() as u32), value].concat();
+    refused(&with_raw(&extra), "sequence (0029,1010) has a sequence delimiter");
+}
+
+/// Inside an item, dicom-rs takes an item delimiter as the item's end whatever its length says, and reads
+/// on from there; the walk skipped its declared length.
+#[test]
+fn an_item_delimiter_inside_a_defined_length_item_is_refused() {
+    let inner = [long_header(Tag(0x0029, 0x1031), b"OB", CLAIMED), vec![0; 4]].concat();
+    let hidden = [item_header(0xE000, inner.len() as u32), inner].concat();
+    let item = [item_header(0xE00D, hidden.len() as u32), hidden].concat();
+    let extra = [
+        long_header(Tag(0x0029, 0x1030), b"SQ", u32::MAX),
+        item_header(0xE000, item.len() as u32),
+        item,
+        item_header(0xE0DD, 0),
+    ]
+    .concat();
+    refused(&with_raw(&extra), "unexpected (FFFE,E00D)");
+}
+
+/// dicom-rs reads (7FE0,0010) encoded as SQ as a sequence of data sets, not of pixel data fragments,
+/// nested or at the top level (there in `read_object`).
+#[test]
+fn pixel_data_encoded_as_sq_is_checked_as_a_sequence_or_refused() {
+    let inner = [long_header(Tag(0x0029, 0x1021), b"OB", CLAIMED), vec![0; 4]].concat();
+    let pixel_sq = [item_header(0xE000, inner.len() as u32), inner].concat();
+    let pixel = [long_header(Tag(0x7FE0, 0x0010), b"SQ", pixel_sq.len() as u32), pixel_sq].concat();
+    let nested = [
+        long_header(Tag(0x0029, 0x1020), b"SQ", u32::MAX),
+        item_header(0xE000, u32::MAX),
+        pixel.clone(),
+        item_header(0xE00D, 0),
+        item_header(0xE0DD, 0),
+    ]
+    .concat();
+    refused(&with_raw(&nested), &format!("element (0029,1021) declares {CLAIMED} bytes"));
+    refused(&with_raw(&pixel), "(7FE0,0010) is encoded as a sequence (SQ)");
+}
+
+/// Found by the fuzz target after the fixes above: dicom-rs reads whole values only (one 4-byte float of
+/// a 6-byte FL) but counts the declared length, so it read the next header two bytes early; here that
+/// header is an OB whose length is 256 MiB, while the walk saw a 4,096-byte element.
+#[test]
+fn a_numeric_value_that_is_not_whole_values_is_refused() {
+    let mut extra = vec![0x29, 0x00, 0x40, 0x10, b'F', b'L', 6, 0, 0, 0, 0, 0, 0x29, 0x00];
+    extra.extend_from_slice(&[0x50, 0x10, b'O', b'B', b'O', b'B', 0, 0]);
+    extra.extend_from_slice(&0x1000u32.to_le_bytes());
+    extra.extend(vec![0u8; 0x1000]);
+    refused(&with_raw(&extra), "element (0029,1040) declares 6 bytes, not a whole number");
+}
+
+/// Once Pixel Representation says signed, dicom-rs reads an "US or SS" element as SS whatever its VR,
+/// SQ included: an odd length would put it out of step as above, though the walk sees a valid sequence.
+#[test]
+fn an_us_or_ss_element_of_odd_length_is_refused_even_as_a_sequence() {
+    let item = [long_header(Tag(0x0029, 0x1001), b"OB", 1), vec![0]].concat();
+    let sq = [item_header(0xE000, item.len() as u32), item].concat();
+    let mut extra = vec![0x28, 0x00, 0x03, 0x01, b'U', b'S', 2, 0, 1, 0];
+    extra.extend(long_header(Tag(0x0028, 0x0106), b"SQ", sq.len() as u32));
+    extra.extend(sq);
+    refused(&with_raw(&extra), "element (0028,0106) declares 21 bytes, not a whole number");
+}

@@ -189,9 +189,11 @@ fn copy_value<R: Read>(
     if depth > MAX_DEPTH {
         return Err(DeidError::Malformed(format!("sequences nested deeper than {MAX_DEPTH}")));
     }
-    // An undefined-length UN holds implicit VR little endian content.
+    // An undefined-length UN holds implicit VR little endian content (PS3.5 6.2.2): that finds where it
+    // ends in the stream. `walk` then checks the bytes the way dicom-rs reads them, which differs.
     let inner = if h.vr == Some(*b"UN") { Syntax { explicit: false, big_endian: false, deflated: false } } else { syn };
-    let fragments = h.tag == PIXEL_DATA;
+    // dicom-rs reads (7FE0,0010) encoded as SQ as a sequence of items, not of fragments.
+    let fragments = h.tag == PIXEL_DATA && h.vr != Some(*b"SQ");
     loop {
         let at = src.pos;
         let item = read_item_header(src, inner, h.tag)?;
@@ -303,13 +305,35 @@ fn is_sequence(tag: Tag, vr: Option<[u8; 2]>) -> bool {
     }
 }
 
+/// Size of one value as dicom-rs 0.10.1 reads the element. It reads whole values only but counts the
+/// declared length, so a remainder leaves it reading headers from the wrong bytes.
+fn value_unit(tag: Tag, vr: Option<[u8; 2]>) -> u32 {
+    use dicom_core::dictionary::{DataDictionary, VirtualVr};
+    let entry = dicom_dictionary_std::StandardDataDictionary.by_tag(tag);
+    let vr = match vr {
+        Some(v) => v,
+        // dicom-rs's implicit VR rules: Pixel Data and Overlay Data as OW, else the dictionary's VR.
+        None if tag == PIXEL_DATA || (tag.group() >> 8 == 0x60 && tag.element() == 0x3000) => *b"OW",
+        None => entry.map_or(*b"UN", |e| e.vr.relaxed().to_bytes()),
+    };
+    let unit = match &vr {
+        b"AT" | b"FL" | b"OF" | b"SL" | b"UL" | b"OL" => 4,
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
+        b"US" | b"SS" | b"OW" => 2,
+        _ => 1,
+    };
+    // dicom-rs reads an "US or SS" element as SS, whatever its VR, once Pixel Representation is signed.
+    if entry.is_some_and(|e| e.vr == VirtualVr::Xs) { unit.max(2) } else { unit }
+}
+
 /// Checks that every declared length in a data set buffer fits inside its container, before dicom-rs
-/// (which reserves memory for declared lengths) parses it. Returns the bytes consumed when `until`
-/// is a delimiter tag that ends the walk.
+/// (which reserves memory for declared lengths) parses it. The walk splits the bytes the way
+/// dicom-rs 0.10.1 does (`DataSetReader`), and refuses what dicom-rs would split differently.
 fn validate_lengths(buf: &[u8], syn: Syntax, depth: u32) -> Result<(), DeidError> {
     walk(buf, syn, depth, None).map(|_| ())
 }
 
+/// Walks a data set; returns the bytes consumed when `until` is a delimiter tag that ends the walk.
 fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize, DeidError> {
     if depth > MAX_DEPTH {
         return Err(DeidError::Malformed(format!("sequences nested deeper than {MAX_DEPTH}")));
@@ -326,11 +350,29 @@ fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize
         if Some(tag) == until {
             return Ok(pos);
         }
+        // Where an element should start, dicom-rs takes an item delimiter as the end of the enclosing
+        // item (its length ignored) and other item tags as a value or a sequence: not what is checked here.
+        if tag.group() == 0xFFFE {
+            return Err(DeidError::Malformed(format!(
+                "unexpected {} at byte {} where a data element should start",
+                tag_str(tag),
+                pos - hlen
+            )));
+        }
         let left = buf.len() - pos;
         if len == UNDEFINED {
-            let inner =
-                if vr == Some(*b"UN") { Syntax { explicit: false, big_endian: false, deflated: false } } else { syn };
-            pos += walk_items(buf.get(pos..).unwrap_or_default(), inner, depth, tag)?;
+            // dicom-rs 0.10.1 reads any undefined-length element other than encapsulated Pixel Data as a
+            // sequence in the data set's own syntax, UN too (not as implicit VR little endian): so does this.
+            let fragments = tag == PIXEL_DATA && vr != Some(*b"SQ");
+            let items = walk_items(buf.get(pos..).unwrap_or_default(), syn, depth, tag, false, fragments);
+            pos += items.map_err(|e| match e {
+                DeidError::Malformed(m) if vr == Some(*b"UN") && syn.explicit => DeidError::Malformed(format!(
+                    "{m} (in {} encoded as UN with undefined length, read in the data set's explicit VR as \
+                     dicom-rs reads it)",
+                    tag_str(tag)
+                )),
+                e => e,
+            })?;
             continue;
         }
         if len as usize > left {
@@ -339,9 +381,17 @@ fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize
                 tag_str(tag)
             )));
         }
+        // Sequences too: dicom-rs may read an "US or SS" element as SS whatever its VR, SQ included.
+        let unit = value_unit(tag, vr);
+        if len % unit != 0 {
+            return Err(DeidError::Malformed(format!(
+                "element {} declares {len} bytes, not a whole number of its {unit}-byte values",
+                tag_str(tag)
+            )));
+        }
         let value = buf.get(pos..pos + len as usize).unwrap_or_default();
-        if tag.group() != 0xFFFE && is_sequence(tag, vr) {
-            walk_items(value, syn, depth, tag)?;
+        if is_sequence(tag, vr) {
+            walk_items(value, syn, depth, tag, true, false)?;
         }
         pos += len as usize;
     }
@@ -351,8 +401,16 @@ fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize
     Ok(pos)
 }
 
-/// Walks the items of a sequence (defined length: the whole slice; undefined: up to its delimiter).
-fn walk_items(buf: &[u8], syn: Syntax, depth: u32, seq: Tag) -> Result<usize, DeidError> {
+/// Walks the items of a sequence (`defined` length: the whole slice; undefined: up to its delimiter).
+/// The items of encapsulated pixel data (`fragments`) are not data sets.
+fn walk_items(
+    buf: &[u8],
+    syn: Syntax,
+    depth: u32,
+    seq: Tag,
+    defined: bool,
+    fragments: bool,
+) -> Result<usize, DeidError> {
     let mut pos = 0usize;
     while pos < buf.len() {
         let rest = buf.get(pos..).unwrap_or_default();
@@ -360,7 +418,22 @@ fn walk_items(buf: &[u8], syn: Syntax, depth: u32, seq: Tag) -> Result<usize, De
             .ok_or_else(|| DeidError::Truncated(format!("sequence {} cut", tag_str(seq))))?;
         pos += hlen;
         match tag {
+            // dicom-rs ends the sequence there and reads the rest of its value as elements.
+            SEQ_END if defined && pos < buf.len() => {
+                return Err(DeidError::Malformed(format!(
+                    "sequence {} has a sequence delimiter {} bytes before the end of its declared length",
+                    tag_str(seq),
+                    buf.len() - pos
+                )));
+            }
             SEQ_END => return Ok(pos),
+            // dicom-rs refuses it too, but as a data set it would be walked here.
+            ITEM if len == UNDEFINED && fragments => {
+                return Err(DeidError::Malformed(format!(
+                    "pixel data fragment of undefined length in {}",
+                    tag_str(seq)
+                )));
+            }
             ITEM if len == UNDEFINED => {
                 pos += walk(buf.get(pos..).unwrap_or_default(), syn, depth + 1, Some(ITEM_END))?;
             }
@@ -372,7 +445,7 @@ fn walk_items(buf: &[u8], syn: Syntax, depth: u32, seq: Tag) -> Result<usize, De
                         tag_str(seq)
                     )));
                 }
-                if seq != PIXEL_DATA {
+                if !fragments {
                     validate_lengths(buf.get(pos..pos + len as usize).unwrap_or_default(), syn, depth + 1)?;
                 }
                 pos += len as usize;
@@ -386,6 +459,10 @@ fn walk_items(buf: &[u8], syn: Syntax, depth: u32, seq: Tag) -> Result<usize, De
             }
         }
     }
+    // dicom-rs would read on past the container for the missing delimiter.
+    if !defined {
+        return Err(DeidError::Truncated(format!("sequence {} is not closed", tag_str(seq))));
+    }
     Ok(pos)
 }
 
@@ -398,6 +475,14 @@ pub(crate) fn check_file(bytes: &[u8]) -> Result<(), DeidError> {
         copy_pixel(&mut src, h, data_syntax, &mut std::io::sink(), None)?;
         let mut rest = Vec::new();
         src.r.read_to_end(&mut rest).map_err(|e| read_err(e, src.pos))?;
+        // dicom-rs would read what follows from where its whole values end, not from the declared end.
+        if h.len != UNDEFINED && h.len % value_unit(h.tag, h.vr) != 0 && !rest.is_empty() {
+            return Err(DeidError::Malformed(format!(
+                "{} declares {} bytes, not a whole number of its values, and elements follow it",
+                tag_str(h.tag),
+                h.len
+            )));
+        }
         validate_lengths(&rest, data_syntax, 0)?;
     }
     Ok(())
@@ -443,6 +528,10 @@ fn read_head<'a, R: Read + 'a>(input: R) -> Result<Head<'a>, DeidError> {
     let mut pixel = None;
     while let Some(h) = read_header(&mut src, data_syntax, true)? {
         if is_pixel_tag(h.tag) {
+            // dicom-rs (in `read_object`) would read items of an SQ there as data sets; it is not pixel data.
+            if h.vr == Some(*b"SQ") {
+                return Err(DeidError::Malformed(format!("{} is encoded as a sequence (SQ)", tag_str(h.tag))));
+            }
             pixel = Some(h);
             break;
         }
