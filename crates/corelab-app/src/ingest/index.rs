@@ -47,16 +47,16 @@ fn int(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<i64> {
     text(obj, tag).and_then(|s| s.split('\\').next()?.trim().parse().ok())
 }
 
-/// Reads the de-identified header (up to the pixel data) of a staged file, with the QC facts:
-/// those of the stored header, the de-identification report's burned-in flags, and whether the
-/// original named a contrast agent. The real acquisition date is not stored here: QC takes it
-/// from the study's day offset from the subject's anchor date.
-pub(crate) fn read_header(
-    path: &Path,
+/// The index fields of a de-identified header as the engine wrote it, with the QC facts: those
+/// of the stored header, the de-identification report's burned-in flags, and whether the original
+/// named a contrast agent. The real acquisition date is not stored here: QC takes it from the
+/// study's day offset from the subject's anchor date.
+pub(crate) fn deidentified_header(
+    obj: &InMemDicomObject,
     report: &corelab_dicom::deid::DeidReport,
     original: &corelab_dicom::facts::OriginalFacts,
 ) -> Result<Header, IngestError> {
-    read_header_with(path, |obj| {
+    header_of(obj, report.transfer_syntax.clone(), |obj| {
         let mut f = corelab_dicom::facts::instance_facts_with_report(obj, report);
         original.apply(&mut f);
         f.acquisition_date = None;
@@ -74,22 +74,29 @@ pub(crate) fn read_header_with(
         .open_file(path)
         .map_err(|e| IngestError::Unreadable(e.to_string()))?;
     let ts = file.meta().transfer_syntax().trim_end_matches('\0').to_string();
-    let obj = file.into_inner();
+    header_of(&file.into_inner(), ts, facts)
+}
+
+fn header_of(
+    obj: &InMemDicomObject,
+    ts: String,
+    facts: impl FnOnce(&InMemDicomObject) -> Result<Value, IngestError>,
+) -> Result<Header, IngestError> {
     let req = |tag, name: &str| {
-        text(&obj, tag).filter(|s| !s.is_empty()).ok_or_else(|| IngestError::Unreadable(format!("{name} is missing")))
+        text(obj, tag).filter(|s| !s.is_empty()).ok_or_else(|| IngestError::Unreadable(format!("{name} is missing")))
     };
-    let facts = facts(&obj)?;
+    let facts = facts(obj)?;
     Ok(Header {
         sop_class_uid: req(tags::SOP_CLASS_UID, "SOP Class UID")?,
         sop_instance_uid: req(tags::SOP_INSTANCE_UID, "SOP Instance UID")?,
         study_instance_uid: req(tags::STUDY_INSTANCE_UID, "Study Instance UID")?,
         series_instance_uid: req(tags::SERIES_INSTANCE_UID, "Series Instance UID")?,
         transfer_syntax: ts,
-        modality: text(&obj, tags::MODALITY).unwrap_or_default(),
-        series_number: int(&obj, tags::SERIES_NUMBER),
-        series_description: text(&obj, tags::SERIES_DESCRIPTION).filter(|s| !s.is_empty()),
-        instance_number: int(&obj, tags::INSTANCE_NUMBER),
-        study_date: text(&obj, tags::STUDY_DATE)
+        modality: text(obj, tags::MODALITY).unwrap_or_default(),
+        series_number: int(obj, tags::SERIES_NUMBER),
+        series_description: text(obj, tags::SERIES_DESCRIPTION).filter(|s| !s.is_empty()),
+        instance_number: int(obj, tags::INSTANCE_NUMBER),
+        study_date: text(obj, tags::STUDY_DATE)
             .and_then(|s| chrono::NaiveDate::parse_from_str(s.get(..8)?, "%Y%m%d").ok()),
         facts,
     })
@@ -138,20 +145,7 @@ impl IndexWriter {
         prepared: Prepared,
         target: IngestTarget,
     ) -> Result<IngestOutcome, IngestError> {
-        let path = prepared.staged.path().to_path_buf();
-        let (report, original) = (prepared.report.clone(), prepared.original);
-        let header = match tokio::task::spawn_blocking(move || read_header(&path, &report, &original)).await {
-            Ok(Ok(h)) => h,
-            Ok(Err(e)) => {
-                prepared.staged.discard().await;
-                return Err(e);
-            }
-            Err(e) => {
-                prepared.staged.discard().await;
-                return Err(IngestError::Internal(e.to_string()));
-            }
-        };
-        let Prepared { plan, staged, report, .. } = prepared;
+        let Prepared { plan, staged, report, header } = prepared;
         let report_json = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
         let burned_in = !report.flags.is_empty();
         self.submit_indexed(app, plan.placement, plan.charter_version, staged, report_json, burned_in, header, target)

@@ -164,8 +164,8 @@ pub(crate) struct Prepared {
     pub plan: IngestPlan,
     pub staged: corelab_store::StagedBlob,
     pub report: corelab_dicom::deid::DeidReport,
-    /// Read from the original header; only its non-identifying parts are stored (see `index`).
-    pub original: corelab_dicom::facts::OriginalFacts,
+    /// The index fields and QC facts of the de-identified header.
+    pub header: index::Header,
 }
 
 impl App {
@@ -221,16 +221,17 @@ impl App {
                 hasher: Sha256::new(),
                 size: 0,
             };
-            let report = head.deidentify(&mut w, &plan.ctx).map_err(unreadable)?;
+            let (report, out_header) = head.deidentify_with_header(&mut w, &plan.ctx).map_err(unreadable)?;
+            let header = index::deidentified_header(&out_header, &report, &original)?;
             let file = w.inner.into_inner().map_err(|e| IngestError::Internal(e.to_string()))?;
             // Durable before anything refers to it.
-            file.sync_all().map_err(|e| IngestError::Internal(e.to_string()))?;
-            Ok((plan, report, original, w.size, hex::encode(w.hasher.finalize())))
+            file.sync_data().map_err(|e| IngestError::Internal(e.to_string()))?;
+            Ok((plan, report, header, w.size, hex::encode(w.hasher.finalize())))
         })
         .await
         .map_err(|e| IngestError::Internal(e.to_string()))
         .and_then(|r| r);
-        let (plan, report, original, size, sha) = match prepared {
+        let (plan, report, header, size, sha) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&staging_path).await;
@@ -239,7 +240,7 @@ impl App {
         };
         metrics::counter!("corelab_ingest_bytes_total", "source" => target.source.as_str()).increment(size);
         let staged = self.blobs().adopt_staged(staging_path, size, sha);
-        self.index_writer().submit(self, Prepared { plan, staged, report, original }, target).await
+        self.index_writer().submit(self, Prepared { plan, staged, report, header }, target).await
     }
 }
 

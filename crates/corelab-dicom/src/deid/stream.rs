@@ -757,12 +757,26 @@ impl<'a> StreamHead<'a> {
     /// De-identifies the header and streams the rest into `output`; same guarantees as
     /// [`deidentify_stream`].
     pub fn deidentify<W: Write>(self, output: W, ctx: &DeidContext) -> Result<DeidReport, DeidError> {
+        Ok(self.deidentify_with_header(output, ctx)?.0)
+    }
+
+    /// As [`StreamHead::deidentify`], and also returns the de-identified header as written (up to
+    /// the Pixel Data), so a caller that indexes the output need not read it back.
+    pub fn deidentify_with_header<W: Write>(
+        self,
+        output: W,
+        ctx: &DeidContext,
+    ) -> Result<(DeidReport, InMemDicomObject), DeidError> {
         ctx.validate()?;
         deidentify_head(self.head, output, ctx)
     }
 }
 
-fn deidentify_head<W: Write>(head: Head<'_>, output: W, ctx: &DeidContext) -> Result<DeidReport, DeidError> {
+fn deidentify_head<W: Write>(
+    head: Head<'_>,
+    output: W,
+    ctx: &DeidContext,
+) -> Result<(DeidReport, InMemDicomObject), DeidError> {
     let Head { meta, syntax, ts, header, pixel, mut src } = head;
     let inner = inner_ts(syntax, ts)?;
     let enc = pixel.as_ref().map(|h| PixelEncoding {
@@ -831,7 +845,7 @@ fn deidentify_head<W: Write>(head: Head<'_>, output: W, ctx: &DeidContext) -> Re
         }
     }
     let report = std::mem::take(&mut outcome.engine.report).build(new_meta.transfer_syntax());
-    Ok(report)
+    Ok((report, out_header))
 }
 
 /// De-identifies a whole file held in memory; returns the output bytes only on success.
