@@ -58,8 +58,12 @@ pub struct InstanceRow {
     pub received_at: DateTime<Utc>,
 }
 
+/// The report comes from `deid_reports` (one row per distinct report) or, for instances stored
+/// before migration 0011, from the instance row itself.
 const INSTANCE_COLUMNS: &str = "id, trial_id, study_id, series_id, sop_instance_uid, sop_class_uid, transfer_syntax, \
-     instance_number, blob_key, sha256, size_bytes, facts, deid_report, burned_in_flag, source, received_at";
+     instance_number, blob_key, sha256, size_bytes, facts, \
+     COALESCE((SELECT r.report FROM deid_reports r WHERE r.sha256 = instances.deid_report_sha), deid_report) \
+     AS deid_report, burned_in_flag, source, received_at";
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct InboxRow {
@@ -234,11 +238,21 @@ impl Tx {
     /// Inserts an instance unless one with the same SOP Instance UID exists; returns the existing
     /// one in that case (the caller compares hashes).
     pub async fn insert_instance(&mut self, i: &InstanceRow) -> Result<Option<InstanceRow>, StoreError> {
+        use sha2::Digest;
+        let report_sha = hex::encode(sha2::Sha256::digest(i.deid_report.as_bytes()));
+        // Usually already there (the series' earlier instances): then this writes nothing.
+        exec!(
+            self,
+            "INSERT INTO deid_reports (sha256, report) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+            report_sha.clone(),
+            i.deid_report.clone()
+        )?;
         let n = exec!(
             self,
             "INSERT INTO instances (id, trial_id, study_id, series_id, sop_instance_uid, sop_class_uid, transfer_syntax, \
-             instance_number, blob_key, sha256, size_bytes, facts, deid_report, burned_in_flag, source, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             instance_number, blob_key, sha256, size_bytes, facts, deid_report, deid_report_sha, burned_in_flag, \
+             source, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '', $13, $14, $15, $16) \
              ON CONFLICT (trial_id, sop_instance_uid) DO NOTHING",
             i.id,
             i.trial_id,
@@ -252,7 +266,7 @@ impl Tx {
             i.sha256.clone(),
             i.size_bytes,
             i.facts.clone(),
-            i.deid_report.clone(),
+            report_sha,
             i.burned_in_flag,
             i.source.clone(),
             truncate_micros(i.received_at)
