@@ -90,7 +90,7 @@ def bench_charter(site):
 
 
 class Corelab:
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, prefix=""):
         self.dir = tempfile.mkdtemp(prefix="corelab_", dir=workdir)
         env = dict(os.environ)
         env.update(
@@ -102,7 +102,8 @@ class Corelab:
             CORELAB_LOG_LEVEL="warn",
         )
         self.log = open(os.path.join(self.dir, "serve.log"), "w")
-        self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        cmd = prefix.split() + [binary, "serve"]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while True:
             try:
@@ -181,7 +182,7 @@ CORELAB_MODES = {
 
 def run_corelab(a, mode, rep):
     kind, extra = CORELAB_MODES[mode]
-    c = Corelab(a.corelab, a.out)
+    c = Corelab(a.corelab, a.out, a.server_prefix)
     try:
         c.setup(a.corpus)
         args = list(extra)
@@ -238,6 +239,7 @@ def main():
     ap.add_argument("--modes", default="dimse1,dimseN,dimse1nagle,stow1,stowN")
     ap.add_argument("--no-reference", action="store_true", help="corelab only")
     ap.add_argument("--no-netns", action="store_true", help="passed to run_anchors.py")
+    ap.add_argument("--server-prefix", default="", help="run corelab under this command (e.g. 'perf record -g -o F')")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rows = {}  # (target, mode) -> [result per repetition]
