@@ -51,6 +51,16 @@ def peak_rss_mb(pid):
     return None
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (all its threads)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def first_file(corpus):
     for root, dirs, files in os.walk(corpus):
         dirs.sort()
@@ -185,15 +195,18 @@ def run_corelab(a, mode, rep):
     c = Corelab(a.corelab, a.out, a.server_prefix)
     try:
         c.setup(a.corpus)
+        cpu0 = cpu_seconds(c.proc.pid)
         args = list(extra)
         if kind == "stow":
             # The shared client speaks HTTP Basic; corelab takes an API token as its password.
             args += ["--user", f"token:{c.token}"]
         r = client(a.shared, a.corpus, kind, args)
         inst, inbox = c.counts()
+        cpu1 = cpu_seconds(c.proc.pid)
     finally:
         rss = c.stop()
-    log(f"corelab {mode} rep {rep}: {r['inst_s']:.0f} inst/s, {inst} indexed, {inbox} in inbox, RSS {rss:.0f} MB")
+    cpu = f", server CPU {(cpu1 - cpu0) * 1000 / max(inst, 1):.2f} ms/inst" if None not in (cpu0, cpu1) else ""
+    log(f"corelab {mode} rep {rep}: {r['inst_s']:.0f} inst/s, {inst} indexed, {inbox} in inbox, RSS {rss:.0f} MB{cpu}")
     return dict(inst_s=r["inst_s"], MB_s=r["MB_s"], rss_mb=rss, note=f"{inst} indexed, {inbox} in inbox")
 
 
