@@ -10,7 +10,8 @@ use corelab_app::Clock;
 use corelab_app::auth::Bootstrap;
 
 // De-identification and ingest allocate many small, short-lived values per instance (the parsed
-// header); mimalloc serves those with less CPU than the system allocator (docs/performance.md).
+// header); mimalloc serves those with less CPU than the system allocator (docs/performance.md). It is
+// built with `no_thp`: with transparent huge pages each thread's heap made the server's RSS double.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
