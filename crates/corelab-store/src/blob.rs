@@ -217,6 +217,31 @@ impl BlobStore {
         self.stage(bytes, u64::MAX).await
     }
 
+    /// For callers already on a blocking thread: on local storage, does what [`BlobStore::commit`]
+    /// does (or discards the staged copy when `key` already holds an object of its size: keys are
+    /// content hashes) in the caller's thread, saving the hops through the async runtime. Returns
+    /// the staged blob back, untouched, for an S3 store: commit it with [`BlobStore::commit`].
+    pub fn commit_blocking(&self, staged: StagedBlob, key: &str) -> Result<Option<StagedBlob>, StoreError> {
+        let BlobStore::Local(l) = self else { return Ok(Some(staged)) };
+        validate_key(key)?;
+        let dest = l.root.join(key);
+        match std::fs::metadata(&dest) {
+            Ok(m) if m.len() == staged.size => {
+                let _ = std::fs::remove_file(&staged.path);
+                return Ok(None);
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&dest, e)),
+        }
+        let parent = dest.parent().unwrap_or(&l.root).to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|e| io_at(&parent, e))?;
+        std::fs::rename(&staged.path, &dest).map_err(|e| io_at(&dest, e))?;
+        // The rename is durable only once the directory entry is.
+        std::fs::File::open(&parent).and_then(|f| f.sync_all()).map_err(|e| io_at(&parent, e))?;
+        Ok(None)
+    }
+
     /// Makes a staged blob durable and visible under `key`. An existing object under the same
     /// key is replaced (keys are content hashes or fresh ids, so a replacement is the same bytes).
     pub async fn commit(&self, staged: StagedBlob, key: &str) -> Result<(), StoreError> {

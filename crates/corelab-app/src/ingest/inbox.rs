@@ -171,7 +171,7 @@ impl App {
                 self,
                 placement,
                 setup.charter_version,
-                staged,
+                super::index::Blob::Staged(staged),
                 item.deid_report.clone(),
                 burned_in,
                 header,

@@ -116,6 +116,19 @@ struct Job {
     reply: oneshot::Sender<Result<IngestOutcome, IngestError>>,
 }
 
+/// Where an instance's de-identified bytes are when it is queued for indexing.
+pub(crate) enum Blob {
+    /// Staged and flushed, not yet under its key.
+    Staged(corelab_store::StagedBlob),
+    /// Already durable under [`instance_blob_key`].
+    Durable { sha256: String, size: u64 },
+}
+
+/// The content-addressed key of a de-identified instance.
+pub(crate) fn instance_blob_key(trial_id: Uuid, sha256: &str) -> String {
+    format!("instances/{trial_id}/{}/{sha256}.dcm", sha256.get(..2).unwrap_or("00"))
+}
+
 /// The process's group-commit writer (started on first use).
 #[derive(Clone)]
 pub struct IndexWriter {
@@ -145,10 +158,10 @@ impl IndexWriter {
         prepared: Prepared,
         target: IngestTarget,
     ) -> Result<IngestOutcome, IngestError> {
-        let Prepared { plan, staged, report, header } = prepared;
+        let Prepared { plan, blob, report, header } = prepared;
         let report_json = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
         let burned_in = !report.flags.is_empty();
-        self.submit_indexed(app, plan.placement, plan.charter_version, staged, report_json, burned_in, header, target)
+        self.submit_indexed(app, plan.placement, plan.charter_version, blob, report_json, burned_in, header, target)
             .await
     }
 
@@ -159,19 +172,24 @@ impl IndexWriter {
         app: &App,
         placement: Placement,
         charter_version: i64,
-        staged: corelab_store::StagedBlob,
+        blob: Blob,
         report_json: String,
         burned_in: bool,
         header: Header,
         target: IngestTarget,
     ) -> Result<IngestOutcome, IngestError> {
-        let (sha256, size) = (staged.sha256.clone(), staged.size);
-        let blob_key = format!("instances/{}/{}/{}.dcm", target.trial_id, &sha256[..2], sha256);
-        // Content-addressed: the same bytes may already be durable under this key.
-        if app.blobs().size(&blob_key).await? == Some(size) {
-            staged.discard().await;
-        } else {
-            app.blobs().commit(staged, &blob_key).await?;
+        let (sha256, size) = match &blob {
+            Blob::Staged(staged) => (staged.sha256.clone(), staged.size),
+            Blob::Durable { sha256, size } => (sha256.clone(), *size),
+        };
+        let blob_key = instance_blob_key(target.trial_id, &sha256);
+        if let Blob::Staged(staged) = blob {
+            // Content-addressed: the same bytes may already be durable under this key.
+            if app.blobs().size(&blob_key).await? == Some(size) {
+                staged.discard().await;
+            } else {
+                app.blobs().commit(staged, &blob_key).await?;
+            }
         }
         let (reply, rx) = oneshot::channel();
         self.tx

@@ -162,7 +162,7 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
 /// A de-identified instance staged on disk, with everything needed to index it.
 pub(crate) struct Prepared {
     pub plan: IngestPlan,
-    pub staged: corelab_store::StagedBlob,
+    pub blob: index::Blob,
     pub report: corelab_dicom::deid::DeidReport,
     /// The index fields and QC facts of the de-identified header.
     pub header: index::Header,
@@ -226,21 +226,33 @@ impl App {
             let file = w.inner.into_inner().map_err(|e| IngestError::Internal(e.to_string()))?;
             // Durable before anything refers to it.
             file.sync_data().map_err(|e| IngestError::Internal(e.to_string()))?;
-            Ok((plan, report, header, w.size, hex::encode(w.hasher.finalize())))
+            drop(file);
+            let (size, sha) = (w.size, hex::encode(w.hasher.finalize()));
+            // On local storage the blob gets its durable name here, in this thread; S3 commits later.
+            let staged = app.blobs().adopt_staged(path, size, sha.clone());
+            let key = index::instance_blob_key(target2.trial_id, &sha);
+            let blob = match app.blobs().commit_blocking(staged, &key)? {
+                Some(staged) => index::Blob::Staged(staged),
+                None => index::Blob::Durable { sha256: sha, size },
+            };
+            Ok((plan, report, header, blob))
         })
         .await
         .map_err(|e| IngestError::Internal(e.to_string()))
         .and_then(|r| r);
-        let (plan, report, header, size, sha) = match prepared {
+        let (plan, report, header, blob) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&staging_path).await;
                 return Err(e);
             }
         };
+        let size = match &blob {
+            index::Blob::Staged(s) => s.size,
+            index::Blob::Durable { size, .. } => *size,
+        };
         metrics::counter!("corelab_ingest_bytes_total", "source" => target.source.as_str()).increment(size);
-        let staged = self.blobs().adopt_staged(staging_path, size, sha);
-        self.index_writer().submit(self, Prepared { plan, staged, report, header }, target).await
+        self.index_writer().submit(self, Prepared { plan, blob, report, header }, target).await
     }
 }
 
