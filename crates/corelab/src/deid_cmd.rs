@@ -1272,7 +1272,7 @@ mod tests {
         assert_eq!(p.rel_out, format!("101-007/{study}/{series}/{sop}.dcm"));
         let done = commit_batch(&plan, vec![(1, found("a.dcm"), *p)]);
         let [Done { result: FileResult::Written { output, .. }, .. }] = &done[..] else { panic!("written") };
-        assert!(plan.out.join(&output).is_file());
+        assert!(plan.out.join(output).is_file());
         let reason = |name: &str| match process(&plan, &found(name)) {
             Step::Finished(FileResult::Refused(r)) => r,
             _ => panic!("{name} should be refused"),
