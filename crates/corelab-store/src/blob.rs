@@ -234,11 +234,7 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_at(&dest, e)),
         }
-        let parent = dest.parent().unwrap_or(&l.root).to_path_buf();
-        std::fs::create_dir_all(&parent).map_err(|e| io_at(&parent, e))?;
-        std::fs::rename(&staged.path, &dest).map_err(|e| io_at(&dest, e))?;
-        // The rename is durable only once the directory entry is.
-        std::fs::File::open(&parent).and_then(|f| f.sync_all()).map_err(|e| io_at(&parent, e))?;
+        rename_into_place(&l.root, &staged.path, &dest)?;
         Ok(None)
     }
 
@@ -248,13 +244,10 @@ impl BlobStore {
         validate_key(key)?;
         match self {
             BlobStore::Local(l) => {
-                let dest = l.root.join(key);
-                let parent = dest.parent().unwrap_or(&l.root).to_path_buf();
-                tokio::fs::create_dir_all(&parent).await.map_err(|e| io_at(&parent, e))?;
-                tokio::fs::rename(&staged.path, &dest).await.map_err(|e| io_at(&dest, e))?;
-                // The rename is durable only once the directory entry is.
-                fsync_dir(&parent).await?;
-                Ok(())
+                let (root, dest) = (l.root.clone(), l.root.join(key));
+                tokio::task::spawn_blocking(move || rename_into_place(&root, &staged.path, &dest))
+                    .await
+                    .map_err(|e| StoreError::Read(std::io::Error::other(e)))?
             }
             BlobStore::S3(s) => {
                 let location = s.location(key);
@@ -389,11 +382,13 @@ fn tokio_util_stream(file: tokio::fs::File) -> impl Stream<Item = Result<Bytes, 
     })
 }
 
-async fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
-    let d = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&d).and_then(|f| f.sync_all()).map_err(|e| io_at(&d, e)))
-        .await
-        .map_err(|e| StoreError::Read(std::io::Error::other(e)))?
+/// Moves a flushed staged file to `dest` (creating its folder) and flushes the folder, since the
+/// rename is durable only once the directory entry is.
+fn rename_into_place(root: &Path, from: &Path, dest: &Path) -> Result<(), StoreError> {
+    let parent = dest.parent().unwrap_or(root);
+    std::fs::create_dir_all(parent).map_err(|e| io_at(parent, e))?;
+    std::fs::rename(from, dest).map_err(|e| io_at(dest, e))?;
+    std::fs::File::open(parent).and_then(|f| f.sync_all()).map_err(|e| io_at(parent, e))
 }
 
 fn io_at(path: &Path, e: std::io::Error) -> StoreError {

@@ -124,6 +124,15 @@ pub(crate) enum Blob {
     Durable { sha256: String, size: u64 },
 }
 
+impl Blob {
+    pub(crate) fn sha256_and_size(&self) -> (&str, u64) {
+        match self {
+            Blob::Staged(staged) => (&staged.sha256, staged.size),
+            Blob::Durable { sha256, size } => (sha256, *size),
+        }
+    }
+}
+
 /// The content-addressed key of a de-identified instance.
 pub(crate) fn instance_blob_key(trial_id: Uuid, sha256: &str) -> String {
     format!("instances/{trial_id}/{}/{sha256}.dcm", sha256.get(..2).unwrap_or("00"))
@@ -178,10 +187,8 @@ impl IndexWriter {
         header: Header,
         target: IngestTarget,
     ) -> Result<IngestOutcome, IngestError> {
-        let (sha256, size) = match &blob {
-            Blob::Staged(staged) => (staged.sha256.clone(), staged.size),
-            Blob::Durable { sha256, size } => (sha256.clone(), *size),
-        };
+        let (sha256, size) = blob.sha256_and_size();
+        let sha256 = sha256.to_string();
         let blob_key = instance_blob_key(target.trial_id, &sha256);
         if let Blob::Staged(staged) = blob {
             // Content-addressed: the same bytes may already be durable under this key.

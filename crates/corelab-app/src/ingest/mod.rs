@@ -247,10 +247,7 @@ impl App {
                 return Err(e);
             }
         };
-        let size = match &blob {
-            index::Blob::Staged(s) => s.size,
-            index::Blob::Durable { size, .. } => *size,
-        };
+        let size = blob.sha256_and_size().1;
         metrics::counter!("corelab_ingest_bytes_total", "source" => target.source.as_str()).increment(size);
         self.index_writer().submit(self, Prepared { plan, blob, report, header }, target).await
     }
