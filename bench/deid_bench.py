@@ -369,6 +369,10 @@ def main():
     ap.add_argument("--no-netns", action="store_true")
     ap.add_argument("--keep-outputs", action="store_true", help="keep $WORKDIR/out (all tools' outputs)")
     a = ap.parse_args()
+    # A developer's debugging switch, not a deployment setting: with it set, every library error
+    # captures a stack trace, and dicom-rs ends each data set it reads with one (end of input).
+    for var in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE"):
+        os.environ.pop(var, None)
     a.workdir = os.path.abspath(a.workdir)
     a.bench_dir = os.path.abspath(a.bench_dir)
     a.corelab = os.path.abspath(a.corelab)

@@ -254,6 +254,10 @@ def main():
     ap.add_argument("--no-netns", action="store_true", help="passed to run_anchors.py")
     ap.add_argument("--server-prefix", default="", help="run corelab under this command (e.g. 'perf record -g -o F')")
     a = ap.parse_args()
+    # A developer's debugging switch, not a deployment setting: with it set, every library error
+    # captures a stack trace, and dicom-rs ends each data set it reads with one (end of input).
+    for var in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE"):
+        os.environ.pop(var, None)
     os.makedirs(a.out, exist_ok=True)
     rows = {}  # (target, mode) -> [result per repetition]
     # Interleaved: every repetition runs each mode on corelab and then on Orthanc (and storescp once),

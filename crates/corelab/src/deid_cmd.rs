@@ -9,8 +9,8 @@
 //!   place (never over an existing file) only when complete. Files are flushed in batches (one
 //!   `syncfs` for up to 256 files or 64 MiB), so a name never appears on data not yet on disk.
 //! - `OUT/deid-report.json`: per input file its running index (position in the sorted walk of IN),
-//!   what happened and, for written files, the output path and the engine's report. No input path,
-//!   no value from the input.
+//!   what happened and, for written files, the output path and which engine report applies; each
+//!   distinct engine report is listed once. No input path, no value from the input.
 //!
 //! Threads: a walker lists IN in sorted order into a bounded queue; N workers read, check and
 //! de-identify into temporary files and gather them into batches; a flusher makes each batch durable
@@ -25,9 +25,9 @@
 //! arguments, charter, site, subject, key file, or OUT not empty), 3 the run stopped because an
 //! output could not be written.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -703,7 +703,8 @@ enum ReportFile<'a> {
         time_point_id: Option<&'a str>,
         bytes_in: u64,
         bytes_out: u64,
-        deid: &'a DeidReport,
+        /// Position of this file's engine report in `deid_reports`.
+        deid_report: u32,
     },
     Refused {
         index: u64,
@@ -733,6 +734,15 @@ struct ReportWriter {
     file: tempfile::NamedTempFile,
     w: BufWriter<File>,
     first: bool,
+    /// Each distinct engine report once, in order of first use, as the JSON array's items; copied
+    /// into the report at the end. An unnamed temporary file: memory stays flat however many
+    /// distinct reports a run meets.
+    reports: BufWriter<File>,
+    /// SHA-256 of each distinct report's JSON and its position.
+    seen: HashMap<[u8; 32], u32>,
+    /// The last report and its position: the files of a series mostly have the same report, and
+    /// comparing is far cheaper than serializing (which was a twentieth of a small file's CPU).
+    last: Option<(DeidReport, u32)>,
 }
 
 impl ReportWriter {
@@ -755,7 +765,7 @@ impl ReportWriter {
             jobs: usize,
         }
         let head = Head {
-            format: 1,
+            format: 2,
             tool: "corelab deid",
             corelab_version: env!("CARGO_PKG_VERSION"),
             table_edition: TABLE_EDITION,
@@ -777,7 +787,8 @@ impl ReportWriter {
         text.truncate(text.trim_end().len().saturating_sub(1));
         w.write_all(text.trim_end().as_bytes())?;
         w.write_all(b",\n  \"files\": [")?;
-        Ok(ReportWriter { file, w, first: true })
+        let reports = BufWriter::new(tempfile::tempfile_in(&plan.out)?);
+        Ok(ReportWriter { file, w, first: true, reports, seen: HashMap::new(), last: None })
     }
 
     fn entry(&mut self, e: &ReportFile<'_>) -> std::io::Result<()> {
@@ -786,7 +797,30 @@ impl ReportWriter {
         serde_json::to_writer(&mut self.w, e).map_err(std::io::Error::other)
     }
 
+    /// The position of `deid` in `deid_reports`, adding it when it is new.
+    fn report_id(&mut self, deid: &DeidReport) -> std::io::Result<u32> {
+        use sha2::Digest;
+        if let Some((last, id)) = &self.last
+            && last == deid
+        {
+            return Ok(*id);
+        }
+        let json = serde_json::to_vec(deid).map_err(std::io::Error::other)?;
+        let next = u32::try_from(self.seen.len()).map_err(std::io::Error::other)?;
+        let id = *self.seen.entry(sha2::Sha256::digest(&json).into()).or_insert(next);
+        if id == next {
+            self.reports.write_all(if id == 0 { b"\n    " } else { b",\n    " })?;
+            self.reports.write_all(&json)?;
+        }
+        self.last = Some((deid.clone(), id));
+        Ok(id)
+    }
+
     fn finish(mut self, summary: &Summary, out: &Path) -> std::io::Result<PathBuf> {
+        self.w.write_all(b"\n  ],\n  \"deid_reports\": [")?;
+        let mut reports = self.reports.into_inner().map_err(|e| e.into_error())?;
+        reports.seek(std::io::SeekFrom::Start(0))?;
+        std::io::copy(&mut reports, &mut self.w)?;
         self.w.write_all(b"\n  ],\n  \"summary\": ")?;
         serde_json::to_writer(&mut self.w, summary).map_err(std::io::Error::other)?;
         write!(
@@ -1008,17 +1042,22 @@ fn execute(plan: &Plan) -> ExitCode {
             summary.bytes_in += d.bytes_in;
             let rel = d.rel.display();
             let entry = match &d.result {
-                FileResult::Written { output, subject, time_point, bytes_out, report } => {
+                FileResult::Written { output, subject, time_point, bytes_out, report: deid } => {
                     summary.written += 1;
                     summary.bytes_out += bytes_out;
-                    if !report.flags.is_empty() {
+                    if !deid.flags.is_empty() {
                         summary.flagged_burned_in += 1;
-                        let line = format!("{rel} -> {output}: {}", flag_text(report));
+                        let line = format!("{rel} -> {output}: {}", flag_text(deid));
                         progress.println(&format!("corelab deid: flagged for burned-in PHI: {line}"));
                         if flagged_list.len() < SUMMARY_LIST {
                             flagged_list.push(line);
                         }
                     }
+                    let deid_report = report.report_id(deid).unwrap_or_else(|err| {
+                        stop.store(true, Ordering::Relaxed);
+                        report_error.get_or_insert(err);
+                        0
+                    });
                     Some(ReportFile::Written {
                         index: d.index,
                         output,
@@ -1026,7 +1065,7 @@ fn execute(plan: &Plan) -> ExitCode {
                         time_point_id: time_point.as_deref(),
                         bytes_in: d.bytes_in,
                         bytes_out: *bytes_out,
-                        deid: report,
+                        deid_report,
                     })
                 }
                 FileResult::Refused(reason) => {

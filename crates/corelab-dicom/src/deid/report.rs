@@ -87,8 +87,17 @@ impl DeidReport {
     }
 }
 
+/// "(gggg,eeee)", upper-case hex. Written by hand: it runs for every report entry of every
+/// instance, and `format!` was a tenth of the CPU of de-identifying a small file.
 pub(crate) fn tag_text(tag: Tag) -> String {
-    format!("({:04X},{:04X})", tag.group(), tag.element())
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut b = *b"(0000,0000)";
+    for (at, v) in [(1, tag.group()), (6, tag.element())] {
+        for i in 0..4 {
+            b[at + i] = HEX[usize::from((v >> (12 - 4 * i)) & 0xF)];
+        }
+    }
+    b.iter().map(|&c| char::from(c)).collect()
 }
 
 #[derive(Debug, Default)]
@@ -111,7 +120,7 @@ impl ReportBuilder {
         let mut r = DeidReport {
             table_edition: super::table::TABLE_EDITION.to_string(),
             transfer_syntax: super::uid::trim_uid(transfer_syntax).to_string(),
-            entries: Vec::new(),
+            entries: Vec::with_capacity(self.entries.len()),
             removed: 0,
             emptied: 0,
             dummies: 0,
@@ -148,5 +157,24 @@ impl ReportBuilder {
             r.entries.push(ReportEntry { tag: tag_text(tag), keyword, nested, outcome, rule, count });
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_text_is_upper_case_hex_in_parentheses() {
+        for (tag, text) in [
+            (Tag(0x0010, 0x0010), "(0010,0010)"),
+            (Tag(0x7FE0, 0x0010), "(7FE0,0010)"),
+            (Tag(0xABCD, 0xEF01), "(ABCD,EF01)"),
+            (Tag(0xFFFE, 0xE000), "(FFFE,E000)"),
+            (Tag(0x0009, 0x10A0), "(0009,10A0)"),
+        ] {
+            assert_eq!(tag_text(tag), text);
+            assert_eq!(tag_text(tag), format!("({:04X},{:04X})", tag.group(), tag.element()));
+        }
     }
 }

@@ -68,15 +68,20 @@ impl<R: Read> Src<R> {
         Ok(true)
     }
 
-    /// Appends exactly `len` bytes to `out`.
-    fn copy_into(&mut self, len: u64, out: &mut Vec<u8>, what: &str) -> Result<(), DeidError> {
+    /// Appends exactly `len` bytes to `out`. `what` names the value in an error; it is only
+    /// formatted when there is one (this runs for every element of every header).
+    fn copy_into(&mut self, len: u64, out: &mut Vec<u8>, what: impl FnOnce() -> String) -> Result<(), DeidError> {
         let before = out.len();
+        // Room for the value up front (bounded: a declared length is not trusted until its bytes
+        // arrive), so `read_to_end` neither probes nor grows the buffer step by step.
+        out.reserve(len.min(1 << 20) as usize);
         let n = (&mut self.r).take(len).read_to_end(out).map_err(|e| read_err(e, self.pos))?;
         self.pos += n as u64;
         if (n as u64) < len {
             out.truncate(before);
             return Err(DeidError::Truncated(format!(
-                "{what} declares {len} bytes but the input ends after {n} (at byte {})",
+                "{} declares {len} bytes but the input ends after {n} (at byte {})",
+                what(),
                 self.pos
             )));
         }
@@ -184,7 +189,7 @@ fn copy_value<R: Read>(
     depth: u32,
 ) -> Result<(), DeidError> {
     if h.len != UNDEFINED {
-        return src.copy_into(u64::from(h.len), out, &format!("element {}", tag_str(h.tag)));
+        return src.copy_into(u64::from(h.len), out, || format!("element {}", tag_str(h.tag)));
     }
     if depth > MAX_DEPTH {
         return Err(DeidError::Malformed(format!("sequences nested deeper than {MAX_DEPTH}")));
@@ -204,7 +209,7 @@ fn copy_value<R: Read>(
                 if item.len == UNDEFINED {
                     return Err(DeidError::Malformed(format!("pixel data fragment of undefined length at byte {at}")));
                 }
-                src.copy_into(u64::from(item.len), out, &format!("an item of {}", tag_str(h.tag)))?;
+                src.copy_into(u64::from(item.len), out, || format!("an item of {}", tag_str(h.tag)))?;
             }
             ITEM => loop {
                 let Some(e) = read_header(src, inner, false)? else {
@@ -265,7 +270,7 @@ fn read_meta<R: Read>(input: &mut R) -> Result<FileMetaTable, DeidError> {
         return Err(DeidError::Malformed(format!("file meta group length {group_len} is implausibly large")));
     }
     let mut group = Vec::new();
-    src.copy_into(u64::from(group_len), &mut group, "the file meta information")?;
+    src.copy_into(u64::from(group_len), &mut group, || "the file meta information".into())?;
     let le = Syntax { explicit: true, big_endian: false, deflated: false };
     validate_lengths(&group, le, 0).map_err(|e| DeidError::Malformed(format!("file meta information: {e}")))?;
     let mut bytes = b"DICM".to_vec();
@@ -316,14 +321,19 @@ fn value_unit(tag: Tag, vr: Option<[u8; 2]>) -> u32 {
         None if tag == PIXEL_DATA || (tag.group() >> 8 == 0x60 && tag.element() == 0x3000) => *b"OW",
         None => entry.map_or(*b"UN", |e| e.vr.relaxed().to_bytes()),
     };
-    let unit = match &vr {
+    let unit = vr_unit(&vr);
+    // dicom-rs reads an "US or SS" element as SS, whatever its VR, once Pixel Representation is signed.
+    if entry.is_some_and(|e| e.vr == VirtualVr::Xs) { unit.max(2) } else { unit }
+}
+
+/// Size of one value of this VR.
+fn vr_unit(vr: &[u8; 2]) -> u32 {
+    match vr {
         b"AT" | b"FL" | b"OF" | b"SL" | b"UL" | b"OL" => 4,
         b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
         b"US" | b"SS" | b"OW" => 2,
         _ => 1,
-    };
-    // dicom-rs reads an "US or SS" element as SS, whatever its VR, once Pixel Representation is signed.
-    if entry.is_some_and(|e| e.vr == VirtualVr::Xs) { unit.max(2) } else { unit }
+    }
 }
 
 /// Checks that every declared length in a data set buffer fits inside its container, before dicom-rs
@@ -382,7 +392,12 @@ fn walk(buf: &[u8], syn: Syntax, depth: u32, until: Option<Tag>) -> Result<usize
             )));
         }
         // Sequences too: dicom-rs may read an "US or SS" element as SS whatever its VR, SQ included.
-        let unit = value_unit(tag, vr);
+        // With an explicit VR and an even length (nearly every element) the dictionary cannot
+        // change the answer: its "US or SS" rule only raises the unit to 2.
+        let unit = match &vr {
+            Some(v) if len % 2 == 0 => vr_unit(v),
+            _ => value_unit(tag, vr),
+        };
         if len % unit != 0 {
             return Err(DeidError::Malformed(format!(
                 "element {} declares {len} bytes, not a whole number of its {unit}-byte values",

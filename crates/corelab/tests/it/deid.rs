@@ -249,16 +249,26 @@ d.save_as(sys.argv[2])
     let mut indexes: Vec<u64> = files.iter().map(|f| f["index"].as_u64().unwrap()).collect();
     indexes.sort();
     assert_eq!(indexes, (1..=53).collect::<Vec<u64>>());
+    assert_eq!(report["format"], 2);
     let written: Vec<&serde_json::Value> = files.iter().filter(|f| f["status"] == "written").collect();
     assert_eq!(written.len(), 49);
+    // Each file points at its engine report; each distinct report is there once.
+    let deid_reports = report["deid_reports"].as_array().unwrap();
+    let deid_of = |f: &serde_json::Value| &deid_reports[f["deid_report"].as_u64().unwrap() as usize];
+    let distinct: std::collections::BTreeSet<String> = deid_reports.iter().map(|r| r.to_string()).collect();
+    assert_eq!(distinct.len(), deid_reports.len(), "a report is listed twice");
+    let used: std::collections::BTreeSet<u64> = written.iter().map(|f| f["deid_report"].as_u64().unwrap()).collect();
+    assert_eq!(used.len(), deid_reports.len(), "every listed report is used");
+    assert!(deid_reports.len() < written.len(), "identical reports are shared, not repeated");
     let flagged: Vec<&&serde_json::Value> =
-        written.iter().filter(|f| !f["deid"]["flags"].as_array().unwrap().is_empty()).collect();
+        written.iter().filter(|f| !deid_of(f)["flags"].as_array().unwrap().is_empty()).collect();
     assert_eq!(flagged.len(), 1);
-    assert_eq!(flagged[0]["deid"]["flags"][0]["flag"], "burned_in_annotation_yes");
+    assert_eq!(deid_of(flagged[0])["flags"][0]["flag"], "burned_in_annotation_yes");
     for w in &written {
         assert!(t1.contains_key(w["output"].as_str().unwrap()));
         assert_eq!(w["subject_id"], "101-001");
-        assert!(w["deid"]["method_codes"].as_array().unwrap().iter().any(|c| c == "113107"));
+        assert!(deid_of(w)["method_codes"].as_array().unwrap().iter().any(|c| c == "113107"));
+        assert!(deid_of(w)["entries"].as_array().unwrap().len() > 10);
     }
     let summary = &report["summary"];
     assert_eq!((summary["written"].as_u64(), summary["refused"].as_u64()), (Some(49), Some(4)));
