@@ -32,6 +32,40 @@ pub struct NewAuditRecord {
     pub reason: Option<String>,
 }
 
+/// A record with its id, time and place in the chain fixed, ready to insert.
+struct Sealed {
+    id: Uuid,
+    at: DateTime<Utc>,
+    changes: String,
+    prev_hash: String,
+    hash: String,
+    rec: NewAuditRecord,
+}
+
+impl Sealed {
+    fn new(prev_hash: &str, rec: NewAuditRecord) -> Sealed {
+        let id = Uuid::now_v7();
+        let at = truncate_micros(rec.at);
+        let changes = rec.changes.to_string();
+        let hash = record_hash(
+            prev_hash,
+            id,
+            at,
+            rec.actor_id,
+            &rec.actor_name,
+            &rec.actor_role,
+            &rec.action,
+            &rec.object_type,
+            &rec.object_id,
+            rec.trial_id,
+            rec.site_id.as_deref(),
+            &changes,
+            rec.reason.as_deref(),
+        );
+        Sealed { id, at, changes, prev_hash: prev_hash.to_string(), hash, rec }
+    }
+}
+
 /// A stored audit record.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct AuditRecord {
@@ -141,31 +175,9 @@ const AUDIT_COLUMNS: &str = "seq, id, at, actor_id, actor_name, actor_role, acti
 impl Tx {
     /// Appends one record to the trail, chained to the last one.
     pub async fn append_audit(&mut self, rec: NewAuditRecord) -> Result<AuditRecord, StoreError> {
-        if let Tx::Pg(t) = self {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK_KEY).execute(&mut **t).await?;
-        }
-        let last: Option<(String,)> =
-            fetch_optional!(self, (String,), "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")?;
-        let prev_hash = last.map(|(h,)| h).unwrap_or_else(|| GENESIS_HASH.to_string());
-        let id = Uuid::now_v7();
-        let at = truncate_micros(rec.at);
-        let changes = rec.changes.to_string();
-        let hash = record_hash(
-            &prev_hash,
-            id,
-            at,
-            rec.actor_id,
-            &rec.actor_name,
-            &rec.actor_role,
-            &rec.action,
-            &rec.object_type,
-            &rec.object_id,
-            rec.trial_id,
-            rec.site_id.as_deref(),
-            &changes,
-            rec.reason.as_deref(),
-        );
-        let row = fetch_one!(
+        let prev_hash = self.lock_audit_head().await?;
+        let row = Sealed::new(&prev_hash, rec);
+        let rec = fetch_one!(
             self,
             AuditRecord,
             "INSERT INTO audit_log (id, at, actor_id, actor_name, actor_role, action, object_type, object_id, \
@@ -173,22 +185,89 @@ impl Tx {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              RETURNING seq, id, at, actor_id, actor_name, actor_role, action, object_type, object_id, \
              trial_id, site_id, changes, reason, prev_hash, hash",
-            id,
-            at,
-            rec.actor_id,
-            rec.actor_name.clone(),
-            rec.actor_role.clone(),
-            rec.action.clone(),
-            rec.object_type.clone(),
-            rec.object_id.clone(),
-            rec.trial_id,
-            rec.site_id.clone(),
-            changes.clone(),
-            rec.reason.clone(),
-            prev_hash.clone(),
-            hash.clone(),
+            row.id,
+            row.at,
+            row.rec.actor_id,
+            row.rec.actor_name,
+            row.rec.actor_role,
+            row.rec.action,
+            row.rec.object_type,
+            row.rec.object_id,
+            row.rec.trial_id,
+            row.rec.site_id,
+            row.changes,
+            row.rec.reason,
+            row.prev_hash,
+            row.hash,
         )?;
-        Ok(row)
+        Ok(rec)
+    }
+
+    /// Appends records in this order, chained, with one look-up of the chain's head and one
+    /// statement (a group commit's records).
+    pub async fn append_audits(&mut self, recs: Vec<NewAuditRecord>) -> Result<(), StoreError> {
+        if recs.is_empty() {
+            return Ok(());
+        }
+        let mut prev_hash = self.lock_audit_head().await?;
+        let mut rows = Vec::with_capacity(recs.len());
+        for rec in recs {
+            let row = Sealed::new(&prev_hash, rec);
+            prev_hash.clone_from(&row.hash);
+            rows.push(row);
+        }
+        let mut sql = String::from(
+            "INSERT INTO audit_log (id, at, actor_id, actor_name, actor_role, action, object_type, object_id, \
+             trial_id, site_id, changes, reason, prev_hash, hash) VALUES ",
+        );
+        for i in 0..rows.len() {
+            let b = i * 14;
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for k in 1..=14 {
+                sql.push_str(&format!("{}${}", if k == 1 { "" } else { ", " }, b + k));
+            }
+            sql.push(')');
+        }
+        // Rows take their seq in VALUES order, which is the chain's order.
+        macro_rules! bind_all {
+            ($t:expr) => {{
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for r in rows {
+                    q = q
+                        .bind(r.id)
+                        .bind(r.at)
+                        .bind(r.rec.actor_id)
+                        .bind(r.rec.actor_name)
+                        .bind(r.rec.actor_role)
+                        .bind(r.rec.action)
+                        .bind(r.rec.object_type)
+                        .bind(r.rec.object_id)
+                        .bind(r.rec.trial_id)
+                        .bind(r.rec.site_id)
+                        .bind(r.changes)
+                        .bind(r.rec.reason)
+                        .bind(r.prev_hash)
+                        .bind(r.hash);
+                }
+                q.execute(&mut **$t).await?;
+            }};
+        }
+        match self {
+            Tx::Sqlite(t) => bind_all!(t),
+            Tx::Pg(t) => bind_all!(t),
+        }
+        Ok(())
+    }
+
+    /// Takes the audit lock (held to the end of the transaction) and returns the hash of the
+    /// chain's last record.
+    async fn lock_audit_head(&mut self) -> Result<String, StoreError> {
+        if let Tx::Pg(t) = self {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK_KEY).execute(&mut **t).await?;
+        }
+        let last: Option<(String,)> =
+            fetch_optional!(self, (String,), "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")?;
+        Ok(last.map(|(h,)| h).unwrap_or_else(|| GENESIS_HASH.to_string()))
     }
 
     /// Lists records matching `filter`, oldest first.

@@ -4,7 +4,9 @@
 //! before it is durable: `stage` streams bytes to a temporary file (hashing as it goes) and fsyncs
 //! it; `commit` makes it visible under its key (local: rename + directory fsync; S3: the PUT or the
 //! multipart completion, which S3 acknowledges only once stored). Only then may a database row
-//! refer to the key.
+//! refer to the key. Ingest, which writes on a blocking thread, instead places the unflushed file
+//! under its content-hash key (`place_blocking`: a link that never replaces a sound object) and
+//! flushes it (`sync_placed`) while its rows are written, before they commit.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -29,6 +31,33 @@ pub struct S3Settings {
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     pub allow_http: bool,
+}
+
+/// What [`BlobStore::place_blocking`] did with a staged blob.
+#[derive(Debug)]
+pub enum Placed {
+    /// Local storage: under its key, not yet flushed ([`BlobStore::sync_placed`]).
+    Local,
+    /// S3: still staged, for [`BlobStore::commit`].
+    Staged(StagedBlob),
+}
+
+/// Whether the file at `path` has `size` bytes hashing to `sha256`.
+fn holds(path: &Path, size: u64, sha256: &str) -> Result<bool, StoreError> {
+    let mut file = std::fs::File::open(path).map_err(|e| io_at(path, e))?;
+    if file.metadata().map_err(|e| io_at(path, e))?.len() != size {
+        return Ok(false);
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; COPY_CHUNK];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| io_at(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()) == sha256)
 }
 
 /// A byte stream read from the store.
@@ -202,12 +231,13 @@ impl BlobStore {
     }
 
     /// A fresh path in the staging area, for writers that produce a blob with blocking IO (the
-    /// de-identification engine). Hand the finished, fsynced file to [`BlobStore::adopt_staged`].
+    /// de-identification engine). Hand the finished file to [`BlobStore::adopt_staged`].
     pub fn new_staging_path(&self) -> PathBuf {
         self.staging().join(format!("{}.part", uuid::Uuid::new_v4()))
     }
 
-    /// Wraps a file the caller wrote (and fsynced) at a path from [`BlobStore::new_staging_path`].
+    /// Wraps a file the caller wrote at a path from [`BlobStore::new_staging_path`]; it need not be
+    /// flushed if it goes through [`BlobStore::place_blocking`].
     pub fn adopt_staged(&self, path: PathBuf, size: u64, sha256: String) -> StagedBlob {
         StagedBlob { path, size, sha256 }
     }
@@ -217,25 +247,52 @@ impl BlobStore {
         self.stage(bytes, u64::MAX).await
     }
 
-    /// For callers already on a blocking thread: on local storage, does what [`BlobStore::commit`]
-    /// does (or discards the staged copy when `key` already holds an object of its size: keys are
-    /// content hashes) in the caller's thread, saving the hops through the async runtime. Returns
-    /// the staged blob back, untouched, for an S3 store: commit it with [`BlobStore::commit`].
-    pub fn commit_blocking(&self, staged: StagedBlob, key: &str) -> Result<Option<StagedBlob>, StoreError> {
-        let BlobStore::Local(l) = self else { return Ok(Some(staged)) };
+    /// For callers already on a blocking thread, with a staged file they wrote but did not flush:
+    /// on local storage, puts it under `key` now and leaves flushing to [`BlobStore::sync_placed`],
+    /// which must succeed before any row refers to `key`. That way one flush covers the data and
+    /// the new name, and a batch of blobs can be flushed while their rows are written.
+    ///
+    /// Keys are content hashes, so an object already under `key` is kept when its bytes hash to the
+    /// key (the staged copy is dropped) and replaced only when they do not (a file a crash left
+    /// half-written, which no row can refer to). An object that was referred to is never replaced,
+    /// so a flushed object never gives way to an unflushed one.
+    ///
+    /// On S3 nothing happens here: the staged blob comes back for [`BlobStore::commit`].
+    pub fn place_blocking(&self, staged: StagedBlob, key: &str) -> Result<Placed, StoreError> {
+        let BlobStore::Local(l) = self else { return Ok(Placed::Staged(staged)) };
         validate_key(key)?;
         let dest = l.root.join(key);
-        match std::fs::metadata(&dest) {
-            Ok(m) if m.len() == staged.size => {
-                let _ = std::fs::remove_file(&staged.path);
-                return Ok(None);
+        let parent = dest.parent().unwrap_or(&l.root);
+        std::fs::create_dir_all(parent).map_err(|e| io_at(parent, e))?;
+        // A link, not a rename: it never replaces what is there.
+        match std::fs::hard_link(&staged.path, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Repairs are rare (after a crash); one at a time, so that two of them cannot
+                // swap out an object a row already refers to.
+                static REPAIR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+                let _one = REPAIR.lock().unwrap_or_else(|p| p.into_inner());
+                if !holds(&dest, staged.size, &staged.sha256)? {
+                    tracing::warn!(key, "replacing an object whose bytes do not match its key (left by a crash)");
+                    std::fs::rename(&staged.path, &dest).map_err(|e| io_at(&dest, e))?;
+                    return Ok(Placed::Local);
+                }
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_at(&dest, e)),
         }
-        rename_into_place(&l.root, &staged.path, &dest)?;
-        Ok(None)
+        let _ = std::fs::remove_file(&staged.path);
+        Ok(Placed::Local)
+    }
+
+    /// Flushes an object [`BlobStore::place_blocking`] put under `key` (its bytes, then its
+    /// folder's entry). A no-op on S3, whose objects are durable once committed.
+    pub fn sync_placed(&self, key: &str) -> Result<(), StoreError> {
+        let BlobStore::Local(l) = self else { return Ok(()) };
+        validate_key(key)?;
+        let dest = l.root.join(key);
+        std::fs::File::open(&dest).and_then(|f| f.sync_data()).map_err(|e| io_at(&dest, e))?;
+        let parent = dest.parent().unwrap_or(&l.root);
+        std::fs::File::open(parent).and_then(|f| f.sync_all()).map_err(|e| io_at(parent, e))
     }
 
     /// Makes a staged blob durable and visible under `key`. An existing object under the same
@@ -430,5 +487,42 @@ mod tests {
         assert!(matches!(err, StoreError::TooLarge { limit: 10 }));
         let left: Vec<_> = std::fs::read_dir(dir.path().join(".staging")).unwrap().collect();
         assert!(left.is_empty());
+    }
+
+    #[test]
+    fn placing_keeps_a_sound_object_and_replaces_only_a_broken_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().to_str().unwrap(), &S3Settings::default(), dir.path()).unwrap();
+        let stage = |bytes: &[u8]| {
+            let path = store.new_staging_path();
+            std::fs::write(&path, bytes).unwrap();
+            store.adopt_staged(path, bytes.len() as u64, hex::encode(Sha256::digest(bytes)))
+        };
+        let staging_is_empty = || std::fs::read_dir(dir.path().join(".staging")).unwrap().next().is_none();
+        let key = "instances/ab/abcd.dcm";
+        let dest = dir.path().join(key);
+
+        // First placement: the object appears under its key; the staged file is gone.
+        assert!(matches!(store.place_blocking(stage(b"the bytes"), key).unwrap(), Placed::Local));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"the bytes");
+        assert!(staging_is_empty());
+        store.sync_placed(key).unwrap();
+
+        // The same bytes again: the object stays as it was (same file), the copy is dropped.
+        let before = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dest).unwrap());
+        assert!(matches!(store.place_blocking(stage(b"the bytes"), key).unwrap(), Placed::Local));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"the bytes");
+        assert_eq!(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dest).unwrap()), before);
+        assert!(staging_is_empty());
+
+        // What a crash may leave: bytes of the right length that do not hash to the key.
+        std::fs::write(&dest, b"the bytez").unwrap();
+        assert!(matches!(store.place_blocking(stage(b"the bytes"), key).unwrap(), Placed::Local));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"the bytes");
+        assert!(staging_is_empty());
+
+        // Flushing names what is missing.
+        let err = store.sync_placed("instances/ab/missing.dcm").unwrap_err().to_string();
+        assert!(err.contains("missing.dcm"), "{err}");
     }
 }

@@ -236,17 +236,23 @@ impl Tx {
     }
 
     /// Inserts an instance unless one with the same SOP Instance UID exists; returns the existing
-    /// one in that case (the caller compares hashes).
-    pub async fn insert_instance(&mut self, i: &InstanceRow) -> Result<Option<InstanceRow>, StoreError> {
-        use sha2::Digest;
-        let report_sha = hex::encode(sha2::Sha256::digest(i.deid_report.as_bytes()));
-        // Usually already there (the series' earlier instances): then this writes nothing.
-        exec!(
-            self,
-            "INSERT INTO deid_reports (sha256, report) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
-            report_sha.clone(),
-            i.deid_report.clone()
-        )?;
+    /// one in that case (the caller compares hashes). `report_sha` is the SHA-256 (hex) of
+    /// `i.deid_report`, under which the report is stored once for all instances that share it.
+    pub async fn insert_instance(
+        &mut self,
+        i: &InstanceRow,
+        report_sha: &str,
+        report_stored: bool,
+    ) -> Result<Option<InstanceRow>, StoreError> {
+        // `report_stored`: the caller saw this report committed (the series' earlier instances).
+        if !report_stored {
+            exec!(
+                self,
+                "INSERT INTO deid_reports (sha256, report) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+                report_sha.to_string(),
+                i.deid_report.clone()
+            )?;
+        }
         let n = exec!(
             self,
             "INSERT INTO instances (id, trial_id, study_id, series_id, sop_instance_uid, sop_class_uid, transfer_syntax, \
@@ -266,7 +272,7 @@ impl Tx {
             i.sha256.clone(),
             i.size_bytes,
             i.facts.clone(),
-            report_sha,
+            report_sha.to_string(),
             i.burned_in_flag,
             i.source.clone(),
             truncate_micros(i.received_at)

@@ -17,7 +17,7 @@ pub mod records;
 pub mod reports;
 pub mod trials;
 
-pub use blob::{BlobStore, BlobStream, S3Settings, StagedBlob};
+pub use blob::{BlobStore, BlobStream, Placed, S3Settings, StagedBlob};
 pub use db::{Backend, Db, DbOptions, SchemaStatus, Tx, redact_url};
 
 /// Errors of the storage layer. Messages name the setting or object involved but never carry

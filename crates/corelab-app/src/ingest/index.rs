@@ -1,7 +1,10 @@
 //! Indexing with group commit: one task takes every prepared instance of this process and writes
 //! whatever is waiting in one transaction, so concurrent associations share one commit (one fsync)
-//! instead of trading durability for speed. Each sender hears back only after that commit.
+//! instead of trading durability for speed. The batch's blobs, already under their keys, are
+//! flushed while its rows are written, and the transaction commits only once they are durable.
+//! Each sender hears back only after that commit.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -105,8 +108,10 @@ fn header_of(
 struct Job {
     placement: Placement,
     charter_version: i64,
-    /// The de-identification report as stored JSON, and whether it flags burned-in text.
+    /// The de-identification report as stored JSON, its SHA-256, and whether it flags burned-in
+    /// text.
     report_json: String,
+    report_sha: String,
     burned_in: bool,
     sha256: String,
     size: u64,
@@ -118,17 +123,17 @@ struct Job {
 
 /// Where an instance's de-identified bytes are when it is queued for indexing.
 pub(crate) enum Blob {
-    /// Staged and flushed, not yet under its key.
+    /// Staged, not yet under its key.
     Staged(corelab_store::StagedBlob),
-    /// Already durable under [`instance_blob_key`].
-    Durable { sha256: String, size: u64 },
+    /// Under [`instance_blob_key`] on local storage, flushed with the batch that indexes it.
+    Placed { sha256: String, size: u64 },
 }
 
 impl Blob {
     pub(crate) fn sha256_and_size(&self) -> (&str, u64) {
         match self {
             Blob::Staged(staged) => (&staged.sha256, staged.size),
-            Blob::Durable { sha256, size } => (sha256, *size),
+            Blob::Placed { sha256, size } => (sha256, *size),
         }
     }
 }
@@ -160,7 +165,8 @@ impl App {
 pub(crate) type IndexCell = OnceLock<IndexWriter>;
 
 impl IndexWriter {
-    /// Makes the blob durable, then queues the instance for the next group commit and waits for it.
+    /// Queues the instance for the next group commit (which makes its blob durable first) and
+    /// waits for it.
     pub(crate) async fn submit(
         &self,
         app: &App,
@@ -191,19 +197,27 @@ impl IndexWriter {
         let sha256 = sha256.to_string();
         let blob_key = instance_blob_key(target.trial_id, &sha256);
         if let Blob::Staged(staged) = blob {
-            // Content-addressed: the same bytes may already be durable under this key.
-            if app.blobs().size(&blob_key).await? == Some(size) {
-                staged.discard().await;
-            } else {
-                app.blobs().commit(staged, &blob_key).await?;
+            let (store, key) = (app.blobs().clone(), blob_key.clone());
+            let placed = tokio::task::spawn_blocking(move || store.place_blocking(staged, &key))
+                .await
+                .map_err(|e| IngestError::Internal(e.to_string()))??;
+            // S3: content-addressed, so the same bytes may already be stored under this key.
+            if let corelab_store::Placed::Staged(staged) = placed {
+                if app.blobs().size(&blob_key).await? == Some(size) {
+                    staged.discard().await;
+                } else {
+                    app.blobs().commit(staged, &blob_key).await?;
+                }
             }
         }
+        let report_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(report_json.as_bytes()));
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job {
                 placement,
                 charter_version,
                 report_json,
+                report_sha,
                 burned_in,
                 sha256,
                 size,
@@ -218,7 +232,12 @@ impl IndexWriter {
     }
 }
 
+/// How many report hashes the writer remembers as committed (a trial has a few distinct reports).
+const KNOWN_REPORTS_MAX: usize = 4096;
+
 async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
+    // Reports seen committed: their row need not be written again.
+    let mut known_reports: HashSet<String> = HashSet::new();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -229,10 +248,25 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
         }
         metrics::histogram!("corelab_ingest_commit_batch_size").record(batch.len() as f64);
         let mut results = Vec::with_capacity(batch.len());
+        // The blobs are flushed (in parallel, so the file system can share its journal commits)
+        // while their rows are written; the rows commit only once every blob is durable.
+        let keys: std::collections::BTreeSet<&str> = batch.iter().map(|j| j.blob_key.as_str()).collect();
+        let syncs: Vec<_> = keys
+            .into_iter()
+            .map(|key| {
+                let (store, key) = (app.blobs().clone(), key.to_string());
+                tokio::task::spawn_blocking(move || store.sync_placed(&key))
+            })
+            .collect();
         let outcome = async {
             let mut tx = app.db().begin().await?;
+            let mut audits = Vec::with_capacity(batch.len());
             for job in &batch {
-                results.push(index_one(&app, &mut tx, job).await?);
+                results.push(index_one(&app, &mut tx, job, &known_reports, &mut audits).await?);
+            }
+            tx.append_audits(audits).await?;
+            for sync in syncs {
+                sync.await.map_err(|e| corelab_store::StoreError::Read(std::io::Error::other(e)))??;
             }
             tx.commit().await?;
             Ok::<_, corelab_store::StoreError>(())
@@ -240,6 +274,10 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
         .await;
         match outcome {
             Ok(()) => {
+                if known_reports.len() > KNOWN_REPORTS_MAX {
+                    known_reports.clear();
+                }
+                known_reports.extend(batch.iter().map(|j| j.report_sha.clone()));
                 for (job, r) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(r);
                 }
@@ -254,12 +292,15 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Indexes one instance inside the batch transaction. Store errors abort the whole batch; an
-/// instance-level problem (conflict) is a result, not an error.
+/// Indexes one instance inside the batch transaction; its audit records go to `audits`, appended
+/// with the batch's. Store errors abort the whole batch; an instance-level problem (conflict) is a
+/// result, not an error.
 async fn index_one(
     app: &App,
     tx: &mut corelab_store::Tx,
     job: &Job,
+    known_reports: &HashSet<String>,
+    audits: &mut Vec<corelab_store::audit::NewAuditRecord>,
 ) -> Result<Result<IngestOutcome, IngestError>, corelab_store::StoreError> {
     let h = &job.header;
     let t = &job.target;
@@ -337,14 +378,13 @@ async fn index_one(
                 *study_date_hint,
             );
             tx.insert_inbox(&row).await?;
-            tx.append_audit(audit(
+            audits.push(audit(
                 "create",
                 "inbox_item",
                 row.id.to_string(),
                 vec![change("sha256", Value::Null, row.sha256.clone())],
                 Some(reason.clone()),
-            ))
-            .await?;
+            ));
             Ok(Ok(IngestOutcome::Inbox {
                 sop_class_uid: h.sop_class_uid.clone(),
                 sop_instance_uid: h.sop_instance_uid.clone(),
@@ -367,11 +407,16 @@ async fn index_one(
                 last_received_at: now,
                 completed_at: None,
             };
-            tx.insert_study(&study_row).await?;
-            let study = tx
-                .study_by_uid(t.trial_id, &h.study_instance_uid)
-                .await?
-                .ok_or_else(|| corelab_store::StoreError::Corrupt("study vanished after insert".into()))?;
+            // Usually the study is there already (its earlier instances): one look-up then.
+            let study = match tx.study_by_uid(t.trial_id, &h.study_instance_uid).await? {
+                Some(study) => study,
+                None => {
+                    tx.insert_study(&study_row).await?;
+                    tx.study_by_uid(t.trial_id, &h.study_instance_uid)
+                        .await?
+                        .ok_or_else(|| corelab_store::StoreError::Corrupt("study vanished after insert".into()))?
+                }
+            };
             let new_study = study.id == study_row.id;
             if study.subject_id != subject.id || study.visit_id != *visit_id {
                 let row = inbox(
@@ -384,8 +429,7 @@ async fn index_one(
                     None,
                 );
                 tx.insert_inbox(&row).await?;
-                tx.append_audit(audit("create", "inbox_item", row.id.to_string(), vec![], Some(row.reason.clone())))
-                    .await?;
+                audits.push(audit("create", "inbox_item", row.id.to_string(), vec![], Some(row.reason.clone())));
                 return Ok(Ok(IngestOutcome::Inbox {
                     sop_class_uid: h.sop_class_uid.clone(),
                     sop_instance_uid: h.sop_instance_uid.clone(),
@@ -401,11 +445,15 @@ async fn index_one(
                 series_description: h.series_description.clone(),
                 instance_count: 0,
             };
-            tx.insert_series(&series_row).await?;
-            let series = tx
-                .series_by_uid(study.id, &h.series_instance_uid)
-                .await?
-                .ok_or_else(|| corelab_store::StoreError::Corrupt("series vanished after insert".into()))?;
+            let series = match tx.series_by_uid(study.id, &h.series_instance_uid).await? {
+                Some(series) => series,
+                None => {
+                    tx.insert_series(&series_row).await?;
+                    tx.series_by_uid(study.id, &h.series_instance_uid)
+                        .await?
+                        .ok_or_else(|| corelab_store::StoreError::Corrupt("series vanished after insert".into()))?
+                }
+            };
             let burned_in = job.burned_in;
             let inst = InstanceRow {
                 id: Uuid::now_v7(),
@@ -425,7 +473,8 @@ async fn index_one(
                 source: t.source.as_str().to_string(),
                 received_at: now,
             };
-            if let Some(existing) = tx.insert_instance(&inst).await? {
+            let report_stored = known_reports.contains(&job.report_sha);
+            if let Some(existing) = tx.insert_instance(&inst, &job.report_sha, report_stored).await? {
                 if existing.sha256 == inst.sha256 {
                     return Ok(Ok(IngestOutcome::Stored {
                         sop_class_uid: h.sop_class_uid.clone(),
@@ -444,14 +493,13 @@ async fn index_one(
                     None,
                 );
                 tx.insert_inbox(&row).await?;
-                tx.append_audit(audit(
+                audits.push(audit(
                     "create",
                     "inbox_item",
                     row.id.to_string(),
                     vec![change("sha256", Value::Null, row.sha256.clone())],
                     Some(row.reason.clone()),
-                ))
-                .await?;
+                ));
                 return Ok(Err(IngestError::Conflict {
                     sop_class_uid: h.sop_class_uid.clone(),
                     sop_instance_uid: h.sop_instance_uid.clone(),
@@ -471,7 +519,7 @@ async fn index_one(
             if burned_in {
                 changes.push(change("burned_in_phi_risk", Value::Null, true));
             }
-            tx.append_audit(audit("create", "instance", h.sop_instance_uid.clone(), changes, None)).await?;
+            audits.push(audit("create", "instance", h.sop_instance_uid.clone(), changes, None));
             // Judge completeness once the study has been quiet for a while.
             let key = format!("study-complete:{}", study.id);
             let run_at = now + Duration::seconds(app.settings().ingest_quiet_period_seconds);

@@ -2,8 +2,9 @@
 //!
 //! Per instance: read the header, match trial/site/subject/visit from what the site sent (before
 //! de-identification), de-identify with the charter's profile while streaming into a staged file
-//! (hashing as it goes), fsync, make the blob durable, then index it in a group-committed
-//! transaction with its audit record, and only then answer success. Nothing with PHI is ever
+//! (hashing as it goes), put it under its content-hash key, then index it in a group-committed
+//! transaction with its audit record, flushing the batch's blobs before that commits, and only
+//! then answer success. Nothing with PHI is ever
 //! written to disk: the original bytes flow from the socket through the engine into the
 //! de-identified staging file.
 //!
@@ -223,17 +224,16 @@ impl App {
             };
             let (report, out_header) = head.deidentify_with_header(&mut w, &plan.ctx).map_err(unreadable)?;
             let header = index::deidentified_header(&out_header, &report, &original)?;
-            let file = w.inner.into_inner().map_err(|e| IngestError::Internal(e.to_string()))?;
-            // Durable before anything refers to it.
-            file.sync_data().map_err(|e| IngestError::Internal(e.to_string()))?;
-            drop(file);
+            // Not flushed here: the index writer flushes it while the rows are written, before
+            // they commit (one flush for the bytes and the name, shared by a batch).
+            w.inner.into_inner().map_err(|e| IngestError::Internal(e.to_string()))?;
             let (size, sha) = (w.size, hex::encode(w.hasher.finalize()));
-            // On local storage the blob gets its durable name here, in this thread; S3 commits later.
+            // On local storage the blob goes under its key here, in this thread; S3 commits later.
             let staged = app.blobs().adopt_staged(path, size, sha.clone());
             let key = index::instance_blob_key(target2.trial_id, &sha);
-            let blob = match app.blobs().commit_blocking(staged, &key)? {
-                Some(staged) => index::Blob::Staged(staged),
-                None => index::Blob::Durable { sha256: sha, size },
+            let blob = match app.blobs().place_blocking(staged, &key)? {
+                corelab_store::Placed::Staged(staged) => index::Blob::Staged(staged),
+                corelab_store::Placed::Local => index::Blob::Placed { sha256: sha, size },
             };
             Ok((plan, report, header, blob))
         })

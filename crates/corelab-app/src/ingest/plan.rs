@@ -115,7 +115,6 @@ impl App {
                 break;
             }
         }
-        drop(tx);
         let subject = match subject {
             Some(s) => s,
             None => {
@@ -176,9 +175,8 @@ impl App {
         // A locked visit takes no new images: they wait in the inbox, the lock named as the reason.
         let visit = match visit {
             Ok((visit_id, label)) => {
-                let mut tx = self.db().read().await?;
+                // The same read transaction as the subject's: one snapshot, one connection.
                 let locks = tx.covering_data_locks(target.trial_id, Some(subject.id), Some(&visit_id)).await?;
-                drop(tx);
                 match locks.first() {
                     Some(l) => Err(format!(
                         "visit {visit_id} of subject {} is locked by {}; the images wait here until a trial manager unlocks it",
@@ -190,6 +188,7 @@ impl App {
             }
             Err(e) => Err(e),
         };
+        drop(tx);
         match visit {
             Ok((visit_id, label)) => Ok(IngestPlan {
                 ctx: base_ctx(subject.subject_id.clone(), shift, Some((visit_id.clone(), label))),

@@ -75,6 +75,35 @@ async fn the_audit_trail_refuses_updates_and_deletes_for_everyone() {
 }
 
 #[tokio::test]
+async fn a_group_commits_audit_records_chain_in_order_after_a_single_one() {
+    for b in backends() {
+        let env = Env::new(b).await;
+        let db = fresh_db(&env).await;
+        let rec = |id: &str| corelab_app::audit::system_record(Utc::now(), "create", "instance", id, vec![]);
+        let mut tx = db.begin().await.unwrap();
+        tx.append_audit(rec("0")).await.unwrap();
+        tx.append_audits(vec![rec("1"), rec("2"), rec("3")]).await.unwrap();
+        tx.append_audits(vec![]).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        tx.append_audits(vec![rec("4")]).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = db.read().await.unwrap();
+        let recs = tx.list_audit(&Default::default()).await.unwrap();
+        drop(tx);
+        let ids: Vec<&str> = recs.iter().map(|r| r.object_id.as_str()).collect();
+        assert_eq!(ids, ["0", "1", "2", "3", "4"], "{b:?}");
+        for pair in recs.windows(2) {
+            assert_eq!(pair[1].prev_hash, pair[0].hash, "{b:?}: record {} links to its predecessor", pair[1].object_id);
+        }
+        let report = db.verify_audit_chain().await.unwrap();
+        assert_eq!(report.records_checked, 5, "{b:?}");
+        assert!(report.first_bad.is_none(), "{b:?}: {:?}", report.first_bad);
+    }
+}
+
+#[tokio::test]
 async fn concurrent_claimers_never_get_the_same_job() {
     for b in backends() {
         let env = Env::new(b).await;
