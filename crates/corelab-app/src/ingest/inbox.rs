@@ -172,8 +172,7 @@ impl App {
                 placement,
                 setup.charter_version,
                 super::index::Blob::Staged(staged),
-                item.deid_report.clone(),
-                burned_in,
+                super::index::StoredReport::new(item.deid_report.clone(), burned_in),
                 header,
                 target,
             )

@@ -108,17 +108,34 @@ fn header_of(
 struct Job {
     placement: Placement,
     charter_version: i64,
-    /// The de-identification report as stored JSON, its SHA-256, and whether it flags burned-in
-    /// text.
-    report_json: String,
-    report_sha: String,
-    burned_in: bool,
+    report: StoredReport,
     sha256: String,
     size: u64,
     header: Header,
     blob_key: String,
     target: IngestTarget,
     reply: oneshot::Sender<Result<IngestOutcome, IngestError>>,
+}
+
+/// A de-identification report as stored: its JSON, the JSON's SHA-256 (its key in
+/// `deid_reports`), and whether it flags burned-in text.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredReport {
+    pub json: String,
+    pub sha256: String,
+    pub burned_in: bool,
+}
+
+impl StoredReport {
+    pub(crate) fn new(json: String, burned_in: bool) -> StoredReport {
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json.as_bytes()));
+        StoredReport { json, sha256, burned_in }
+    }
+
+    pub(crate) fn of(report: &corelab_dicom::deid::DeidReport) -> StoredReport {
+        let json = serde_json::to_string(report).unwrap_or_else(|_| "{}".into());
+        StoredReport::new(json, !report.flags.is_empty())
+    }
 }
 
 /// Where an instance's de-identified bytes are when it is queued for indexing.
@@ -174,10 +191,7 @@ impl IndexWriter {
         target: IngestTarget,
     ) -> Result<IngestOutcome, IngestError> {
         let Prepared { plan, blob, report, header } = prepared;
-        let report_json = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
-        let burned_in = !report.flags.is_empty();
-        self.submit_indexed(app, plan.placement, plan.charter_version, blob, report_json, burned_in, header, target)
-            .await
+        self.submit_indexed(app, plan.placement, plan.charter_version, blob, report, header, target).await
     }
 
     /// Queues a staged instance whose header was read (ingest, or an inbox item being assigned).
@@ -188,8 +202,7 @@ impl IndexWriter {
         placement: Placement,
         charter_version: i64,
         blob: Blob,
-        report_json: String,
-        burned_in: bool,
+        report: StoredReport,
         header: Header,
         target: IngestTarget,
     ) -> Result<IngestOutcome, IngestError> {
@@ -210,22 +223,9 @@ impl IndexWriter {
                 }
             }
         }
-        let report_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(report_json.as_bytes()));
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job {
-                placement,
-                charter_version,
-                report_json,
-                report_sha,
-                burned_in,
-                sha256,
-                size,
-                header,
-                blob_key,
-                target,
-                reply,
-            })
+            .send(Job { placement, charter_version, report, sha256, size, header, blob_key, target, reply })
             .await
             .map_err(|_| IngestError::Internal("the index writer stopped".into()))?;
         rx.await.map_err(|_| IngestError::Internal("the index writer stopped".into()))?
@@ -277,7 +277,7 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
                 if known_reports.len() > KNOWN_REPORTS_MAX {
                     known_reports.clear();
                 }
-                known_reports.extend(batch.iter().map(|j| j.report_sha.clone()));
+                known_reports.extend(batch.iter().map(|j| j.report.sha256.clone()));
                 for (job, r) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(r);
                 }
@@ -332,7 +332,7 @@ async fn index_one(
         received_at: now,
         resolved_at: None,
         resolved_by: None,
-        deid_report: job.report_json.clone(),
+        deid_report: job.report.json.clone(),
         facts: h.facts.to_string(),
     };
     let audit = |action: &str, object_type: &str, object_id: String, changes: Vec<Value>, reason: Option<String>| {
@@ -454,7 +454,7 @@ async fn index_one(
                         .ok_or_else(|| corelab_store::StoreError::Corrupt("series vanished after insert".into()))?
                 }
             };
-            let burned_in = job.burned_in;
+            let burned_in = job.report.burned_in;
             let inst = InstanceRow {
                 id: Uuid::now_v7(),
                 trial_id: t.trial_id,
@@ -468,13 +468,13 @@ async fn index_one(
                 sha256: job.sha256.clone(),
                 size_bytes: i64::try_from(job.size).unwrap_or(i64::MAX),
                 facts: h.facts.to_string(),
-                deid_report: job.report_json.clone(),
+                deid_report: job.report.json.clone(),
                 burned_in_flag: burned_in,
                 source: t.source.as_str().to_string(),
                 received_at: now,
             };
-            let report_stored = known_reports.contains(&job.report_sha);
-            if let Some(existing) = tx.insert_instance(&inst, &job.report_sha, report_stored).await? {
+            let report_stored = known_reports.contains(&job.report.sha256);
+            if let Some(existing) = tx.insert_instance(&inst, &job.report.sha256, report_stored).await? {
                 if existing.sha256 == inst.sha256 {
                     return Ok(Ok(IngestOutcome::Stored {
                         sop_class_uid: h.sop_class_uid.clone(),

@@ -18,7 +18,7 @@ mod plan;
 use std::io::Read;
 use std::sync::Arc;
 
-use corelab_dicom::deid::{DeidError, MatchKeys, OriginalUid, StreamHead, UidMapper};
+use corelab_dicom::deid::{DeidError, DeidReport, MatchKeys, OriginalUid, StreamHead, UidMapper};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -164,7 +164,7 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
 pub(crate) struct Prepared {
     pub plan: IngestPlan,
     pub blob: index::Blob,
-    pub report: corelab_dicom::deid::DeidReport,
+    pub report: index::StoredReport,
     /// The index fields and QC facts of the de-identified header.
     pub header: index::Header,
 }
@@ -224,6 +224,7 @@ impl App {
             };
             let (report, out_header) = head.deidentify_with_header(&mut w, &plan.ctx).map_err(unreadable)?;
             let header = index::deidentified_header(&out_header, &report, &original)?;
+            let report = setup.stored_report(report);
             // Not flushed here: the index writer flushes it while the rows are written, before
             // they commit (one flush for the bytes and the name, shared by a batch).
             w.inner.into_inner().map_err(|e| IngestError::Internal(e.to_string()))?;
@@ -271,6 +272,9 @@ pub struct IngestSetup {
     /// The instances come from a corelab gateway of the site: their dates are already shifted by
     /// the site's gateway shift, which matching undoes to place the study on the subject's calendar.
     pub(crate) from_gateway: bool,
+    /// The last report this association's instances got, as stored: a series' instances usually
+    /// share one, so it is serialized and hashed once.
+    last_report: Arc<std::sync::Mutex<Option<(DeidReport, index::StoredReport)>>>,
 }
 
 impl IngestSetup {
@@ -287,6 +291,19 @@ impl IngestSetup {
     pub fn from_site_gateway(mut self) -> IngestSetup {
         self.from_gateway = true;
         self
+    }
+
+    /// `report` as stored, reusing the previous instance's when they are equal.
+    fn stored_report(&self, report: DeidReport) -> index::StoredReport {
+        let mut last = self.last_report.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((prev, stored)) = last.as_ref()
+            && *prev == report
+        {
+            return stored.clone();
+        }
+        let stored = index::StoredReport::of(&report);
+        *last = Some((report, stored.clone()));
+        stored
     }
 
     /// The UID corelab stores for an original UID under this trial's charter.
@@ -338,6 +355,7 @@ impl App {
             charter: Arc::new(charter),
             expected_study: None,
             from_gateway: false,
+            last_report: Arc::default(),
         })
     }
 }
