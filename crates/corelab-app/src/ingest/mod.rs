@@ -4,9 +4,8 @@
 //! de-identification), de-identify with the charter's profile while streaming into a staged file
 //! (hashing as it goes), put it under its content-hash key, then index it in a group-committed
 //! transaction with its audit record, flushing the batch's blobs before that commits, and only
-//! then answer success. Nothing with PHI is ever
-//! written to disk: the original bytes flow from the socket through the engine into the
-//! de-identified staging file.
+//! then answer success. Nothing with PHI is ever written to disk: the original bytes flow from the
+//! socket through the engine into the de-identified staging file.
 //!
 //! What cannot be matched goes to the inbox (de-identified under a provisional pseudonym) for a
 //! coordinator to assign; it is never dropped and never guessed.
