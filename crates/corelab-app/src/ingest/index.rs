@@ -210,17 +210,18 @@ impl IndexWriter {
         let sha256 = sha256.to_string();
         let blob_key = instance_blob_key(target.trial_id, &sha256);
         if let Blob::Staged(staged) = blob {
-            let (store, key) = (app.blobs().clone(), blob_key.clone());
-            let placed = tokio::task::spawn_blocking(move || store.place_blocking(staged, &key))
-                .await
-                .map_err(|e| IngestError::Internal(e.to_string()))??;
-            // S3: content-addressed, so the same bytes may already be stored under this key.
-            if let corelab_store::Placed::Staged(staged) = placed {
-                if app.blobs().size(&blob_key).await? == Some(size) {
-                    staged.discard().await;
-                } else {
-                    app.blobs().commit(staged, &blob_key).await?;
-                }
+            let local = matches!(app.blobs(), corelab_store::BlobStore::Local(_));
+            if local {
+                // Under its key now; flushed with the batch.
+                let (store, key) = (app.blobs().clone(), blob_key.clone());
+                tokio::task::spawn_blocking(move || store.place_blocking(staged, &key))
+                    .await
+                    .map_err(|e| IngestError::Internal(e.to_string()))??;
+            } else if app.blobs().size(&blob_key).await? == Some(size) {
+                // S3: content-addressed, so the same bytes may already be stored under this key.
+                staged.discard().await;
+            } else {
+                app.blobs().commit(staged, &blob_key).await?;
             }
         }
         let (reply, rx) = oneshot::channel();
@@ -250,7 +251,10 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
         let mut results = Vec::with_capacity(batch.len());
         // The blobs are flushed (in parallel, so the file system can share its journal commits)
         // while their rows are written; the rows commit only once every blob is durable.
-        let keys: std::collections::BTreeSet<&str> = batch.iter().map(|j| j.blob_key.as_str()).collect();
+        // (S3 objects are durable once committed: nothing to flush.)
+        let local = matches!(app.blobs(), corelab_store::BlobStore::Local(_));
+        let keys: std::collections::BTreeSet<&str> =
+            batch.iter().filter(|_| local).map(|j| j.blob_key.as_str()).collect();
         let syncs: Vec<_> = keys
             .into_iter()
             .map(|key| {
