@@ -6,7 +6,7 @@
 //! multipart completion, which S3 acknowledges only once stored). Only then may a database row
 //! refer to the key. Ingest, which writes on a blocking thread, instead places the unflushed file
 //! under its content-hash key (`place_blocking`: a link that never replaces a sound object) and
-//! flushes it (`sync_placed`) while its rows are written, before they commit.
+//! flushes it (`sync_placed`) while its rows are written; they commit only after that flush.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;

@@ -171,7 +171,7 @@ impl App {
                 self,
                 placement,
                 setup.charter_version,
-                super::index::Blob::Staged(staged),
+                staged,
                 super::index::StoredReport::new(item.deid_report.clone(), burned_in),
                 header,
                 target,

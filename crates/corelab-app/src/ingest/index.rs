@@ -1,8 +1,9 @@
 //! Indexing with group commit: one task takes every prepared instance of this process and writes
 //! whatever is waiting in one transaction, so concurrent associations share one commit (one fsync)
 //! instead of trading durability for speed. The batch's blobs, already under their keys, are
-//! flushed while its rows are written, and the transaction commits only once they are durable.
-//! Each sender hears back only after that commit.
+//! flushed while its rows are written (by ingest's blocking threads, or here for blobs placed by
+//! `submit_indexed`), and the transaction commits only once they are durable. Each sender hears
+//! back only after that commit.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -19,6 +20,8 @@ use uuid::Uuid;
 
 use super::plan::Placement;
 use super::{IngestError, IngestOutcome, IngestTarget, Prepared};
+
+type Reply = Result<IngestOutcome, IngestError>;
 use crate::App;
 use crate::audit::{change, trial_record};
 
@@ -114,7 +117,38 @@ struct Job {
     header: Header,
     blob_key: String,
     target: IngestTarget,
-    reply: oneshot::Sender<Result<IngestOutcome, IngestError>>,
+    flush: Flush,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Who makes a job's blob durable before its rows commit.
+enum Flush {
+    /// Nothing to flush: on S3 an object is durable once committed.
+    Nothing,
+    /// The writer flushes the blob under the job's key with the batch.
+    Writer,
+    /// The caller flushes it (ingest's blocking thread, right after placing it) and reports here,
+    /// so the flush runs while the writer is already writing the rows.
+    Caller(oneshot::Receiver<Result<(), corelab_store::StoreError>>),
+}
+
+/// The caller's side of [`Flush::Caller`]: report how the flush went.
+pub(crate) struct FlushDone(oneshot::Sender<Result<(), corelab_store::StoreError>>);
+
+impl FlushDone {
+    pub(crate) fn report(self, result: Result<(), corelab_store::StoreError>) {
+        // A writer that is gone has already failed the job.
+        let _ = self.0.send(result);
+    }
+}
+
+/// The answer to a queued job: the outcome, once its batch committed (or failed).
+pub(crate) struct Pending(oneshot::Receiver<Reply>);
+
+impl Pending {
+    pub(crate) async fn outcome(self) -> Reply {
+        self.0.await.map_err(|_| IngestError::Internal("the index writer stopped".into()))?
+    }
 }
 
 /// A de-identification report as stored: its JSON, the JSON's SHA-256 (its key in
@@ -135,23 +169,6 @@ impl StoredReport {
     pub(crate) fn of(report: &corelab_dicom::deid::DeidReport) -> StoredReport {
         let json = serde_json::to_string(report).unwrap_or_else(|_| "{}".into());
         StoredReport::new(json, !report.flags.is_empty())
-    }
-}
-
-/// Where an instance's de-identified bytes are when it is queued for indexing.
-pub(crate) enum Blob {
-    /// Staged, not yet under its key.
-    Staged(corelab_store::StagedBlob),
-    /// Under [`instance_blob_key`] on local storage, flushed with the batch that indexes it.
-    Placed { sha256: String, size: u64 },
-}
-
-impl Blob {
-    pub(crate) fn sha256_and_size(&self) -> (&str, u64) {
-        match self {
-            Blob::Staged(staged) => (&staged.sha256, staged.size),
-            Blob::Placed { sha256, size } => (sha256, *size),
-        }
     }
 }
 
@@ -182,12 +199,12 @@ impl App {
 pub(crate) type IndexCell = OnceLock<IndexWriter>;
 
 impl IndexWriter {
-    /// Queues the instance for the next group commit (which makes its blob durable first) and
-    /// waits for it.
+    /// Queues an instance whose blob is staged (on S3, or an inbox item being assigned) for the
+    /// next group commit, after putting it under its key, and waits for it.
     pub(crate) async fn submit(
         &self,
         app: &App,
-        prepared: Prepared,
+        prepared: Prepared<corelab_store::StagedBlob>,
         target: IngestTarget,
     ) -> Result<IngestOutcome, IngestError> {
         let Prepared { plan, blob, report, header } = prepared;
@@ -201,35 +218,64 @@ impl IndexWriter {
         app: &App,
         placement: Placement,
         charter_version: i64,
-        blob: Blob,
+        staged: corelab_store::StagedBlob,
         report: StoredReport,
         header: Header,
         target: IngestTarget,
     ) -> Result<IngestOutcome, IngestError> {
-        let (sha256, size) = blob.sha256_and_size();
-        let sha256 = sha256.to_string();
+        let (sha256, size) = (staged.sha256.clone(), staged.size);
         let blob_key = instance_blob_key(target.trial_id, &sha256);
-        if let Blob::Staged(staged) = blob {
-            let local = matches!(app.blobs(), corelab_store::BlobStore::Local(_));
-            if local {
+        let flush = match app.blobs() {
+            corelab_store::BlobStore::Local(_) => {
                 // Under its key now; flushed with the batch.
                 let (store, key) = (app.blobs().clone(), blob_key.clone());
                 tokio::task::spawn_blocking(move || store.place_blocking(staged, &key))
                     .await
                     .map_err(|e| IngestError::Internal(e.to_string()))??;
-            } else if app.blobs().size(&blob_key).await? == Some(size) {
-                // S3: content-addressed, so the same bytes may already be stored under this key.
-                staged.discard().await;
-            } else {
-                app.blobs().commit(staged, &blob_key).await?;
+                Flush::Writer
             }
-        }
+            _ => {
+                // S3: content-addressed, so the same bytes may already be stored under this key.
+                if app.blobs().size(&blob_key).await? == Some(size) {
+                    staged.discard().await;
+                } else {
+                    app.blobs().commit(staged, &blob_key).await?;
+                }
+                Flush::Nothing
+            }
+        };
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { placement, charter_version, report, sha256, size, header, blob_key, target, reply })
-            .await
-            .map_err(|_| IngestError::Internal("the index writer stopped".into()))?;
-        rx.await.map_err(|_| IngestError::Internal("the index writer stopped".into()))?
+        let job = Job { placement, charter_version, report, sha256, size, header, blob_key, target, flush, reply };
+        self.tx.send(job).await.map_err(|_| IngestError::Internal("the index writer stopped".into()))?;
+        Pending(rx).outcome().await
+    }
+
+    /// From a blocking thread: queues an instance whose blob is already under its key on local
+    /// storage but not yet flushed. The caller flushes it and reports through [`FlushDone`]; the
+    /// writer writes the rows meanwhile and commits them only after a successful report.
+    pub(crate) fn queue_placed_blocking(
+        &self,
+        prepared: Prepared<(String, u64)>,
+        target: IngestTarget,
+    ) -> Result<(FlushDone, Pending), IngestError> {
+        let Prepared { plan, blob: (sha256, size), report, header } = prepared;
+        let blob_key = instance_blob_key(target.trial_id, &sha256);
+        let (flushed, flush) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            placement: plan.placement,
+            charter_version: plan.charter_version,
+            report,
+            sha256,
+            size,
+            header,
+            blob_key,
+            target,
+            flush: Flush::Caller(flush),
+            reply,
+        };
+        self.tx.blocking_send(job).map_err(|_| IngestError::Internal("the index writer stopped".into()))?;
+        Ok((FlushDone(flushed), Pending(rx)))
     }
 }
 
@@ -250,11 +296,10 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
         metrics::histogram!("corelab_ingest_commit_batch_size").record(batch.len() as f64);
         let mut results = Vec::with_capacity(batch.len());
         // The blobs are flushed (in parallel, so the file system can share its journal commits)
-        // while their rows are written; the rows commit only once every blob is durable.
-        // (S3 objects are durable once committed: nothing to flush.)
-        let local = matches!(app.blobs(), corelab_store::BlobStore::Local(_));
+        // while their rows are written, by their callers or here; the rows commit only once every
+        // blob is durable.
         let keys: std::collections::BTreeSet<&str> =
-            batch.iter().filter(|_| local).map(|j| j.blob_key.as_str()).collect();
+            batch.iter().filter(|j| matches!(j.flush, Flush::Writer)).map(|j| j.blob_key.as_str()).collect();
         let syncs: Vec<_> = keys
             .into_iter()
             .map(|key| {
@@ -271,6 +316,13 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
             tx.append_audits(audits).await?;
             for sync in syncs {
                 sync.await.map_err(|e| corelab_store::StoreError::Read(std::io::Error::other(e)))??;
+            }
+            for job in &mut batch {
+                if let Flush::Caller(flushed) = &mut job.flush {
+                    flushed.await.map_err(|_| {
+                        corelab_store::StoreError::Read(std::io::Error::other("an instance's flush was abandoned"))
+                    })??;
+                }
             }
             tx.commit().await?;
             Ok::<_, corelab_store::StoreError>(())

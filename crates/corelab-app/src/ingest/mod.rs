@@ -2,9 +2,9 @@
 //!
 //! Per instance: read the header, match trial/site/subject/visit from what the site sent (before
 //! de-identification), de-identify with the charter's profile while streaming into a staged file
-//! (hashing as it goes), put it under its content-hash key, then index it in a group-committed
-//! transaction with its audit record, flushing the batch's blobs before that commits, and only
-//! then answer success. Nothing with PHI is ever written to disk: the original bytes flow from the
+//! (hashing as it goes), put it under its content-hash key, queue it for the group-committed
+//! transaction that indexes it with its audit record and flush it while that transaction is
+//! written (it commits only after the flush), and only then answer success. Nothing with PHI is ever written to disk: the original bytes flow from the
 //! socket through the engine into the de-identified staging file.
 //!
 //! What cannot be matched goes to the inbox (de-identified under a provisional pseudonym) for a
@@ -159,10 +159,11 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     }
 }
 
-/// A de-identified instance staged on disk, with everything needed to index it.
-pub(crate) struct Prepared {
+/// A de-identified instance on disk, with everything needed to index it; `B` says where its
+/// bytes are (staged, or under their key as SHA-256 and size).
+pub(crate) struct Prepared<B> {
     pub plan: IngestPlan,
-    pub blob: index::Blob,
+    pub blob: B,
     pub report: index::StoredReport,
     /// The index fields and QC facts of the de-identified header.
     pub header: index::Header,
@@ -205,11 +206,12 @@ impl App {
         input: R,
     ) -> Result<IngestOutcome, IngestError> {
         let app = self.clone();
+        let writer = self.index_writer();
         let handle = tokio::runtime::Handle::current();
         let staging_path = self.blobs().new_staging_path();
         let path = staging_path.clone();
         let target2 = target.clone();
-        let prepared = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
+        let written = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
             let head = StreamHead::read(input).map_err(unreadable)?;
             let keys = head.match_keys();
             let original = head.original_facts();
@@ -224,33 +226,58 @@ impl App {
             let (report, out_header) = head.deidentify_with_header(&mut w, &plan.ctx).map_err(unreadable)?;
             let header = index::deidentified_header(&out_header, &report, &original)?;
             let report = setup.stored_report(report);
-            // Not flushed here: the index writer flushes it while the rows are written, before
-            // they commit (one flush for the bytes and the name, shared by a batch).
+            // Not flushed yet: see below.
             w.inner.into_inner().map_err(|e| IngestError::Internal(e.to_string()))?;
             let (size, sha) = (w.size, hex::encode(w.hasher.finalize()));
             // On local storage the blob goes under its key here, in this thread; S3 commits later.
             let staged = app.blobs().adopt_staged(path, size, sha.clone());
             let key = index::instance_blob_key(target2.trial_id, &sha);
-            let blob = match app.blobs().place_blocking(staged, &key)? {
-                corelab_store::Placed::Staged(staged) => index::Blob::Staged(staged),
-                corelab_store::Placed::Local => index::Blob::Placed { sha256: sha, size },
-            };
-            Ok((plan, report, header, blob))
+            match app.blobs().place_blocking(staged, &key)? {
+                corelab_store::Placed::Staged(staged) => {
+                    Ok(Written::Staged(Box::new(Prepared { plan, blob: staged, report, header })))
+                }
+                corelab_store::Placed::Local => {
+                    // The writer starts on the rows now, and this thread flushes the blob (its
+                    // bytes and its name, one journal commit) meanwhile: the rows commit only
+                    // after it reports success.
+                    let prepared = Prepared { plan, blob: (sha, size), report, header };
+                    let (flushed, pending) = writer.queue_placed_blocking(prepared, target2)?;
+                    flushed.report(app.blobs().sync_placed(&key));
+                    Ok(Written::Queued(size, pending))
+                }
+            }
         })
         .await
         .map_err(|e| IngestError::Internal(e.to_string()))
         .and_then(|r| r);
-        let (plan, report, header, blob) = match prepared {
-            Ok(p) => p,
+        let written = match written {
+            Ok(w) => w,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&staging_path).await;
                 return Err(e);
             }
         };
-        let size = blob.sha256_and_size().1;
-        metrics::counter!("corelab_ingest_bytes_total", "source" => target.source.as_str()).increment(size);
-        self.index_writer().submit(self, Prepared { plan, blob, report, header }, target).await
+        let bytes =
+            |size| metrics::counter!("corelab_ingest_bytes_total", "source" => target.source.as_str()).increment(size);
+        match written {
+            Written::Queued(size, pending) => {
+                bytes(size);
+                pending.outcome().await
+            }
+            Written::Staged(prepared) => {
+                bytes(prepared.blob.size);
+                self.index_writer().submit(self, *prepared, target).await
+            }
+        }
     }
+}
+
+/// Where ingest's blocking step left an instance.
+enum Written {
+    /// Queued for indexing (local storage): its size and the answer to wait for.
+    Queued(u64, index::Pending),
+    /// Staged, to be committed to S3 and then queued.
+    Staged(Box<Prepared<corelab_store::StagedBlob>>),
 }
 
 fn unreadable(e: DeidError) -> IngestError {
