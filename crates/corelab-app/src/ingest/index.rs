@@ -5,7 +5,7 @@
 //! `submit_indexed`), and the transaction commits only once they are durable. Each sender hears
 //! back only after that commit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -279,12 +279,39 @@ impl IndexWriter {
     }
 }
 
-/// How many report hashes the writer remembers as committed (a trial has a few distinct reports).
-const KNOWN_REPORTS_MAX: usize = 4096;
+/// How many rows of each kind the writer remembers as committed.
+const KNOWN_MAX: usize = 4096;
+
+/// Rows the writer has seen committed that never change once written (a report, a study's subject
+/// and visit, a series' id), so later batches need not read or write them again.
+#[derive(Default)]
+struct Known {
+    reports: HashSet<String>,
+    /// (trial, Study Instance UID as stored) → (study id, subject id, visit id).
+    studies: HashMap<(Uuid, String), (Uuid, Uuid, String)>,
+    /// (study id, Series Instance UID as stored) → series id.
+    series: HashMap<(Uuid, String), Uuid>,
+}
+
+impl Known {
+    /// Takes in what a batch wrote or read, once it committed; starts afresh when one kind is full.
+    fn absorb(&mut self, batch: Known) {
+        if self.reports.len() > KNOWN_MAX || self.studies.len() > KNOWN_MAX || self.series.len() > KNOWN_MAX {
+            *self = Known::default();
+        }
+        self.reports.extend(batch.reports);
+        self.studies.extend(batch.studies);
+        self.series.extend(batch.series);
+    }
+
+    fn study(&self, key: &(Uuid, String)) -> Option<&(Uuid, Uuid, String)> {
+        self.studies.get(key)
+    }
+}
 
 async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
     // Reports seen committed: their row need not be written again.
-    let mut known_reports: HashSet<String> = HashSet::new();
+    let mut known = Known::default();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -295,6 +322,8 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
         }
         metrics::histogram!("corelab_ingest_commit_batch_size").record(batch.len() as f64);
         let mut results = Vec::with_capacity(batch.len());
+        // What this batch writes or reads, remembered once it commits.
+        let mut seen = Known::default();
         // The blobs are flushed (in parallel, so the file system can share its journal commits)
         // while their rows are written, by their callers or here; the rows commit only once every
         // blob is durable.
@@ -311,7 +340,7 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
             let mut tx = app.db().begin().await?;
             let mut audits = Vec::with_capacity(batch.len());
             for job in &batch {
-                results.push(index_one(&app, &mut tx, job, &known_reports, &mut audits).await?);
+                results.push(index_one(&app, &mut tx, job, &known, &mut seen, &mut audits).await?);
             }
             tx.append_audits(audits).await?;
             for sync in syncs {
@@ -330,10 +359,8 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
         .await;
         match outcome {
             Ok(()) => {
-                if known_reports.len() > KNOWN_REPORTS_MAX {
-                    known_reports.clear();
-                }
-                known_reports.extend(batch.iter().map(|j| j.report.sha256.clone()));
+                seen.reports.extend(batch.iter().map(|j| j.report.sha256.clone()));
+                known.absorb(seen);
                 for (job, r) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(r);
                 }
@@ -355,7 +382,8 @@ async fn index_one(
     app: &App,
     tx: &mut corelab_store::Tx,
     job: &Job,
-    known_reports: &HashSet<String>,
+    known: &Known,
+    seen: &mut Known,
     audits: &mut Vec<corelab_store::audit::NewAuditRecord>,
 ) -> Result<Result<IngestOutcome, IngestError>, corelab_store::StoreError> {
     let h = &job.header;
@@ -463,18 +491,27 @@ async fn index_one(
                 last_received_at: now,
                 completed_at: None,
             };
-            // Usually the study is there already (its earlier instances): one look-up then.
-            let study = match tx.study_by_uid(t.trial_id, &h.study_instance_uid).await? {
-                Some(study) => study,
+            // Usually the study is there already (its earlier instances): remembered, or one look-up.
+            let study_key = (t.trial_id, h.study_instance_uid.clone());
+            let (study_id, study_subject, study_visit) = match known.study(&study_key).or(seen.study(&study_key)) {
+                Some(s) => s.clone(),
                 None => {
-                    tx.insert_study(&study_row).await?;
-                    tx.study_by_uid(t.trial_id, &h.study_instance_uid)
-                        .await?
-                        .ok_or_else(|| corelab_store::StoreError::Corrupt("study vanished after insert".into()))?
+                    let study = match tx.study_by_uid(t.trial_id, &h.study_instance_uid).await? {
+                        Some(study) => study,
+                        None => {
+                            tx.insert_study(&study_row).await?;
+                            tx.study_by_uid(t.trial_id, &h.study_instance_uid).await?.ok_or_else(|| {
+                                corelab_store::StoreError::Corrupt("study vanished after insert".into())
+                            })?
+                        }
+                    };
+                    let s = (study.id, study.subject_id, study.visit_id);
+                    seen.studies.insert(study_key, s.clone());
+                    s
                 }
             };
-            let new_study = study.id == study_row.id;
-            if study.subject_id != subject.id || study.visit_id != *visit_id {
+            let new_study = study_id == study_row.id;
+            if study_subject != subject.id || study_visit != *visit_id {
                 let row = inbox(
                     "this study is already stored under another subject or visit",
                     "conflict",
@@ -494,28 +531,36 @@ async fn index_one(
             }
             let series_row = SeriesRow {
                 id: Uuid::now_v7(),
-                study_id: study.id,
+                study_id,
                 series_instance_uid: h.series_instance_uid.clone(),
                 modality: h.modality.clone(),
                 series_number: h.series_number,
                 series_description: h.series_description.clone(),
                 instance_count: 0,
             };
-            let series = match tx.series_by_uid(study.id, &h.series_instance_uid).await? {
-                Some(series) => series,
+            let series_key = (study_id, h.series_instance_uid.clone());
+            let series_id = match known.series.get(&series_key).or(seen.series.get(&series_key)) {
+                Some(id) => *id,
                 None => {
-                    tx.insert_series(&series_row).await?;
-                    tx.series_by_uid(study.id, &h.series_instance_uid)
-                        .await?
-                        .ok_or_else(|| corelab_store::StoreError::Corrupt("series vanished after insert".into()))?
+                    let series = match tx.series_by_uid(study_id, &h.series_instance_uid).await? {
+                        Some(series) => series,
+                        None => {
+                            tx.insert_series(&series_row).await?;
+                            tx.series_by_uid(study_id, &h.series_instance_uid).await?.ok_or_else(|| {
+                                corelab_store::StoreError::Corrupt("series vanished after insert".into())
+                            })?
+                        }
+                    };
+                    seen.series.insert(series_key, series.id);
+                    series.id
                 }
             };
             let burned_in = job.report.burned_in;
             let inst = InstanceRow {
                 id: Uuid::now_v7(),
                 trial_id: t.trial_id,
-                study_id: study.id,
-                series_id: series.id,
+                study_id,
+                series_id,
                 sop_instance_uid: h.sop_instance_uid.clone(),
                 sop_class_uid: h.sop_class_uid.clone(),
                 transfer_syntax: h.transfer_syntax.clone(),
@@ -529,7 +574,7 @@ async fn index_one(
                 source: t.source.as_str().to_string(),
                 received_at: now,
             };
-            let report_stored = known_reports.contains(&job.report.sha256);
+            let report_stored = known.reports.contains(&job.report.sha256);
             if let Some(existing) = tx.insert_instance(&inst, &job.report.sha256, report_stored).await? {
                 if existing.sha256 == inst.sha256 {
                     return Ok(Ok(IngestOutcome::Stored {
@@ -561,9 +606,9 @@ async fn index_one(
                     sop_instance_uid: h.sop_instance_uid.clone(),
                 }));
             }
-            tx.bump_series(series.id).await?;
+            tx.bump_series(series_id).await?;
             if !new_study {
-                tx.touch_study(study.id, now).await?;
+                tx.touch_study(study_id, now).await?;
             }
             let mut changes = vec![
                 change("study", Value::Null, h.study_instance_uid.clone()),
@@ -577,13 +622,13 @@ async fn index_one(
             }
             audits.push(audit("create", "instance", h.sop_instance_uid.clone(), changes, None));
             // Judge completeness once the study has been quiet for a while.
-            let key = format!("study-complete:{}", study.id);
+            let key = format!("study-complete:{study_id}");
             let run_at = now + Duration::seconds(app.settings().ingest_quiet_period_seconds);
             if !tx.reschedule_job_by_key(&key, run_at).await? {
                 tx.enqueue_job(
                     NewJob {
                         kind: "study_complete".into(),
-                        payload: json!({"study_id": study.id}),
+                        payload: json!({"study_id": study_id}),
                         run_at,
                         max_attempts: 5,
                         dedup_key: Some(key),

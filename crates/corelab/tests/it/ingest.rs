@@ -482,3 +482,57 @@ async fn pynetdicom_sends_every_transfer_syntax_of_pydicoms_test_files() {
     assert!(ts.len() >= 5, "{ts:?}");
     t.stop().await;
 }
+
+/// The index writer remembers the studies and series it committed; instances arriving one by one
+/// (a batch each) still count into the right series, and a study already filed under one visit
+/// is still caught when an instance claims it for another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_one_by_one_count_into_their_series_and_a_study_claimed_for_another_visit_waits() {
+    for backend in backends() {
+        let t = spawn_app(backend).await;
+        let trial = corpus_trial(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |series_number, slices, time_point| crate::qc_flow::SeriesSpec {
+            subject: "SITE01-0001",
+            time_point,
+            study_date: "20230301",
+            study_uid: "1.2.826.0.1.3680043.8.498.7701",
+            series_number,
+            slices,
+            thickness_mm: 5.0,
+            description: "CT CAP PORTAL VENOUS",
+            contrast: true,
+            skip: &[],
+        };
+        let mut sent = crate::qc_flow::ct_series(&dir.path().join("a"), &spec(1, 3, "V1"));
+        sent.extend(crate::qc_flow::ct_series(&dir.path().join("b"), &spec(2, 2, "V1")));
+        let elsewhere = crate::qc_flow::ct_series(&dir.path().join("c"), &spec(3, 1, "V2"));
+        let target = corelab_app::ingest::IngestTarget {
+            trial_id: trial,
+            site_id: "SITE01".into(),
+            source: corelab_app::ingest::Source::Upload,
+            sender: "test".into(),
+            sender_role: "site_user".into(),
+            sender_id: None,
+        };
+        let setup = t.app.ingest_setup(&target).await.unwrap();
+        for f in sent.iter().chain(&elsewhere) {
+            let out = t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
+            let stored = matches!(out, corelab_app::ingest::IngestOutcome::Stored { duplicate: false, .. });
+            assert_eq!(stored, sent.contains(f), "{backend:?} {}: {out:?}", f.display());
+        }
+        let mut tx = t.app.db().read().await.unwrap();
+        let studies = tx.trial_studies(trial).await.unwrap();
+        assert_eq!(studies.len(), 1, "{backend:?}");
+        assert_eq!(studies[0].visit_id, "V1");
+        let counts: Vec<i64> = tx.study_series(studies[0].id).await.unwrap().iter().map(|s| s.instance_count).collect();
+        assert_eq!(counts, vec![3, 2], "{backend:?}");
+        assert_eq!(tx.trial_instances(trial).await.unwrap().len(), 5);
+        let inbox = tx.inbox(trial).await.unwrap();
+        drop(tx);
+        assert_eq!(inbox.len(), 1, "{backend:?}");
+        assert_eq!(inbox[0].state, "conflict");
+        assert!(inbox[0].reason.contains("another subject or visit"), "{}", inbox[0].reason);
+        t.stop().await;
+    }
+}
