@@ -4,8 +4,9 @@
 //! de-identification), de-identify with the charter's profile while streaming into a staged file
 //! (hashing as it goes), put it under its content-hash key, queue it for the group-committed
 //! transaction that indexes it with its audit record and flush it while that transaction is
-//! written (it commits only after the flush), and only then answer success. Nothing with PHI is ever written to disk: the original bytes flow from the
-//! socket through the engine into the de-identified staging file.
+//! written (it commits only after the flush), and only then answer success. Nothing with PHI is
+//! ever written to disk: the original bytes flow from the socket through the engine into the
+//! de-identified staging file.
 //!
 //! What cannot be matched goes to the inbox (de-identified under a provisional pseudonym) for a
 //! coordinator to assign; it is never dropped and never guessed.
