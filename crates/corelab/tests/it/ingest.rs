@@ -346,6 +346,18 @@ async fn a_different_object_under_a_stored_uid_is_refused_and_kept_for_review() 
     t.stop().await;
 }
 
+/// An upload by a SITE01 user, for calling the ingest use case directly.
+fn site01_upload(trial: Uuid) -> corelab_app::ingest::IngestTarget {
+    corelab_app::ingest::IngestTarget {
+        trial_id: trial,
+        site_id: "SITE01".into(),
+        source: corelab_app::ingest::Source::Upload,
+        sender: "test".into(),
+        sender_role: "site_user".into(),
+        sender_id: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_assigns_an_unmatched_instance_and_its_dates_follow_the_subject() {
     let t = spawn_app(Backend::SqliteLocal).await;
@@ -367,14 +379,7 @@ async fn a_coordinator_assigns_an_unmatched_instance_and_its_dates_follow_the_su
             skip: &[],
         },
     );
-    let target = corelab_app::ingest::IngestTarget {
-        trial_id: trial,
-        site_id: "SITE01".into(),
-        source: corelab_app::ingest::Source::Upload,
-        sender: "test".into(),
-        sender_role: "site_user".into(),
-        sender_id: None,
-    };
+    let target = site01_upload(trial);
     let setup = t.app.ingest_setup(&target).await.unwrap();
     let out = t.app.ingest(&setup, target, std::fs::File::open(&files[0]).unwrap()).await.unwrap();
     assert!(matches!(out, corelab_app::ingest::IngestOutcome::Inbox { .. }), "{out:?}");
@@ -507,14 +512,7 @@ async fn instances_one_by_one_count_into_their_series_and_a_study_claimed_for_an
         let mut sent = crate::qc_flow::ct_series(&dir.path().join("a"), &spec(1, 3, "V1"));
         sent.extend(crate::qc_flow::ct_series(&dir.path().join("b"), &spec(2, 2, "V1")));
         let elsewhere = crate::qc_flow::ct_series(&dir.path().join("c"), &spec(3, 1, "V2"));
-        let target = corelab_app::ingest::IngestTarget {
-            trial_id: trial,
-            site_id: "SITE01".into(),
-            source: corelab_app::ingest::Source::Upload,
-            sender: "test".into(),
-            sender_role: "site_user".into(),
-            sender_id: None,
-        };
+        let target = site01_upload(trial);
         let setup = t.app.ingest_setup(&target).await.unwrap();
         for f in sent.iter().chain(&elsewhere) {
             let out = t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
