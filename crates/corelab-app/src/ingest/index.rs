@@ -20,10 +20,10 @@ use uuid::Uuid;
 
 use super::plan::Placement;
 use super::{IngestError, IngestOutcome, IngestTarget, Prepared};
-
-type Reply = Result<IngestOutcome, IngestError>;
 use crate::App;
 use crate::audit::{change, trial_record};
+
+type Reply = Result<IngestOutcome, IngestError>;
 
 /// How long a study must stay quiet before its completeness is judged.
 pub const DEFAULT_QUIET_PERIOD_SECONDS: i64 = 60;
@@ -310,7 +310,6 @@ impl Known {
 }
 
 async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
-    // Reports seen committed: their row need not be written again.
     let mut known = Known::default();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
