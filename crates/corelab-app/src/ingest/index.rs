@@ -25,6 +25,10 @@ use crate::audit::{change, trial_record};
 
 type Reply = Result<IngestOutcome, IngestError>;
 
+fn writer_stopped() -> IngestError {
+    IngestError::Internal("the index writer stopped".into())
+}
+
 /// How long a study must stay quiet before its completeness is judged.
 pub const DEFAULT_QUIET_PERIOD_SECONDS: i64 = 60;
 const MAX_BATCH: usize = 128;
@@ -147,7 +151,7 @@ pub(crate) struct Pending(oneshot::Receiver<Reply>);
 
 impl Pending {
     pub(crate) async fn outcome(self) -> Reply {
-        self.0.await.map_err(|_| IngestError::Internal("the index writer stopped".into()))?
+        self.0.await.map_err(|_| writer_stopped())?
     }
 }
 
@@ -246,7 +250,7 @@ impl IndexWriter {
         };
         let (reply, rx) = oneshot::channel();
         let job = Job { placement, charter_version, report, sha256, size, header, blob_key, target, flush, reply };
-        self.tx.send(job).await.map_err(|_| IngestError::Internal("the index writer stopped".into()))?;
+        self.tx.send(job).await.map_err(|_| writer_stopped())?;
         Pending(rx).outcome().await
     }
 
@@ -274,7 +278,7 @@ impl IndexWriter {
             flush: Flush::Caller(flush),
             reply,
         };
-        self.tx.blocking_send(job).map_err(|_| IngestError::Internal("the index writer stopped".into()))?;
+        self.tx.blocking_send(job).map_err(|_| writer_stopped())?;
         Ok((FlushDone(flushed), Pending(rx)))
     }
 }
@@ -302,10 +306,6 @@ impl Known {
         self.reports.extend(batch.reports);
         self.studies.extend(batch.studies);
         self.series.extend(batch.series);
-    }
-
-    fn study(&self, key: &(Uuid, String)) -> Option<&(Uuid, Uuid, String)> {
-        self.studies.get(key)
     }
 }
 
@@ -492,23 +492,24 @@ async fn index_one(
             };
             // Usually the study is there already (its earlier instances): remembered, or one look-up.
             let study_key = (t.trial_id, h.study_instance_uid.clone());
-            let (study_id, study_subject, study_visit) = match known.study(&study_key).or(seen.study(&study_key)) {
-                Some(s) => s.clone(),
-                None => {
-                    let study = match tx.study_by_uid(t.trial_id, &h.study_instance_uid).await? {
-                        Some(study) => study,
-                        None => {
-                            tx.insert_study(&study_row).await?;
-                            tx.study_by_uid(t.trial_id, &h.study_instance_uid).await?.ok_or_else(|| {
-                                corelab_store::StoreError::Corrupt("study vanished after insert".into())
-                            })?
-                        }
-                    };
-                    let s = (study.id, study.subject_id, study.visit_id);
-                    seen.studies.insert(study_key, s.clone());
-                    s
-                }
-            };
+            let (study_id, study_subject, study_visit) =
+                match known.studies.get(&study_key).or(seen.studies.get(&study_key)) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let study = match tx.study_by_uid(t.trial_id, &h.study_instance_uid).await? {
+                            Some(study) => study,
+                            None => {
+                                tx.insert_study(&study_row).await?;
+                                tx.study_by_uid(t.trial_id, &h.study_instance_uid).await?.ok_or_else(|| {
+                                    corelab_store::StoreError::Corrupt("study vanished after insert".into())
+                                })?
+                            }
+                        };
+                        let s = (study.id, study.subject_id, study.visit_id);
+                        seen.studies.insert(study_key, s.clone());
+                        s
+                    }
+                };
             let new_study = study_id == study_row.id;
             if study_subject != subject.id || study_visit != *visit_id {
                 let row = inbox(

@@ -227,7 +227,7 @@ impl App {
             let (report, out_header) = head.deidentify_with_header(&mut w, &plan.ctx).map_err(unreadable)?;
             let header = index::deidentified_header(&out_header, &report, &original)?;
             let report = setup.stored_report(report);
-            // Not flushed yet: see below.
+            // Written, not yet flushed: on local storage this thread flushes it once it is queued.
             w.inner.into_inner().map_err(|e| IngestError::Internal(e.to_string()))?;
             let (size, sha) = (w.size, hex::encode(w.hasher.finalize()));
             // On local storage the blob goes under its key here, in this thread; S3 commits later.
