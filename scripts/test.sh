@@ -38,12 +38,13 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-e
 
 # The shared bench scripts (gen_corpus.py, scan_phi.py) sit beside or above the workspace; a clone
 # made elsewhere (e.g. `git clone . /tmp/ci-check`) finds them beside the repository it came from.
-if [ -z "${CORELAB_BENCH_DIR:-}" ]; then
+# (TEST_, not CORELAB_: corelab's configuration refuses CORELAB_ variables it does not know.)
+if [ -z "${TEST_BENCH_DIR:-}" ]; then
   origin=$(git config --get remote.origin.url 2>/dev/null || true)
   for cand in shared/bench ../shared/bench ../../shared/bench "$origin/../shared/bench" "$origin/../../shared/bench"; do
     if [ -f "$cand/gen_corpus.py" ]; then
-      CORELAB_BENCH_DIR=$(cd "$cand" && pwd)
-      export CORELAB_BENCH_DIR
+      TEST_BENCH_DIR=$(cd "$cand" && pwd)
+      export TEST_BENCH_DIR
       break
     fi
   done

@@ -7,10 +7,10 @@ use std::process::Command;
 use corelab_dicom::deid::DeidContext;
 use corelab_domain::deid_profile::DeidProfile;
 
-/// The shared bench scripts (gen_corpus.py, scan_phi.py): $CORELAB_BENCH_DIR, else the first
+/// The shared bench scripts (gen_corpus.py, scan_phi.py): $TEST_BENCH_DIR, else the first
 /// `shared/bench` found walking up from the crate (the workspace keeps shared/ beside or above it).
 pub fn bench_dir() -> Option<PathBuf> {
-    if let Ok(d) = std::env::var("CORELAB_BENCH_DIR") {
+    if let Ok(d) = std::env::var("TEST_BENCH_DIR") {
         return Some(PathBuf::from(d));
     }
     let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
@@ -37,7 +37,7 @@ pub fn python_with_pydicom(test: &str) -> Option<(String, PathBuf)> {
         None
     };
     let Some(bench) = bench_dir() else {
-        return miss("shared/bench/gen_corpus.py not found (set CORELAB_BENCH_DIR)".into());
+        return miss("shared/bench/gen_corpus.py not found (set TEST_BENCH_DIR)".into());
     };
     let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let ok =

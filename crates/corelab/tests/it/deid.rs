@@ -2,7 +2,7 @@
 //! non-DICOM file, truncated copies and a duplicate; scan_phi.py on the outputs and the logs.
 //!
 //! The corpus tests need python3 with numpy and pydicom and the shared bench scripts
-//! (`shared/bench`, or $CORELAB_BENCH_DIR); without them they print SKIPPED, except under CI=true
+//! (`shared/bench`, or $TEST_BENCH_DIR); without them they print SKIPPED, except under CI=true
 //! where they fail. The argument tests need nothing.
 
 use std::collections::BTreeMap;
@@ -17,9 +17,9 @@ fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// The shared bench scripts: $CORELAB_BENCH_DIR, else the first `shared/bench` walking up.
+/// The shared bench scripts: $TEST_BENCH_DIR, else the first `shared/bench` walking up.
 fn bench_dir() -> Option<PathBuf> {
-    if let Ok(d) = std::env::var("CORELAB_BENCH_DIR") {
+    if let Ok(d) = std::env::var("TEST_BENCH_DIR") {
         return Some(PathBuf::from(d));
     }
     let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
@@ -43,7 +43,7 @@ fn python_and_bench(test: &str) -> Option<(String, PathBuf)> {
         None
     };
     let Some(bench) = bench_dir() else {
-        return miss("shared/bench/gen_corpus.py not found (set CORELAB_BENCH_DIR)".into());
+        return miss("shared/bench/gen_corpus.py not found (set TEST_BENCH_DIR)".into());
     };
     let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&py).args(["-c", "import numpy, pydicom"]).output().is_ok_and(|o| o.status.success());

@@ -12,9 +12,9 @@ use uuid::Uuid;
 use crate::support::{ADMIN_PASSWORD, Backend, TestApp, backends, dcmtk, spawn_app};
 use crate::world::check;
 
-/// The shared bench scripts: $CORELAB_BENCH_DIR, else `shared/bench` beside or above the workspace.
+/// The shared bench scripts: $TEST_BENCH_DIR, else `shared/bench` beside or above the workspace.
 pub fn bench_dir() -> Option<PathBuf> {
-    if let Ok(d) = std::env::var("CORELAB_BENCH_DIR") {
+    if let Ok(d) = std::env::var("TEST_BENCH_DIR") {
         return Some(PathBuf::from(d));
     }
     let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
