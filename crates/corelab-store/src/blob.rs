@@ -295,6 +295,20 @@ impl BlobStore {
         std::fs::File::open(parent).and_then(|f| f.sync_all()).map_err(|e| io_at(parent, e))
     }
 
+    /// Settles an object whose flush may not have finished before the process stopped: if it is
+    /// there with the expected size and SHA-256 it is flushed and `true` returned; `false` when it
+    /// is missing or torn. On S3 objects are durable once committed: always `true`.
+    pub fn settle_placed(&self, key: &str, size: u64, sha256: &str) -> Result<bool, StoreError> {
+        let BlobStore::Local(l) = self else { return Ok(true) };
+        validate_key(key)?;
+        let dest = l.root.join(key);
+        if !dest.exists() || !holds(&dest, size, sha256)? {
+            return Ok(false);
+        }
+        self.sync_placed(key)?;
+        Ok(true)
+    }
+
     /// Makes a staged blob durable and visible under `key`. An existing object under the same
     /// key is replaced (keys are content hashes or fresh ids, so a replacement is the same bytes).
     pub async fn commit(&self, staged: StagedBlob, key: &str) -> Result<(), StoreError> {

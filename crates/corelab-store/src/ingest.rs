@@ -396,6 +396,83 @@ impl Tx {
         Ok(n == 1)
     }
 
+    /// Records that `blob_key`'s rows commit before its flush is known to have finished (see
+    /// migration 0012); cleared by [`Tx::clear_unflushed`] once it has.
+    pub async fn mark_unflushed(&mut self, b: &UnflushedBlob) -> Result<(), StoreError> {
+        exec!(
+            self,
+            "INSERT INTO unflushed_blobs (blob_key, sha256, size_bytes, marked_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (blob_key) DO NOTHING",
+            b.blob_key.clone(),
+            b.sha256.clone(),
+            b.size_bytes,
+            truncate_micros(b.marked_at)
+        )?;
+        Ok(())
+    }
+
+    pub async fn clear_unflushed(&mut self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            exec!(self, "DELETE FROM unflushed_blobs WHERE blob_key = $1", key.clone())?;
+        }
+        Ok(())
+    }
+
+    pub async fn unflushed_blobs(&mut self) -> Result<Vec<UnflushedBlob>, StoreError> {
+        Ok(fetch_all!(
+            self,
+            UnflushedBlob,
+            "SELECT blob_key, sha256, size_bytes, marked_at FROM unflushed_blobs ORDER BY marked_at, blob_key"
+        )?)
+    }
+
+    /// Removes the index rows that refer to `blob_key`, whose bytes never became durable: its
+    /// instances (with their series' counts, and a series or study left empty, with the study's
+    /// queued completeness job), and discards its open inbox items. Returns what was removed.
+    pub async fn withdraw_blob_rows(&mut self, blob_key: &str, at: DateTime<Utc>) -> Result<Withdrawn, StoreError> {
+        let instances = fetch_all!(
+            self,
+            InstanceRow,
+            sqlx::AssertSqlSafe(format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE blob_key = $1")),
+            blob_key.to_string()
+        )?;
+        let mut emptied_studies = Vec::new();
+        for i in &instances {
+            exec!(self, "DELETE FROM instances WHERE id = $1", i.id)?;
+            exec!(self, "UPDATE series SET instance_count = instance_count - 1 WHERE id = $1", i.series_id)?;
+            exec!(
+                self,
+                "DELETE FROM series WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM instances WHERE series_id = $1)",
+                i.series_id
+            )?;
+            let gone = exec!(
+                self,
+                "DELETE FROM studies WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM series WHERE study_id = $1)",
+                i.study_id
+            )?;
+            if gone == 1 {
+                exec!(
+                    self,
+                    "DELETE FROM jobs WHERE dedup_key = $1 AND state = 'queued'",
+                    format!("study-complete:{}", i.study_id)
+                )?;
+                emptied_studies.push(i.study_id);
+            }
+        }
+        let inbox = fetch_all!(
+            self,
+            InboxRow,
+            sqlx::AssertSqlSafe(format!(
+                "SELECT {INBOX_COLUMNS} FROM inbox WHERE blob_key = $1 AND state IN ('unassigned', 'conflict')"
+            )),
+            blob_key.to_string()
+        )?;
+        for item in &inbox {
+            self.resolve_inbox(item.id, "discarded", None, at).await?;
+        }
+        Ok(Withdrawn { instances, inbox, emptied_studies })
+    }
+
     /// Calling AE titles of a trial's sites with each site's qualification status, for DIMSE.
     pub async fn ae_routing(&mut self) -> Result<Vec<AeRoute>, StoreError> {
         Ok(fetch_all!(
@@ -415,4 +492,23 @@ pub struct AeRoute {
     pub trial_id: Uuid,
     pub site_id: Option<String>,
     pub site_status: Option<String>,
+}
+
+/// A local blob whose rows committed while its flush was still running.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UnflushedBlob {
+    pub blob_key: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub marked_at: DateTime<Utc>,
+}
+
+/// The rows [`Tx::withdraw_blob_rows`] removed.
+#[derive(Debug, Default)]
+pub struct Withdrawn {
+    pub instances: Vec<InstanceRow>,
+    /// Open inbox items, now discarded.
+    pub inbox: Vec<InboxRow>,
+    /// Studies that had no series left and were removed.
+    pub emptied_studies: Vec<Uuid>,
 }

@@ -50,7 +50,18 @@ pub async fn open_app(config: &Config, clock: Clock) -> anyhow::Result<App> {
         fixity_interval_hours: i64::from(config.fixity.interval_hours),
         ..AppSettings::default()
     };
-    Ok(App::new(db, blobs, clock, settings))
+    let app = App::new(db, blobs, clock, settings);
+    // Rows that committed while their blob was still being flushed, left by a process that stopped
+    // in between: keep those whose blob is intact, withdraw the others (never acknowledged).
+    let settled = app.settle_unflushed_blobs().await.context("settling blobs left unflushed by an earlier stop")?;
+    if settled != Default::default() {
+        tracing::info!(
+            flushed = settled.flushed,
+            withdrawn = settled.withdrawn,
+            "settled blobs left unflushed by an earlier stop"
+        );
+    }
+    Ok(app)
 }
 
 /// The running services.

@@ -2,19 +2,26 @@
 //! whatever is waiting in one transaction, so concurrent associations share one commit (one fsync)
 //! instead of trading durability for speed. The batch's blobs, already under their keys, are
 //! flushed while its rows are written (by ingest's blocking threads, or here for blobs placed by
-//! `submit_indexed`), and the transaction commits only once they are durable. Each sender hears
-//! back only after that commit.
+//! `submit_indexed`). Each sender hears back only once its rows committed and its blob is durable.
+//!
+//! A blob its ingest thread is still flushing when the rows are ready does not hold the commit
+//! back: the transaction records its key in `unflushed_blobs` and commits, the two flushes (blob
+//! and index) run side by side, and the sender is answered once both are done. The mark is cleared
+//! with a later batch. If the process stops in between, start-up ([`App::settle_unflushed_blobs`])
+//! flushes each marked blob that is intact and withdraws, audited, the never-acknowledged rows of
+//! one that is not (docs/adr/0005-rows-commit-beside-the-blob-flush.md).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::OnceLock;
 
 use chrono::Duration;
-use corelab_store::ingest::{InboxRow, InstanceRow, SeriesRow, StudyRow};
+use corelab_store::ingest::{InboxRow, InstanceRow, SeriesRow, StudyRow, UnflushedBlob};
 use corelab_store::jobs::NewJob;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use serde_json::{Value, json};
+use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -309,9 +316,49 @@ impl Known {
     }
 }
 
+/// A blob flush that finished after its rows committed, reported back to the writer.
+enum Settled {
+    /// Durable: its mark in `unflushed_blobs` goes with the next batch.
+    Flushed(String),
+    /// The flush failed: the rows that refer to the blob are withdrawn.
+    Failed(String),
+}
+
+fn flush_abandoned() -> corelab_store::StoreError {
+    corelab_store::StoreError::Read(std::io::Error::other("an instance's flush was abandoned"))
+}
+
+/// Takes in a late flush's outcome: a mark to clear with the next batch, or rows to withdraw now.
+async fn take_settled(app: &App, settled: Settled, known: &mut Known, flushed: &mut Vec<String>) {
+    match settled {
+        Settled::Flushed(key) => flushed.push(key),
+        Settled::Failed(key) => {
+            // The withdrawn rows may include a series or study this writer remembers.
+            *known = Known::default();
+            if let Err(e) = app.withdraw_unflushed(&key, "its flush failed after the rows committed").await {
+                tracing::error!(error = %e, key, "could not withdraw the rows of a blob whose flush failed");
+            }
+        }
+    }
+}
+
 async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
     let mut known = Known::default();
-    while let Some(first) = rx.recv().await {
+    let (settled_tx, mut settled_rx) = mpsc::unbounded_channel::<Settled>();
+    // Keys whose late flush finished: their marks are cleared with the next batch.
+    let mut flushed: Vec<String> = Vec::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            Some(settled) = settled_rx.recv() => {
+                take_settled(&app, settled, &mut known, &mut flushed).await;
+                continue;
+            }
+            job = rx.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -323,9 +370,9 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
         let mut results = Vec::with_capacity(batch.len());
         // What this batch writes or reads, remembered once it commits.
         let mut seen = Known::default();
+        let clearing = std::mem::take(&mut flushed);
         // The blobs are flushed (in parallel, so the file system can share its journal commits)
-        // while their rows are written, by their callers or here; the rows commit only once every
-        // blob is durable.
+        // while their rows are written, by their callers or here.
         let keys: std::collections::BTreeSet<&str> =
             batch.iter().filter(|j| matches!(j.flush, Flush::Writer)).map(|j| j.blob_key.as_str()).collect();
         let syncs: Vec<_> = keys
@@ -342,26 +389,53 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
                 results.push(index_one(&app, &mut tx, job, &known, &mut seen, &mut audits).await?);
             }
             tx.append_audits(audits).await?;
+            tx.clear_unflushed(&clearing).await?;
             for sync in syncs {
                 sync.await.map_err(|e| corelab_store::StoreError::Read(std::io::Error::other(e)))??;
             }
-            for job in &mut batch {
-                if let Flush::Caller(flushed) = &mut job.flush {
-                    flushed.await.map_err(|_| {
-                        corelab_store::StoreError::Read(std::io::Error::other("an instance's flush was abandoned"))
-                    })??;
+            // A caller's flush that already failed fails the batch. One still running does not
+            // hold the commit back: the new rows that refer to its blob are marked, and its sender
+            // is answered once it is done.
+            let now = app.clock().now();
+            let mut late = Vec::new();
+            for (i, job) in batch.iter_mut().enumerate() {
+                let Flush::Caller(flushed) = &mut job.flush else { continue };
+                match flushed.try_recv() {
+                    Ok(result) => result?,
+                    Err(TryRecvError::Empty) => {
+                        if results[i].new_rows {
+                            tx.mark_unflushed(&UnflushedBlob {
+                                blob_key: job.blob_key.clone(),
+                                sha256: job.sha256.clone(),
+                                size_bytes: i64::try_from(job.size).unwrap_or(i64::MAX),
+                                marked_at: now,
+                            })
+                            .await?;
+                        }
+                        late.push(i);
+                        metrics::counter!("corelab_ingest_flushes_after_commit_total").increment(1);
+                    }
+                    Err(TryRecvError::Closed) => return Err(flush_abandoned()),
                 }
             }
             tx.commit().await?;
-            Ok::<_, corelab_store::StoreError>(())
+            Ok::<_, corelab_store::StoreError>(late)
         }
         .await;
         match outcome {
-            Ok(()) => {
+            Ok(late) => {
                 seen.reports.extend(batch.iter().map(|j| j.report.sha256.clone()));
                 known.absorb(seen);
-                for (job, r) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(r);
+                let mut waiting = Vec::with_capacity(late.len());
+                for (i, (job, r)) in batch.into_iter().zip(results).enumerate() {
+                    if late.contains(&i) {
+                        waiting.push((job, r));
+                    } else {
+                        let _ = job.reply.send(r.reply);
+                    }
+                }
+                if !waiting.is_empty() {
+                    tokio::spawn(answer_after_flush(waiting, settled_tx.clone()));
                 }
             }
             Err(e) => {
@@ -374,6 +448,37 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// Answers the senders of committed rows whose blobs were still being flushed, as each flush
+/// finishes, and tells the writer how it went.
+async fn answer_after_flush(waiting: Vec<(Job, Indexed)>, settled: mpsc::UnboundedSender<Settled>) {
+    for (job, indexed) in waiting {
+        let Flush::Caller(flushed) = job.flush else { continue };
+        let result = flushed.await.map_err(|_| flush_abandoned()).and_then(|r| r);
+        match result {
+            Ok(()) => {
+                let _ = job.reply.send(indexed.reply);
+                if indexed.new_rows {
+                    let _ = settled.send(Settled::Flushed(job.blob_key));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "an instance's blob could not be flushed; it was not acknowledged");
+                let _ = job.reply.send(Err(IngestError::Internal(e.to_string())));
+                if indexed.new_rows {
+                    let _ = settled.send(Settled::Failed(job.blob_key));
+                }
+            }
+        }
+    }
+}
+
+/// What indexing one instance gave: the sender's answer, and whether rows that refer to its blob
+/// were written (not so for a re-send of something stored or waiting).
+struct Indexed {
+    reply: Reply,
+    new_rows: bool,
+}
+
 /// Indexes one instance inside the batch transaction; its audit records go to `audits`, appended
 /// with the batch's. Store errors abort the whole batch; an instance-level problem (conflict) is a
 /// result, not an error.
@@ -384,7 +489,7 @@ async fn index_one(
     known: &Known,
     seen: &mut Known,
     audits: &mut Vec<corelab_store::audit::NewAuditRecord>,
-) -> Result<Result<IngestOutcome, IngestError>, corelab_store::StoreError> {
+) -> Result<Indexed, corelab_store::StoreError> {
     let h = &job.header;
     let t = &job.target;
     let now = app.clock().now();
@@ -445,11 +550,14 @@ async fn index_one(
             study_date_hint,
         } => {
             if tx.open_inbox_by_sha(t.trial_id, &job.sha256).await?.is_some() {
-                return Ok(Ok(IngestOutcome::Inbox {
-                    sop_class_uid: h.sop_class_uid.clone(),
-                    sop_instance_uid: h.sop_instance_uid.clone(),
-                    reason: reason.clone(),
-                }));
+                return Ok(Indexed {
+                    reply: Ok(IngestOutcome::Inbox {
+                        sop_class_uid: h.sop_class_uid.clone(),
+                        sop_instance_uid: h.sop_instance_uid.clone(),
+                        reason: reason.clone(),
+                    }),
+                    new_rows: false,
+                });
             }
             let row = inbox(
                 reason,
@@ -468,11 +576,14 @@ async fn index_one(
                 vec![change("sha256", Value::Null, row.sha256.clone())],
                 Some(reason.clone()),
             ));
-            Ok(Ok(IngestOutcome::Inbox {
-                sop_class_uid: h.sop_class_uid.clone(),
-                sop_instance_uid: h.sop_instance_uid.clone(),
-                reason: reason.clone(),
-            }))
+            Ok(Indexed {
+                reply: Ok(IngestOutcome::Inbox {
+                    sop_class_uid: h.sop_class_uid.clone(),
+                    sop_instance_uid: h.sop_instance_uid.clone(),
+                    reason: reason.clone(),
+                }),
+                new_rows: true,
+            })
         }
         Placement::Visit { subject, visit_id, anchor_day } => {
             let study_row = StudyRow {
@@ -523,11 +634,14 @@ async fn index_one(
                 );
                 tx.insert_inbox(&row).await?;
                 audits.push(audit("create", "inbox_item", row.id.to_string(), vec![], Some(row.reason.clone())));
-                return Ok(Ok(IngestOutcome::Inbox {
-                    sop_class_uid: h.sop_class_uid.clone(),
-                    sop_instance_uid: h.sop_instance_uid.clone(),
-                    reason: row.reason,
-                }));
+                return Ok(Indexed {
+                    reply: Ok(IngestOutcome::Inbox {
+                        sop_class_uid: h.sop_class_uid.clone(),
+                        sop_instance_uid: h.sop_instance_uid.clone(),
+                        reason: row.reason,
+                    }),
+                    new_rows: true,
+                });
             }
             let series_row = SeriesRow {
                 id: Uuid::now_v7(),
@@ -577,12 +691,15 @@ async fn index_one(
             let report_stored = known.reports.contains(&job.report.sha256);
             if let Some(existing) = tx.insert_instance(&inst, &job.report.sha256, report_stored).await? {
                 if existing.sha256 == inst.sha256 {
-                    return Ok(Ok(IngestOutcome::Stored {
-                        sop_class_uid: h.sop_class_uid.clone(),
-                        sop_instance_uid: h.sop_instance_uid.clone(),
-                        study_instance_uid: h.study_instance_uid.clone(),
-                        duplicate: true,
-                    }));
+                    return Ok(Indexed {
+                        reply: Ok(IngestOutcome::Stored {
+                            sop_class_uid: h.sop_class_uid.clone(),
+                            sop_instance_uid: h.sop_instance_uid.clone(),
+                            study_instance_uid: h.study_instance_uid.clone(),
+                            duplicate: true,
+                        }),
+                        new_rows: false,
+                    });
                 }
                 let row = inbox(
                     "a different object with this SOP Instance UID is already stored",
@@ -601,10 +718,13 @@ async fn index_one(
                     vec![change("sha256", Value::Null, row.sha256.clone())],
                     Some(row.reason.clone()),
                 ));
-                return Ok(Err(IngestError::Conflict {
-                    sop_class_uid: h.sop_class_uid.clone(),
-                    sop_instance_uid: h.sop_instance_uid.clone(),
-                }));
+                return Ok(Indexed {
+                    reply: Err(IngestError::Conflict {
+                        sop_class_uid: h.sop_class_uid.clone(),
+                        sop_instance_uid: h.sop_instance_uid.clone(),
+                    }),
+                    new_rows: true,
+                });
             }
             tx.bump_series(series_id).await?;
             if !new_study {
@@ -637,12 +757,15 @@ async fn index_one(
                 )
                 .await?;
             }
-            Ok(Ok(IngestOutcome::Stored {
-                sop_class_uid: h.sop_class_uid.clone(),
-                sop_instance_uid: h.sop_instance_uid.clone(),
-                study_instance_uid: h.study_instance_uid.clone(),
-                duplicate: false,
-            }))
+            Ok(Indexed {
+                reply: Ok(IngestOutcome::Stored {
+                    sop_class_uid: h.sop_class_uid.clone(),
+                    sop_instance_uid: h.sop_instance_uid.clone(),
+                    study_instance_uid: h.study_instance_uid.clone(),
+                    duplicate: false,
+                }),
+                new_rows: true,
+            })
         }
     }
 }

@@ -14,6 +14,7 @@
 mod inbox;
 mod index;
 mod plan;
+mod settle;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 pub(crate) use index::IndexCell;
 pub use index::{DEFAULT_QUIET_PERIOD_SECONDS, IndexWriter};
 pub use plan::{IngestPlan, Placement};
+pub use settle::Settled;
 
 use crate::{App, AppError};
 

@@ -347,7 +347,7 @@ async fn a_different_object_under_a_stored_uid_is_refused_and_kept_for_review() 
 }
 
 /// An upload by a SITE01 user, for calling the ingest use case directly.
-fn site01_upload(trial: Uuid) -> corelab_app::ingest::IngestTarget {
+pub fn site01_upload(trial: Uuid) -> corelab_app::ingest::IngestTarget {
     corelab_app::ingest::IngestTarget {
         trial_id: trial,
         site_id: "SITE01".into(),

@@ -1,6 +1,7 @@
 //! SIGKILL of `corelab serve` in the middle of a multi-association dcmtk `storescu` run: after a
 //! restart every instance acknowledged before the kill is there and intact, a full resend stores
-//! nothing twice, and no indexed blob is half-written.
+//! nothing twice, and no indexed blob is half-written. And what start-up does with blobs whose rows
+//! committed while their flush was still running.
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -11,7 +12,12 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::ingest::{blobs_match, corpus, corpus_trial_at, files};
+use corelab_app::ingest::IngestOutcome;
+use corelab_store::audit::AuditFilter;
+use corelab_store::ingest::UnflushedBlob;
+
+use crate::ingest::{blobs_match, corpus, corpus_trial, corpus_trial_at, files, site01_upload};
+use crate::qc_flow::{SeriesSpec, ct_series};
 use crate::support::{ADMIN_PASSWORD, Env, ServeProcess, backends, client, dcmtk, spawn_app_in, wait_ready};
 
 const ASSOCIATIONS: usize = 4;
@@ -163,6 +169,125 @@ async fn sigkill_mid_storescu_keeps_every_acknowledged_instance_and_a_resend_sto
         assert_eq!(rows.len(), ct.len(), "{backend:?}: after the resend the index holds each instance once");
         assert_eq!(numbers, ct.iter().map(|p| instance_number(p)).collect::<BTreeSet<_>>());
         assert_eq!(blobs_match(&t, trial).await, ct.len());
+        t.stop().await;
+    }
+}
+
+/// Rows may commit while their blob is still being flushed (docs/adr/0005); the blob is then marked
+/// until its flush is known to have finished. A stop in between (power loss) can leave a marked
+/// blob torn or missing. At the next start the intact ones are kept and flushed, and the rows of
+/// the others, never acknowledged, are withdrawn with an audit record; a resend stores them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_left_unflushed_by_a_stop_are_kept_when_intact_and_their_rows_withdrawn_when_not() {
+    for backend in backends() {
+        let mut env = Env::new(backend).await;
+        // Marks only arise on local storage (an S3 object is durable once committed).
+        env.storage_url = format!("file://{}", env.dir.path().join("blobs").display());
+        let t = spawn_app_in(env).await;
+        let trial = corpus_trial(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |study_uid, time_point, study_date, slices| SeriesSpec {
+            subject: "SITE01-0001",
+            time_point,
+            study_date,
+            study_uid,
+            series_number: 1,
+            slices,
+            thickness_mm: 5.0,
+            description: "CT CAP PORTAL VENOUS",
+            contrast: true,
+            skip: &[],
+        };
+        let a = ct_series(&dir.path().join("a"), &spec("1.2.826.0.1.3680043.8.498.7711", "V1", "20230301", 3));
+        let b = ct_series(&dir.path().join("b"), &spec("1.2.826.0.1.3680043.8.498.7712", "V2", "20230601", 1));
+        let target = site01_upload(trial);
+        let setup = t.app.ingest_setup(&target).await.unwrap();
+        let send = |f: &PathBuf| {
+            let (app, setup, target, f) = (t.app.clone(), setup.clone(), target.clone(), f.clone());
+            async move { app.ingest(&setup, target, std::fs::File::open(f).unwrap()).await.unwrap() }
+        };
+        for f in a.iter().chain(&b) {
+            let out = send(f).await;
+            assert!(matches!(out, IngestOutcome::Stored { duplicate: false, .. }), "{backend:?}: {out:?}");
+        }
+        let mut tx = t.app.db().read().await.unwrap();
+        let rows = tx.trial_instances(trial).await.unwrap();
+        let studies = tx.trial_studies(trial).await.unwrap();
+        drop(tx);
+        assert_eq!((rows.len(), studies.len()), (4, 2), "{backend:?}");
+        let study = |visit: &str| studies.iter().find(|s| s.visit_id == visit).unwrap().id;
+        let (study_a, study_b) = (study("V1"), study("V2"));
+        let torn = rows.iter().find(|r| r.study_id == study_a && r.instance_number == Some(1)).unwrap().clone();
+        let missing = rows.iter().find(|r| r.study_id == study_b).unwrap().clone();
+
+        // As if the process stopped while every one of these flushes was still running.
+        let mut tx = t.app.db().begin().await.unwrap();
+        for r in &rows {
+            let mark = UnflushedBlob {
+                blob_key: r.blob_key.clone(),
+                sha256: r.sha256.clone(),
+                size_bytes: r.size_bytes,
+                marked_at: chrono::Utc::now(),
+            };
+            tx.mark_unflushed(&mark).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let env = t.stop_keeping_env().await;
+        let blob = |key: &str| env.dir.path().join("blobs").join(key);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(blob(&torn.blob_key))
+            .unwrap()
+            .set_len(u64::try_from(torn.size_bytes).unwrap() / 2)
+            .unwrap();
+        std::fs::remove_file(blob(&missing.blob_key)).unwrap();
+
+        let t = spawn_app_in(env).await;
+        let mut tx = t.app.db().read().await.unwrap();
+        let kept = tx.trial_instances(trial).await.unwrap();
+        let studies = tx.trial_studies(trial).await.unwrap();
+        let counts: Vec<i64> = tx.study_series(study_a).await.unwrap().iter().map(|s| s.instance_count).collect();
+        let marks = tx.unflushed_blobs().await.unwrap();
+        let filter = |object_type: &str| AuditFilter {
+            trial_id: Some(trial),
+            object_type: Some(object_type.into()),
+            ..AuditFilter::default()
+        };
+        let deleted: Vec<(String, String)> = tx
+            .list_audit(&filter("instance"))
+            .await
+            .unwrap()
+            .into_iter()
+            .chain(tx.list_audit(&filter("study")).await.unwrap())
+            .filter(|r| r.action == "delete")
+            .map(|r| (r.object_id, r.reason.unwrap_or_default()))
+            .collect();
+        drop(tx);
+        let numbers: Vec<Option<i64>> = kept.iter().map(|r| r.instance_number).collect();
+        assert_eq!(numbers, vec![Some(2), Some(3)], "{backend:?}: the intact blobs' instances stay, the others go");
+        assert_eq!(blobs_match(&t, trial).await, 2);
+        assert_eq!(
+            studies.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![study_a],
+            "{backend:?}: the emptied study goes"
+        );
+        assert_eq!(counts, vec![2], "{backend:?}");
+        assert!(marks.is_empty(), "{backend:?}: every mark was settled: {marks:?}");
+        let mut ids: Vec<String> = deleted.iter().map(|(id, _)| id.clone()).collect();
+        let mut expected = vec![torn.sop_instance_uid.clone(), missing.sop_instance_uid.clone(), study_b.to_string()];
+        ids.sort();
+        expected.sort();
+        assert_eq!(ids, expected, "{backend:?}: one audit record per withdrawn instance and study");
+        assert!(deleted.iter().all(|(_, reason)| reason.contains("never acknowledged")), "{deleted:?}");
+        assert!(t.app.db().verify_audit_chain().await.unwrap().first_bad.is_none());
+
+        // The site sends them again: stored anew, the torn blob replaced by whole bytes.
+        let setup = t.app.ingest_setup(&target).await.unwrap();
+        for f in [&a[0], &b[0]] {
+            let out = t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
+            assert!(matches!(out, IngestOutcome::Stored { duplicate: false, .. }), "{backend:?}: {out:?}");
+        }
+        assert_eq!(blobs_match(&t, trial).await, 4, "{backend:?}");
         t.stop().await;
     }
 }

@@ -192,11 +192,17 @@ impl TestApp {
         assert_eq!(r.status(), 200, "admin login failed: {}", r.text().await.unwrap());
     }
 
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_keeping_env().await;
+    }
+
+    /// Stops corelab and hands back its database and blobs, to start it again on them.
+    pub async fn stop_keeping_env(mut self) -> Env {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
         self.app.db().close().await;
+        self.env
     }
 }
 
