@@ -411,9 +411,27 @@ impl Tx {
         Ok(())
     }
 
+    /// Drops the marks of `keys` (flushed), 64 to a statement.
     pub async fn clear_unflushed(&mut self, keys: &[String]) -> Result<(), StoreError> {
-        for key in keys {
-            exec!(self, "DELETE FROM unflushed_blobs WHERE blob_key = $1", key.clone())?;
+        for chunk in keys.chunks(64) {
+            let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("DELETE FROM unflushed_blobs WHERE blob_key IN ({})", params.join(", "));
+            match self {
+                Tx::Sqlite(t) => {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for key in chunk {
+                        q = q.bind(key.clone());
+                    }
+                    q.execute(&mut **t).await?;
+                }
+                Tx::Pg(t) => {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for key in chunk {
+                        q = q.bind(key.clone());
+                    }
+                    q.execute(&mut **t).await?;
+                }
+            }
         }
         Ok(())
     }
