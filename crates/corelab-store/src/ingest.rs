@@ -416,21 +416,18 @@ impl Tx {
         for chunk in keys.chunks(64) {
             let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!("DELETE FROM unflushed_blobs WHERE blob_key IN ({})", params.join(", "));
+            macro_rules! delete_chunk {
+                ($t:expr) => {{
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for key in chunk {
+                        q = q.bind(key.clone());
+                    }
+                    q.execute(&mut **$t).await?;
+                }};
+            }
             match self {
-                Tx::Sqlite(t) => {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for key in chunk {
-                        q = q.bind(key.clone());
-                    }
-                    q.execute(&mut **t).await?;
-                }
-                Tx::Pg(t) => {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for key in chunk {
-                        q = q.bind(key.clone());
-                    }
-                    q.execute(&mut **t).await?;
-                }
+                Tx::Sqlite(t) => delete_chunk!(t),
+                Tx::Pg(t) => delete_chunk!(t),
             }
         }
         Ok(())

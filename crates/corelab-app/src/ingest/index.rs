@@ -353,7 +353,7 @@ async fn take_settled(app: &App, settled: Settled, known: &mut Known, flushed: &
         Settled::Failed(key) => {
             // The withdrawn rows may include a series or study this writer remembers.
             *known = Known::default();
-            if let Err(e) = app.withdraw_unflushed(&key, "its flush failed after the rows committed").await {
+            if let Err(e) = app.withdraw_unflushed(&key, "its image file could not be flushed to disk").await {
                 tracing::error!(error = %e, key, "could not withdraw the rows of a blob whose flush failed");
             }
         }

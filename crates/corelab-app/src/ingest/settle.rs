@@ -38,7 +38,7 @@ impl App {
             } else {
                 self.withdraw_unflushed(
                     &mark.blob_key,
-                    "its blob was missing or incomplete when corelab started again",
+                    "its image file was missing or incomplete when corelab started again",
                 )
                 .await?;
                 settled.withdrawn += 1;
@@ -56,51 +56,38 @@ impl App {
     /// They were never acknowledged: the sender heard of a failure, or nothing, and sends again.
     pub(crate) async fn withdraw_unflushed(&self, blob_key: &str, why: &str) -> Result<(), AppError> {
         let now = self.clock().now();
-        let reason = format!("withdrawn: {why}; it was never acknowledged, so its sender is to send it again");
+        let reason = format!("withdrawn: {why}; it was never acknowledged, so the sender is expected to send it again");
         let mut tx = self.db().begin().await?;
         let gone = tx.withdraw_blob_rows(blob_key, now).await?;
-        let system = Actor::system();
+        let record = |trial, site: Option<&str>, action, object_type, object_id: String, changes| {
+            let mut rec =
+                trial_record(&Actor::system(), "system", trial, site, now, action, object_type, object_id, changes);
+            rec.reason = Some(reason.clone());
+            rec
+        };
         let mut audits = Vec::new();
         for i in &gone.instances {
-            let mut rec = trial_record(
-                &system,
-                "system",
-                i.trial_id,
-                None,
-                now,
-                "delete",
-                "instance",
-                &i.sop_instance_uid,
-                vec![
-                    change("sha256", i.sha256.clone(), Value::Null),
-                    change("blob_key", i.blob_key.clone(), Value::Null),
-                ],
-            );
-            rec.reason = Some(reason.clone());
-            audits.push(rec);
+            let changes = vec![
+                change("sha256", i.sha256.clone(), Value::Null),
+                change("blob_key", i.blob_key.clone(), Value::Null),
+            ];
+            audits.push(record(i.trial_id, None, "delete", "instance", i.sop_instance_uid.clone(), changes));
         }
         for study in &gone.emptied_studies {
-            let trial = gone.instances.iter().find(|i| i.study_id == *study).map(|i| i.trial_id);
-            if let Some(trial) = trial {
-                let mut rec = trial_record(&system, "system", trial, None, now, "delete", "study", study, vec![]);
-                rec.reason = Some(reason.clone());
-                audits.push(rec);
+            if let Some(i) = gone.instances.iter().find(|i| i.study_id == *study) {
+                audits.push(record(i.trial_id, None, "delete", "study", study.to_string(), vec![]));
             }
         }
         for item in &gone.inbox {
-            let mut rec = trial_record(
-                &system,
-                "system",
+            let changes = vec![change("state", item.state.clone(), "discarded")];
+            audits.push(record(
                 item.trial_id,
                 Some(&item.site_id),
-                now,
                 "update",
                 "inbox_item",
-                item.id,
-                vec![change("state", item.state.clone(), "discarded")],
-            );
-            rec.reason = Some(reason.clone());
-            audits.push(rec);
+                item.id.to_string(),
+                changes,
+            ));
         }
         tx.append_audits(audits).await?;
         tx.clear_unflushed(&[blob_key.to_string()]).await?;
