@@ -97,26 +97,29 @@ impl Tx {
         subject_id: Option<Uuid>,
         visit_id: Option<&str>,
     ) -> Result<Vec<DataLockRow>, StoreError> {
-        let active: Vec<DataLockRow> = fetch_all!(
-            self,
-            DataLockRow,
-            sqlx::AssertSqlSafe(format!(
-                "SELECT {LOCK_COLUMNS} FROM data_locks WHERE trial_id = $1 AND unlocked_at IS NULL ORDER BY locked_at, id"
-            )),
-            trial_id
-        )?;
-        Ok(active
-            .into_iter()
-            .filter(|l| match l.scope.as_str() {
-                "trial" => true,
-                "subject" => subject_id.is_some() && l.subject_id == subject_id,
-                "visit" => {
-                    subject_id.is_some()
-                        && l.subject_id == subject_id
-                        && visit_id.is_some_and(|v| l.visit_id.as_deref() == Some(v))
-                }
-                _ => false,
-            })
-            .collect())
+        let active: Vec<DataLockRow> =
+            fetch_all!(self, DataLockRow, sqlx::AssertSqlSafe(active_locks_sql()), trial_id)?;
+        Ok(active.into_iter().filter(|l| l.covers(subject_id, visit_id)).collect())
+    }
+}
+
+/// A trial's active locks, oldest first (`$1`: the trial).
+pub(crate) fn active_locks_sql() -> String {
+    format!("SELECT {LOCK_COLUMNS} FROM data_locks WHERE trial_id = $1 AND unlocked_at IS NULL ORDER BY locked_at, id")
+}
+
+impl DataLockRow {
+    /// Whether this lock (if active) covers the trial, the subject or the subject's visit.
+    pub fn covers(&self, subject_id: Option<Uuid>, visit_id: Option<&str>) -> bool {
+        match self.scope.as_str() {
+            "trial" => true,
+            "subject" => subject_id.is_some() && self.subject_id == subject_id,
+            "visit" => {
+                subject_id.is_some()
+                    && self.subject_id == subject_id
+                    && visit_id.is_some_and(|v| self.visit_id.as_deref() == Some(v))
+            }
+            _ => false,
+        }
     }
 }

@@ -71,7 +71,7 @@ pub struct SubjectRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const SUBJECT_COLUMNS: &str = "id, trial_id, site_id, subject_id, anchor_date, arm, status, withdrawn_on, \
+pub(crate) const SUBJECT_COLUMNS: &str = "id, trial_id, site_id, subject_id, anchor_date, arm, status, withdrawn_on, \
      charter_version, date_shift_days, created_at, updated_at";
 
 impl Tx {

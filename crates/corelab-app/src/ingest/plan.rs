@@ -97,12 +97,13 @@ impl App {
             .filter(|s| !s.is_empty())
             .collect();
 
-        // Subject: an enrolled subject ID in the Clinical Trial Subject ID or the Patient ID.
-        let mut tx = self.db().read().await?;
+        // Subject: an enrolled subject ID in the Clinical Trial Subject ID or the Patient ID, the
+        // first one enrolled deciding.
+        let read = self.db().match_read(target.trial_id, &claimed).await?;
         let mut subject = None;
         let mut reason = None;
         for c in &claimed {
-            if let Some(s) = tx.subject_by_code(target.trial_id, c).await? {
+            if let Some(s) = read.subjects.iter().find(|s| s.subject_id == *c).cloned() {
                 if s.site_id != target.site_id {
                     reason =
                         Some(format!("subject {c} is enrolled at another site than the sender's ({})", target.site_id));
@@ -175,9 +176,8 @@ impl App {
         // A locked visit takes no new images: they wait in the inbox, the lock named as the reason.
         let visit = match visit {
             Ok((visit_id, label)) => {
-                // The same read transaction as the subject's: one snapshot, one connection.
-                let locks = tx.covering_data_locks(target.trial_id, Some(subject.id), Some(&visit_id)).await?;
-                match locks.first() {
+                let mut locks = read.active_locks.iter().filter(|l| l.covers(Some(subject.id), Some(&visit_id)));
+                match locks.next() {
                     Some(l) => Err(format!(
                         "visit {visit_id} of subject {} is locked by {}; the images wait here until a trial manager unlocks it",
                         subject.subject_id,
@@ -188,7 +188,6 @@ impl App {
             }
             Err(e) => Err(e),
         };
-        drop(tx);
         match visit {
             Ok((visit_id, label)) => Ok(IngestPlan {
                 ctx: base_ctx(subject.subject_id.clone(), shift, Some((visit_id.clone(), label))),
