@@ -534,3 +534,67 @@ async fn instances_one_by_one_count_into_their_series_and_a_study_claimed_for_an
         t.stop().await;
     }
 }
+
+/// The subject is the first of Clinical Trial Subject ID and Patient ID that names an enrolled
+/// subject; that subject must be enrolled at the sending site, or the instance waits in the inbox.
+#[tokio::test]
+async fn the_first_enrolled_subject_code_decides_and_must_be_of_the_sending_site() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    use dicom_object::FileMetaTableBuilder;
+    for backend in backends() {
+        let t = spawn_app(backend).await;
+        let trial = corpus_trial(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        // (study UID suffix, Clinical Trial Subject ID, Patient ID)
+        let cases = [
+            ("1", "NOT-ENROLLED", "SITE01-0001"),
+            ("2", "SITE01-0001", "SITE02-0002"),
+            ("3", "SITE02-0002", "SITE01-0001"),
+        ];
+        let target = site01_upload(trial);
+        let setup = t.app.ingest_setup(&target).await.unwrap();
+        let mut outcomes = Vec::new();
+        for (suffix, ct_subject, patient) in cases {
+            let study_uid = format!("1.2.826.0.1.3680043.8.498.7702.{suffix}");
+            let spec = crate::qc_flow::SeriesSpec {
+                subject: "SITE01-0001",
+                time_point: "V1",
+                study_date: "20230301",
+                study_uid: &study_uid,
+                series_number: 1,
+                slices: 1,
+                thickness_mm: 5.0,
+                description: "CT CAP PORTAL VENOUS",
+                contrast: true,
+                skip: &[],
+            };
+            let f = crate::qc_flow::ct_series(&dir.path().join(suffix), &spec).remove(0);
+            let mut obj = dicom_object::open_file(&f).unwrap().into_inner();
+            obj.put(DataElement::new(tags::CLINICAL_TRIAL_SUBJECT_ID, VR::LO, PrimitiveValue::from(ct_subject)));
+            obj.put(DataElement::new(tags::PATIENT_ID, VR::LO, PrimitiveValue::from(patient)));
+            let meta =
+                FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.1").implementation_class_uid("1.2.3.4");
+            obj.with_meta(meta).unwrap().write_to_file(&f).unwrap();
+            outcomes.push(t.app.ingest(&setup, target.clone(), std::fs::File::open(&f).unwrap()).await.unwrap());
+        }
+        use corelab_app::ingest::IngestOutcome;
+        assert!(matches!(outcomes[0], IngestOutcome::Stored { .. }), "{backend:?}: {:?}", outcomes[0]);
+        assert!(matches!(outcomes[1], IngestOutcome::Stored { .. }), "{backend:?}: {:?}", outcomes[1]);
+        match &outcomes[2] {
+            IngestOutcome::Inbox { reason, .. } => {
+                assert!(reason.contains("enrolled at another site"), "{backend:?}: {reason}")
+            }
+            other => panic!("{backend:?}: {other:?}"),
+        }
+        // Both stored studies are SITE01-0001's, though the second also named SITE02's subject.
+        let mut tx = t.app.db().read().await.unwrap();
+        let subject = tx.subject_by_code(trial, "SITE01-0001").await.unwrap().unwrap();
+        let studies = tx.trial_studies(trial).await.unwrap();
+        assert_eq!(studies.len(), 2, "{backend:?}");
+        assert!(studies.iter().all(|s| s.subject_id == subject.id && s.visit_id == "V1"), "{backend:?}");
+        assert_eq!(tx.inbox(trial).await.unwrap().len(), 1, "{backend:?}");
+        drop(tx);
+        t.stop().await;
+    }
+}
