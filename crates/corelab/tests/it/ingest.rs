@@ -346,6 +346,24 @@ async fn a_different_object_under_a_stored_uid_is_refused_and_kept_for_review() 
     t.stop().await;
 }
 
+/// One CT image of a contrast CAP series dated 2023-03-01 (in SITE01-0001's visit V1 window), with
+/// `subject` as both Patient ID and Clinical Trial Subject ID.
+fn one_ct_image(dir: &Path, subject: &str, time_point: &str, study_uid: &str) -> PathBuf {
+    let spec = crate::qc_flow::SeriesSpec {
+        subject,
+        time_point,
+        study_date: "20230301",
+        study_uid,
+        series_number: 1,
+        slices: 1,
+        thickness_mm: 5.0,
+        description: "CT CAP PORTAL VENOUS",
+        contrast: true,
+        skip: &[],
+    };
+    crate::qc_flow::ct_series(dir, &spec).remove(0)
+}
+
 /// An upload by a SITE01 user, for calling the ingest use case directly.
 pub fn site01_upload(trial: Uuid) -> corelab_app::ingest::IngestTarget {
     corelab_app::ingest::IngestTarget {
@@ -364,24 +382,10 @@ async fn a_coordinator_assigns_an_unmatched_instance_and_its_dates_follow_the_su
     let trial = corpus_trial(&t).await;
     // An instance whose patient ID is not an enrolled subject: kept in the inbox.
     let dir = tempfile::tempdir().unwrap();
-    let files = crate::qc_flow::ct_series(
-        dir.path(),
-        &crate::qc_flow::SeriesSpec {
-            subject: "HOSP-MRN-991",
-            time_point: "",
-            study_date: "20230301",
-            study_uid: "1.2.826.0.1.3680043.8.498.9901",
-            series_number: 1,
-            slices: 1,
-            thickness_mm: 5.0,
-            description: "CT CAP PORTAL VENOUS",
-            contrast: true,
-            skip: &[],
-        },
-    );
+    let file = one_ct_image(dir.path(), "HOSP-MRN-991", "", "1.2.826.0.1.3680043.8.498.9901");
     let target = site01_upload(trial);
     let setup = t.app.ingest_setup(&target).await.unwrap();
-    let out = t.app.ingest(&setup, target, std::fs::File::open(&files[0]).unwrap()).await.unwrap();
+    let out = t.app.ingest(&setup, target, std::fs::File::open(&file).unwrap()).await.unwrap();
     assert!(matches!(out, corelab_app::ingest::IngestOutcome::Inbox { .. }), "{out:?}");
     let inbox = check(t.get(&format!("/api/v1/trials/{trial}/inbox")).await, 200).await;
     let item = &inbox[0];
@@ -557,19 +561,7 @@ async fn the_first_enrolled_subject_code_decides_and_must_be_of_the_sending_site
         let mut outcomes = Vec::new();
         for (suffix, ct_subject, patient) in cases {
             let study_uid = format!("1.2.826.0.1.3680043.8.498.7702.{suffix}");
-            let spec = crate::qc_flow::SeriesSpec {
-                subject: "SITE01-0001",
-                time_point: "V1",
-                study_date: "20230301",
-                study_uid: &study_uid,
-                series_number: 1,
-                slices: 1,
-                thickness_mm: 5.0,
-                description: "CT CAP PORTAL VENOUS",
-                contrast: true,
-                skip: &[],
-            };
-            let f = crate::qc_flow::ct_series(&dir.path().join(suffix), &spec).remove(0);
+            let f = one_ct_image(&dir.path().join(suffix), "SITE01-0001", "V1", &study_uid);
             let mut obj = dicom_object::open_file(&f).unwrap().into_inner();
             obj.put(DataElement::new(tags::CLINICAL_TRIAL_SUBJECT_ID, VR::LO, PrimitiveValue::from(ct_subject)));
             obj.put(DataElement::new(tags::PATIENT_ID, VR::LO, PrimitiveValue::from(patient)));
