@@ -101,13 +101,19 @@ impl Db {
                     StoreError::Config(format!("database.url: cannot create directory {}: {e}", parent.display()))
                 })?;
             }
+            // An SQLite connection is a handle in this process: a ping before each acquire only
+            // costs a round trip to its worker thread on every transaction (ingest runs one per
+            // batch and one read per instance). A broken one is still caught by the ping sqlx
+            // runs when a connection goes back to the pool.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(opts.acquire_timeout.max(Duration::from_secs(30)))
                 .connect_with(base.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
+                .test_before_acquire(false)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(base.read_only(true))
                 .await?;
