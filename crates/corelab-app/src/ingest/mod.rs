@@ -215,11 +215,14 @@ impl App {
         let path = staging_path.clone();
         let target2 = target.clone();
         let written = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
+            let mut clock = StageClock::start(target2.source);
             let head = StreamHead::read(input).map_err(unreadable)?;
+            clock.lap("header");
             let keys = head.match_keys();
             let original = head.original_facts();
             setup.check_study(&keys)?;
             let plan = handle.block_on(app.plan_instance(&target2, &setup, &keys))?;
+            clock.lap("match");
             let file = std::fs::File::create(&path).map_err(|e| IngestError::Internal(e.to_string()))?;
             let mut w = HashingWriter {
                 inner: std::io::BufWriter::with_capacity(256 * 1024, file),
@@ -235,7 +238,9 @@ impl App {
             // On local storage the blob goes under its key here, in this thread; S3 commits later.
             let staged = app.blobs().adopt_staged(path, size, sha.clone());
             let key = index::instance_blob_key(target2.trial_id, &sha);
-            match app.blobs().place_blocking(staged, &key)? {
+            let placed = app.blobs().place_blocking(staged, &key)?;
+            clock.lap("deidentify");
+            match placed {
                 corelab_store::Placed::Staged(staged) => {
                     Ok(Written::Staged(Box::new(Prepared { plan, blob: staged, report, header })))
                 }
@@ -245,8 +250,10 @@ impl App {
                     // after it reports success.
                     let prepared = Prepared { plan, blob: (sha, size), report, header };
                     let (flushed, pending) = writer.queue_placed_blocking(prepared, target2)?;
+                    let queued = std::time::Instant::now();
                     flushed.report(app.blobs().sync_placed(&key));
-                    Ok(Written::Queued(size, pending))
+                    clock.lap("blob_flush");
+                    Ok(Written::Queued(size, pending, queued))
                 }
             }
         })
@@ -263,22 +270,50 @@ impl App {
         let bytes =
             |size| metrics::counter!("corelab_ingest_bytes_total", "source" => target.source.as_str()).increment(size);
         match written {
-            Written::Queued(size, pending) => {
+            Written::Queued(size, pending, queued) => {
                 bytes(size);
-                pending.outcome().await
+                let outcome = pending.outcome().await;
+                StageClock { source: target.source, at: queued }.lap("index");
+                outcome
             }
             Written::Staged(prepared) => {
                 bytes(prepared.blob.size);
-                self.index_writer().submit(self, *prepared, target).await
+                let mut clock = StageClock::start(target.source);
+                let outcome = self.index_writer().submit(self, *prepared, target).await;
+                clock.lap("store_and_index");
+                outcome
             }
         }
     }
 }
 
+/// Times the steps of one instance into `corelab_ingest_stage_seconds{source, stage}`, so that
+/// an operator sees what ingest waits on: the sender, matching, de-identifying, the blob flush or
+/// the index commit (docs/ingest.md lists the stages).
+struct StageClock {
+    source: Source,
+    at: std::time::Instant,
+}
+
+impl StageClock {
+    fn start(source: Source) -> StageClock {
+        StageClock { source, at: std::time::Instant::now() }
+    }
+
+    /// Records the time since the previous lap under `stage`.
+    fn lap(&mut self, stage: &'static str) {
+        let now = std::time::Instant::now();
+        metrics::histogram!("corelab_ingest_stage_seconds", "source" => self.source.as_str(), "stage" => stage)
+            .record(now.duration_since(self.at).as_secs_f64());
+        self.at = now;
+    }
+}
+
 /// Where ingest's blocking step left an instance.
 enum Written {
-    /// Queued for indexing (local storage): its size and the answer to wait for.
-    Queued(u64, index::Pending),
+    /// Queued for indexing (local storage): its size, the answer to wait for, and when it was
+    /// queued.
+    Queued(u64, index::Pending, std::time::Instant),
     /// Staged, to be committed to S3 and then queued.
     Staged(Box<Prepared<corelab_store::StagedBlob>>),
 }

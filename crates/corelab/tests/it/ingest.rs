@@ -183,6 +183,7 @@ async fn storescu_stores_deidentified_indexed_instances_and_inboxes_the_rest() {
         let (ok, err) = storescu(&t, "STRANGER", "ACMEONC301", &s1[..1], &[]).await;
         assert!(!ok, "a stranger's association must be refused");
         assert!(err.contains("Calling AE Title Not Recognized"), "{err}");
+        let metrics_before = t.get("/metrics").await.text().await.unwrap();
         // Site 1 sends its subject's studies (CT and MR, two visits) over one association.
         let (ok, err) = storescu(&t, "SITE01_CT", "ACMEONC301", &s1, &[]).await;
         assert!(ok, "{err}");
@@ -225,8 +226,23 @@ async fn storescu_stores_deidentified_indexed_instances_and_inboxes_the_rest() {
         drop(tx);
         let m = t.get("/metrics").await.text().await.unwrap();
         assert!(m.contains("corelab_ingest_instances_total{source=\"dimse\",outcome=\"duplicate\"}"), "{m}");
+        // Every instance sent was timed through each stage of its storage's pipeline.
+        let stages: &[&str] = match backend {
+            Backend::SqliteLocal => &["header", "match", "deidentify", "blob_flush", "index"],
+            Backend::PgS3 => &["header", "match", "deidentify", "store_and_index"],
+        };
+        for stage in stages {
+            let timed = stage_count(&m, stage) - stage_count(&metrics_before, stage);
+            assert!(timed >= (2 * s1.len() + s2.len()) as f64, "{backend:?}: {timed} instances timed in {stage}");
+        }
         t.stop().await;
     }
+}
+
+/// How many DIMSE instances `/metrics` text `m` has timed in ingest stage `stage` (0 before the first).
+fn stage_count(m: &str, stage: &str) -> f64 {
+    let series = format!("corelab_ingest_stage_seconds_count{{source=\"dimse\",stage=\"{stage}\"}} ");
+    m.lines().find_map(|l| l.strip_prefix(series.as_str())).map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
 /// A raw DIMSE client: sends one C-STORE whose data set is `data`, in PDVs of 16 KiB; when
