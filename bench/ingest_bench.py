@@ -172,6 +172,21 @@ class Corelab:
         return rss
 
 
+STAGE = re.compile(r'^corelab_ingest_stage_seconds_(sum|count)\{source="(\w+)",stage="(\w+)"\} (\S+)$')
+
+
+def stage_means_ms():
+    """Mean milliseconds per instance in each ingest stage, from corelab's /metrics."""
+    acc = {}
+    for line in requests.get(f"{BASE}/metrics", timeout=10).text.splitlines():
+        m = STAGE.match(line)
+        if m:
+            acc.setdefault(m.group(3), {})[m.group(1)] = float(m.group(4))
+    order = ["header", "match", "deidentify", "blob_flush", "index", "store_and_index"]
+    means = {k: 1000 * v["sum"] / v["count"] for k, v in acc.items() if v.get("count")}
+    return dict(sorted(means.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
 def client(shared, corpus, mode, extra):
     cmd = [sys.executable, os.path.join(shared, "ingest_bench.py"), "--corpus", corpus, "--json", "--mode", mode]
     out = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=1800)
@@ -203,10 +218,12 @@ def run_corelab(a, mode, rep):
         r = client(a.shared, a.corpus, kind, args)
         inst, inbox = c.counts()
         cpu1 = cpu_seconds(c.proc.pid)
+        stages = stage_means_ms()
     finally:
         rss = c.stop()
     cpu = f", server CPU {(cpu1 - cpu0) * 1000 / max(inst, 1):.2f} ms/inst" if None not in (cpu0, cpu1) else ""
     log(f"corelab {mode} rep {rep}: {r['inst_s']:.0f} inst/s, {inst} indexed, {inbox} in inbox, RSS {rss:.0f} MB{cpu}")
+    log("  mean ms per instance by stage: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
     return dict(inst_s=r["inst_s"], MB_s=r["MB_s"], rss_mb=rss, note=f"{inst} indexed, {inbox} in inbox")
 
 
