@@ -20,7 +20,8 @@ Cases (each `--count` objects, one at a time, times per object in ms):
                     every 64 MiB in the background (the time column counts the object's own wait;
                     `wall` counts everything, checkpoints included)
 
-Linux only (syncfs through ctypes). Nothing is kept: the folder is emptied at the end.
+Linux only (syncfs through ctypes). Nothing is kept: the folder (which must be empty or new) is
+removed at the end.
 """
 
 import argparse
