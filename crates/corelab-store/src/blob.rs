@@ -263,9 +263,14 @@ impl BlobStore {
         validate_key(key)?;
         let dest = l.root.join(key);
         let parent = dest.parent().unwrap_or(&l.root);
-        std::fs::create_dir_all(parent).map_err(|e| io_at(parent, e))?;
-        // A link, not a rename: it never replaces what is there.
-        match std::fs::hard_link(&staged.path, &dest) {
+        // A link, not a rename: it never replaces what is there. The key's folder is made only
+        // when the link finds it missing, so most instances cost one system call here.
+        let mut linked = std::fs::hard_link(&staged.path, &dest);
+        if matches!(&linked, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            std::fs::create_dir_all(parent).map_err(|e| io_at(parent, e))?;
+            linked = std::fs::hard_link(&staged.path, &dest);
+        }
+        match linked {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 // Repairs are rare (after a crash); one at a time, so that two of them cannot
@@ -533,6 +538,14 @@ mod tests {
         std::fs::write(&dest, b"the bytez").unwrap();
         assert!(matches!(store.place_blocking(stage(b"the bytes"), key).unwrap(), Placed::Local));
         assert_eq!(std::fs::read(&dest).unwrap(), b"the bytes");
+        assert!(staging_is_empty());
+
+        // Another key in a folder that now exists, and one in a folder still missing.
+        for other in ["instances/ab/other.dcm", "instances/cd/more/other.dcm"] {
+            assert!(matches!(store.place_blocking(stage(b"other bytes"), other).unwrap(), Placed::Local));
+            assert_eq!(std::fs::read(dir.path().join(other)).unwrap(), b"other bytes");
+            store.sync_placed(other).unwrap();
+        }
         assert!(staging_is_empty());
 
         // Flushing names what is missing.

@@ -224,16 +224,14 @@ impl App {
             let plan = handle.block_on(app.plan_instance(&target2, &setup, &keys))?;
             clock.lap("match");
             let file = std::fs::File::create(&path).map_err(|e| IngestError::Internal(e.to_string()))?;
-            let mut w = HashingWriter {
-                inner: std::io::BufWriter::with_capacity(256 * 1024, file),
-                hasher: Sha256::new(),
-                size: 0,
-            };
+            // No buffer of its own: the de-identifier buffers the header and writes the pixel
+            // data in 64 KiB pieces, so another layer would only copy every byte once more.
+            let mut w = HashingWriter { inner: file, hasher: Sha256::new(), size: 0 };
             let (report, out_header) = head.deidentify_with_header(&mut w, &plan.ctx).map_err(unreadable)?;
             let header = index::deidentified_header(&out_header, &report, &original)?;
             let report = setup.stored_report(report);
             // Written, not yet flushed: on local storage this thread flushes it once it is queued.
-            w.inner.into_inner().map_err(|e| IngestError::Internal(e.to_string()))?;
+            drop(w.inner);
             let (size, sha) = (w.size, hex::encode(w.hasher.finalize()));
             // On local storage the blob goes under its key here, in this thread; S3 commits later.
             let staged = app.blobs().adopt_staged(path, size, sha.clone());
