@@ -10,6 +10,7 @@
 //! ingest pipeline, which de-identifies them on the way to disk; the response goes out only after
 //! the instance is durable and indexed.
 
+mod pdata;
 mod routing;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 use dicom_ul::ServerAssociationOptions;
 use dicom_ul::association::server::DefaultNegotiation;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+use pdata::Received;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -132,13 +134,13 @@ pub async fn serve(
             _ = shutdown.changed() => return Ok(()),
         };
         let Ok(permit) = permits.clone().acquire_owned().await else { return Ok(()) };
-        let (options, app, routing) = (options.clone(), app.clone(), routing.clone());
+        let (options, app, routing, settings) = (options.clone(), app.clone(), routing.clone(), settings.clone());
         tokio::spawn(async move {
             let _permit = permit;
             if let Err(e) = socket.set_nodelay(true) {
                 tracing::warn!(%peer, error = %e, "could not set TCP_NODELAY");
             }
-            if let Err(e) = handle_association(socket, peer, &options, &routing, &app).await {
+            if let Err(e) = handle_association(socket, peer, &options, &settings, &routing, &app).await {
                 tracing::warn!(%peer, error = %e, "association ended with an error");
             }
         });
@@ -151,7 +153,7 @@ struct StoreInProgress {
     sop_class: String,
     sop_instance: String,
     pc_id: u8,
-    data: Option<mpsc::Sender<Vec<u8>>>,
+    data: Option<mpsc::Sender<bytes::Bytes>>,
     task: tokio::task::JoinHandle<Result<IngestOutcome, IngestError>>,
 }
 
@@ -159,6 +161,7 @@ async fn handle_association(
     socket: tokio::net::TcpStream,
     peer: SocketAddr,
     options: &Options,
+    settings: &DimseSettings,
     routing: &Routing,
     app: &App,
 ) -> Result<(), DimseError> {
@@ -179,6 +182,9 @@ async fn handle_association(
         .iter()
         .map(|pc| (pc.id, pc.transfer_syntax.trim_end_matches('\0').to_string()))
         .collect();
+    // What this side offered; dicom-ul's own check is the same.
+    let max_pdu_length = assoc.acceptor_max_pdu_length();
+    let idle_timeout = settings.idle_timeout;
     let mut setup: Option<IngestSetup> = None;
     let mut current: Option<StoreInProgress> = None;
     loop {
@@ -187,83 +193,81 @@ async fn handle_association(
         // ~40 ms per instance. Linux drops quick-ack mode on its own, so it is renewed per PDU.
         #[cfg(target_os = "linux")]
         let _ = assoc.inner_stream().set_quickack(true);
-        let pdu = assoc.receive().await?;
+        let pdu = pdata::receive(&mut assoc, max_pdu_length, idle_timeout).await?;
         match pdu {
-            Pdu::PData { data } => {
-                for pdv in data {
-                    match pdv.value_type {
-                        PDataValueType::Command => {
-                            let cmd = read_command(&pdv.data)?;
-                            match cmd_u16(&cmd, tags::COMMAND_FIELD)? {
-                                command::C_ECHO_RQ => {
-                                    let rsp = echo_response(&cmd)?;
-                                    send_command(&mut assoc, pdv.presentation_context_id, rsp).await?;
-                                    metrics::counter!("corelab_dimse_echo_total").increment(1);
-                                }
-                                command::C_STORE_RQ => {
-                                    let ts = pcs
-                                        .iter()
-                                        .find(|(id, _)| *id == pdv.presentation_context_id)
-                                        .map(|(_, ts)| ts.clone())
-                                        .unwrap_or_else(|| uids::IMPLICIT_VR_LITTLE_ENDIAN.to_string());
-                                    current = Some(
-                                        begin_store(
-                                            app,
-                                            &destination,
-                                            &mut setup,
-                                            &calling,
-                                            &cmd,
-                                            pdv.presentation_context_id,
-                                            &ts,
-                                        )
-                                        .await?,
-                                    );
-                                }
-                                other => {
-                                    tracing::warn!(%peer, command = format!("{other:#06x}"), "unsupported DIMSE command; aborting");
-                                    assoc.abort().await?;
-                                    return Ok(());
-                                }
+            Received::PData(pdvs) => {
+                for pdv in pdvs {
+                    if pdv.command {
+                        let cmd = read_command(&pdv.data)?;
+                        match cmd_u16(&cmd, tags::COMMAND_FIELD)? {
+                            command::C_ECHO_RQ => {
+                                let rsp = echo_response(&cmd)?;
+                                send_command(&mut assoc, pdv.presentation_context_id, rsp).await?;
+                                metrics::counter!("corelab_dimse_echo_total").increment(1);
                             }
-                        }
-                        PDataValueType::Data => {
-                            let Some(store) = current.as_mut() else {
-                                tracing::warn!(%peer, "data without a C-STORE command; aborting");
+                            command::C_STORE_RQ => {
+                                let ts = pcs
+                                    .iter()
+                                    .find(|(id, _)| *id == pdv.presentation_context_id)
+                                    .map(|(_, ts)| ts.clone())
+                                    .unwrap_or_else(|| uids::IMPLICIT_VR_LITTLE_ENDIAN.to_string());
+                                current = Some(
+                                    begin_store(
+                                        app,
+                                        &destination,
+                                        &mut setup,
+                                        &calling,
+                                        &cmd,
+                                        pdv.presentation_context_id,
+                                        &ts,
+                                    )
+                                    .await?,
+                                );
+                            }
+                            other => {
+                                tracing::warn!(%peer, command = format!("{other:#06x}"), "unsupported DIMSE command; aborting");
                                 assoc.abort().await?;
                                 return Ok(());
-                            };
-                            if let Some(tx) = &store.data {
-                                // A closed pipe means ingest already gave up on this instance;
-                                // keep reading the PDVs so the association stays in step.
-                                if tx.send(pdv.data).await.is_err() {
-                                    store.data = None;
-                                }
                             }
-                            if pdv.is_last {
-                                let store =
-                                    current.take().ok_or_else(|| DimseError::Command("lost store state".into()))?;
-                                finish_store(&mut assoc, store, &calling).await?;
+                        }
+                    } else {
+                        let Some(store) = current.as_mut() else {
+                            tracing::warn!(%peer, "data without a C-STORE command; aborting");
+                            assoc.abort().await?;
+                            return Ok(());
+                        };
+                        if let Some(tx) = &store.data {
+                            // A closed pipe means ingest already gave up on this instance;
+                            // keep reading the PDVs so the association stays in step.
+                            if tx.send(pdv.data).await.is_err() {
+                                store.data = None;
                             }
+                        }
+                        if pdv.last {
+                            let store = current.take().ok_or_else(|| DimseError::Command("lost store state".into()))?;
+                            finish_store(&mut assoc, store, &calling).await?;
                         }
                     }
                 }
             }
-            Pdu::ReleaseRQ => {
-                assoc.send(&Pdu::ReleaseRP).await?;
-                tracing::info!(%peer, calling_ae = %calling, "association released");
-                return Ok(());
-            }
-            Pdu::AbortRQ { source } => {
-                // An instance cut off mid-transfer was never acknowledged; its task fails and
-                // leaves nothing behind.
-                tracing::info!(%peer, ?source, "association aborted by peer");
-                return Ok(());
-            }
-            other => {
-                tracing::warn!(%peer, pdu = ?std::mem::discriminant(&other), "unexpected PDU; aborting");
-                assoc.abort().await?;
-                return Ok(());
-            }
+            Received::Other(pdu) => match pdu {
+                Pdu::ReleaseRQ => {
+                    assoc.send(&Pdu::ReleaseRP).await?;
+                    tracing::info!(%peer, calling_ae = %calling, "association released");
+                    return Ok(());
+                }
+                Pdu::AbortRQ { source } => {
+                    // An instance cut off mid-transfer was never acknowledged; its task fails and
+                    // leaves nothing behind.
+                    tracing::info!(%peer, ?source, "association aborted by peer");
+                    return Ok(());
+                }
+                other => {
+                    tracing::warn!(%peer, pdu = ?std::mem::discriminant(&other), "unexpected PDU; aborting");
+                    assoc.abort().await?;
+                    return Ok(());
+                }
+            },
         }
     }
 }
@@ -297,7 +301,7 @@ async fn begin_store(
     let message_id = cmd_u16(cmd, tags::MESSAGE_ID)?;
     let sop_class = cmd_str(cmd, tags::AFFECTED_SOP_CLASS_UID)?;
     let sop_instance = cmd_str(cmd, tags::AFFECTED_SOP_INSTANCE_UID)?;
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(16);
+    let (tx, rx) = mpsc::channel::<bytes::Bytes>(16);
     let target = match destination {
         Some(Destination::Trial { trial_id, site_id }) => Some(IngestTarget {
             trial_id: *trial_id,

@@ -16,10 +16,13 @@ mod index;
 mod plan;
 mod settle;
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::sync::Arc;
 
+use bytes::{Buf, Bytes};
+
 use corelab_dicom::deid::{DeidError, DeidReport, MatchKeys, OriginalUid, StreamHead, UidMapper};
+use corelab_domain::charter::{Date, VisitCalendar};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -108,16 +111,16 @@ impl From<corelab_store::StoreError> for IngestError {
 
 /// Reads chunks arriving on a channel (network PDVs, HTTP body parts) as one byte stream, after an
 /// optional prefix, on the blocking side of the pipeline. The channel closing is the end of input.
+/// The chunks are [`Bytes`]: a sender hands over the buffer it received into, not a copy of it.
 pub struct ChannelReader {
     prefix: std::io::Cursor<Vec<u8>>,
-    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    pos: usize,
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    chunk: Bytes,
 }
 
 impl ChannelReader {
-    pub fn new(prefix: Vec<u8>, rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> ChannelReader {
-        ChannelReader { prefix: std::io::Cursor::new(prefix), rx, chunk: Vec::new(), pos: 0 }
+    pub fn new(prefix: Vec<u8>, rx: tokio::sync::mpsc::Receiver<Bytes>) -> ChannelReader {
+        ChannelReader { prefix: std::io::Cursor::new(prefix), rx, chunk: Bytes::new() }
     }
 }
 
@@ -127,19 +130,40 @@ impl Read for ChannelReader {
         if n > 0 {
             return Ok(n);
         }
-        while self.pos >= self.chunk.len() {
+        while self.chunk.is_empty() {
             match self.rx.blocking_recv() {
-                Some(c) => {
-                    self.chunk = c;
-                    self.pos = 0;
-                }
+                Some(c) => self.chunk = c,
                 None => return Ok(0),
             }
         }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk.advance(n);
         Ok(n)
+    }
+}
+
+/// The buffer is the chunk as it arrived: the de-identifier writes pixel data out of it.
+impl BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.prefix.position() < self.prefix.get_ref().len() as u64 {
+            return self.prefix.fill_buf();
+        }
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(c) => self.chunk = c,
+                None => break,
+            }
+        }
+        Ok(&self.chunk)
+    }
+
+    fn consume(&mut self, n: usize) {
+        if self.prefix.position() < self.prefix.get_ref().len() as u64 {
+            self.prefix.consume(n);
+        } else {
+            self.chunk.advance(n);
+        }
     }
 }
 
@@ -177,7 +201,7 @@ impl App {
     /// instance is durable and indexed (or durably in the inbox).
     ///
     /// `setup` comes from [`App::ingest_setup`], once per association or request.
-    pub async fn ingest<R: Read + Send + 'static>(
+    pub async fn ingest<R: BufRead + Send + 'static>(
         &self,
         setup: &IngestSetup,
         target: IngestTarget,
@@ -202,7 +226,7 @@ impl App {
         result
     }
 
-    async fn ingest_inner<R: Read + Send + 'static>(
+    async fn ingest_inner<R: BufRead + Send + 'static>(
         &self,
         setup: IngestSetup,
         target: IngestTarget,
@@ -216,7 +240,7 @@ impl App {
         let target2 = target.clone();
         let written = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
             let mut clock = StageClock::start(target2.source);
-            let head = StreamHead::read(input).map_err(unreadable)?;
+            let head = StreamHead::read_buffered(input).map_err(unreadable)?;
             clock.lap("header");
             let keys = head.match_keys();
             let original = head.original_facts();
@@ -337,6 +361,9 @@ pub struct IngestSetup {
     /// The last report this association's instances got, as stored: a series' instances usually
     /// share one, so it is serialized and hashed once.
     last_report: Arc<std::sync::Mutex<Option<(DeidReport, index::StoredReport)>>>,
+    /// The visit calendar the last instance was matched on: an association's instances are
+    /// usually one subject's, so it is built once.
+    last_calendar: Arc<std::sync::Mutex<Option<Arc<VisitCalendar>>>>,
 }
 
 impl IngestSetup {
@@ -366,6 +393,19 @@ impl IngestSetup {
         let stored = index::StoredReport::of(&report);
         *last = Some((report, stored.clone()));
         stored
+    }
+
+    /// The charter's visit calendar for a subject anchored on `anchor_date`.
+    pub(crate) fn calendar(&self, anchor_date: Date) -> Arc<VisitCalendar> {
+        let mut last = self.last_calendar.lock().unwrap_or_else(|p| p.into_inner());
+        match last.as_ref() {
+            Some(c) if c.anchor_date == anchor_date => c.clone(),
+            _ => {
+                let c = Arc::new(VisitCalendar::new(&self.charter, anchor_date));
+                *last = Some(c.clone());
+                c
+            }
+        }
     }
 
     /// The UID corelab stores for an original UID under this trial's charter.
@@ -418,6 +458,7 @@ impl App {
             expected_study: None,
             from_gateway: false,
             last_report: Arc::default(),
+            last_calendar: Arc::default(),
         })
     }
 }
@@ -429,12 +470,31 @@ mod tests {
     #[test]
     fn channel_reader_concatenates_prefix_and_chunks() {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tx.try_send(b"def".to_vec()).unwrap();
-        tx.try_send(b"gh".to_vec()).unwrap();
+        tx.try_send(Bytes::from_static(b"def")).unwrap();
+        tx.try_send(Bytes::from_static(b"gh")).unwrap();
         drop(tx);
         let mut r = ChannelReader::new(b"abc".to_vec(), rx);
         let mut s = String::new();
         r.read_to_string(&mut s).unwrap();
         assert_eq!(s, "abcdefgh");
+
+        // Read as a buffer: the prefix, then each chunk as it came.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.try_send(Bytes::from_static(b"defg")).unwrap();
+        tx.try_send(Bytes::from_static(b"h")).unwrap();
+        drop(tx);
+        let mut r = ChannelReader::new(b"abc".to_vec(), rx);
+        let mut pieces = Vec::new();
+        loop {
+            let piece = r.fill_buf().unwrap().to_vec();
+            if piece.is_empty() {
+                break;
+            }
+            // Half of each piece at a time: what is not consumed comes back.
+            let n = piece.len().div_ceil(2);
+            pieces.push(String::from_utf8(piece[..n].to_vec()).unwrap());
+            r.consume(n);
+        }
+        assert_eq!(pieces, ["ab", "c", "de", "f", "g", "h"]);
     }
 }

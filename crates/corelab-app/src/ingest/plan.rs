@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use corelab_dicom::deid::{DeidContext, MatchKeys};
-use corelab_domain::charter::{Date, VisitCalendar};
+use corelab_domain::charter::Date;
 use corelab_domain::deid_profile::DateHandling;
 use corelab_store::trials::SubjectRow;
 use hmac::{Hmac, KeyInit, Mac};
@@ -144,7 +144,7 @@ impl App {
             }
             _ => study_date,
         };
-        let calendar = to_domain(anchor).map(|a| VisitCalendar::new(charter, a));
+        let calendar = to_domain(anchor).map(|a| setup.calendar(a));
         let anchor_day = study_date.map(|d| (d - anchor).num_days());
         let by_tp = keys
             .clinical_trial_time_point_id

@@ -6,7 +6,7 @@
 //! then re-encoded the way dicom-rs writes it (odd lengths padded, encapsulated items copied one at a
 //! time), and whatever follows it (digital signatures, padding) is parsed and de-identified too.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 
 use dicom_core::Tag;
 use dicom_core::header::Header;
@@ -28,6 +28,8 @@ const ITEM_END: Tag = Tag(0xFFFE, 0xE00D);
 const SEQ_END: Tag = Tag(0xFFFE, 0xE0DD);
 const MAX_DEPTH: u32 = 64;
 const CHUNK: usize = 1 << 16;
+/// The output buffer: holds a usual header whole.
+const OUT_BUF: usize = 1 << 14;
 
 fn is_pixel_tag(t: Tag) -> bool {
     t == Tag(0x7FE0, 0x0008) || t == Tag(0x7FE0, 0x0009) || t == PIXEL_DATA
@@ -84,6 +86,30 @@ impl<R: Read> Src<R> {
                 what(),
                 self.pos
             )));
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> Src<R> {
+    /// Writes exactly `len` bytes of input to `out` straight from the reader's buffer, at most
+    /// [`CHUNK`] per write: the pixel data passes through without a copy of its own.
+    fn pass<W: Write>(&mut self, len: u64, out: &mut W, what: &str) -> Result<(), DeidError> {
+        let mut done = 0u64;
+        while done < len {
+            let avail = match self.r.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_err(e, self.pos)),
+            };
+            if avail.is_empty() {
+                return Err(DeidError::Truncated(format!("input ends inside {what} at byte {}", self.pos)));
+            }
+            let n = avail.len().min(CHUNK).min(usize::try_from(len - done).unwrap_or(CHUNK));
+            out.write_all(&avail[..n]).map_err(werr)?;
+            self.r.consume(n);
+            self.pos += n as u64;
+            done += n as u64;
         }
         Ok(())
     }
@@ -510,11 +536,10 @@ struct Head<'a> {
     ts: &'static dicom_encoding::TransferSyntax,
     header: InMemDicomObject,
     pixel: Option<RawHeader>,
-    src: Src<Box<dyn Read + 'a>>,
+    src: Src<Box<dyn BufRead + 'a>>,
 }
 
-fn read_head<'a, R: Read + 'a>(input: R) -> Result<Head<'a>, DeidError> {
-    let mut input = BufReader::with_capacity(CHUNK, input);
+fn read_head<'a, R: BufRead + 'a>(mut input: R) -> Result<Head<'a>, DeidError> {
     let mut first = [0u8; 132];
     let mut got = 0;
     while got < first.len() {
@@ -535,8 +560,11 @@ fn read_head<'a, R: Read + 'a>(input: R) -> Result<Head<'a>, DeidError> {
     let mut meta_src = std::io::Cursor::new(rest).chain(input);
     let meta = read_meta(&mut meta_src)?;
     let (syntax, ts) = syntax_of(meta.transfer_syntax())?;
-    let body: Box<dyn Read + 'a> =
-        if syntax.deflated { Box::new(DeflateDecoder::new(meta_src)) } else { Box::new(meta_src) };
+    let body: Box<dyn BufRead + 'a> = if syntax.deflated {
+        Box::new(BufReader::with_capacity(CHUNK, DeflateDecoder::new(meta_src)))
+    } else {
+        Box::new(meta_src)
+    };
     let mut src = Src { r: body, pos: 0 };
     let data_syntax = Syntax { deflated: false, ..syntax };
     let mut buf = Vec::new();
@@ -564,7 +592,7 @@ fn read_head<'a, R: Read + 'a>(input: R) -> Result<Head<'a>, DeidError> {
 
 /// Reads a file's meta and header (up to Pixel Data, without its value) as a dicom-rs object.
 pub(crate) fn read_header_object<R: Read>(input: R) -> Result<InMemDicomObject, DeidError> {
-    Ok(read_head(input)?.header)
+    Ok(read_head(BufReader::with_capacity(CHUNK, input))?.header)
 }
 
 enum Out<W: Write> {
@@ -618,30 +646,35 @@ fn encode_header(out: &mut impl Write, tag: Tag, vr: Option<[u8; 2]>, len: u32, 
 }
 
 /// Copies the Pixel Data value through, re-encoding it as dicom-rs would write it.
-fn copy_pixel<R: Read, W: Write>(
+fn copy_pixel<R: BufRead, W: Write>(
     src: &mut Src<R>,
     h: &RawHeader,
     syn: Syntax,
     out: &mut W,
     plan: Option<&MaskPlan>,
 ) -> Result<(), DeidError> {
-    let mut buf = vec![0u8; CHUNK];
+    // Only a masked value is copied (to be masked); the rest passes straight through.
+    let mut buf = Vec::new();
     let copy = |src: &mut Src<R>,
                 out: &mut W,
                 len: u64,
-                buf: &mut [u8],
+                buf: &mut Vec<u8>,
                 plan: Option<&MaskPlan>,
                 what: &str|
      -> Result<(), DeidError> {
-        let mut done = 0u64;
-        while done < len {
-            let n = (len - done).min(buf.len() as u64) as usize;
-            src.fill(&mut buf[..n], what, false)?;
-            if let Some(p) = plan {
-                p.apply(done, &mut buf[..n]);
+        match plan {
+            None => src.pass(len, out, what)?,
+            Some(plan) => {
+                buf.resize(CHUNK, 0);
+                let mut done = 0u64;
+                while done < len {
+                    let n = (len - done).min(CHUNK as u64) as usize;
+                    src.fill(&mut buf[..n], what, false)?;
+                    plan.apply(done, &mut buf[..n]);
+                    out.write_all(&buf[..n]).map_err(werr)?;
+                    done += n as u64;
+                }
             }
-            out.write_all(&buf[..n]).map_err(werr)?;
-            done += n as u64;
         }
         if len % 2 == 1 {
             out.write_all(&[0]).map_err(werr)?;
@@ -755,6 +788,12 @@ impl std::fmt::Debug for StreamHead<'_> {
 impl<'a> StreamHead<'a> {
     /// Reads file meta and header; the Pixel Data value is not read yet.
     pub fn read<R: Read + 'a>(input: R) -> Result<StreamHead<'a>, DeidError> {
+        Self::read_buffered(BufReader::with_capacity(CHUNK, input))
+    }
+
+    /// As [`StreamHead::read`], from a reader that buffers already: no buffer of its own, and
+    /// the Pixel Data is written out of the reader's buffer without a copy.
+    pub fn read_buffered<R: BufRead + 'a>(input: R) -> Result<StreamHead<'a>, DeidError> {
         Ok(StreamHead { head: read_head(input)? })
     }
 
@@ -819,7 +858,9 @@ fn deidentify_head<W: Write>(
         _ => None,
     };
 
-    let mut w = BufWriter::with_capacity(CHUNK, output);
+    // Smaller than the pieces the pixel data passes through in, so that those go straight to
+    // `output` and only the header's many small writes are gathered.
+    let mut w = BufWriter::with_capacity(OUT_BUF, output);
     w.write_all(&[0u8; 128]).map_err(werr)?;
     w.write_all(b"DICM").map_err(werr)?;
     new_meta.write(&mut w).map_err(werr)?;

@@ -10,7 +10,7 @@
 //! turns a cut-off part into a read error instead of a clean end, so a part that did not arrive
 //! whole is never stored.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -57,13 +57,16 @@ pub const PIECE: usize = 256 * 1024;
 pub async fn feed_part(
     field: &mut multer::Field<'_>,
     progress: &Progress,
-    tx: &mut Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    tx: &mut Option<tokio::sync::mpsc::Sender<Bytes>>,
 ) -> Result<(), multer::Error> {
     while let Some(bytes) = field.chunk().await? {
         progress.made();
         if let Some(sender) = tx.as_ref() {
-            for piece in bytes.chunks(PIECE) {
-                if sender.send(piece.to_vec()).await.is_err() {
+            // Pieces of the chunk multer read into, not copies of it.
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let piece = rest.split_to(rest.len().min(PIECE));
+                if sender.send(piece).await.is_err() {
                     *tx = None;
                     break;
                 }
@@ -137,16 +140,38 @@ impl PartReader {
     }
 }
 
-impl Read for PartReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() && self.cut.load(Ordering::SeqCst) {
+impl PartReader {
+    fn check_cut(&self) -> std::io::Result<()> {
+        if self.cut.load(Ordering::SeqCst) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "the request body ended inside this part",
             ));
         }
+        Ok(())
+    }
+}
+
+impl Read for PartReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.check_cut()?;
+        }
         Ok(n)
+    }
+}
+
+impl BufRead for PartReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.inner.fill_buf()?.is_empty() {
+            self.check_cut()?;
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
     }
 }
 
@@ -158,7 +183,7 @@ mod tests {
     #[test]
     fn a_cut_part_reads_as_an_error_not_as_its_end() {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tx.try_send(b"abc".to_vec()).unwrap();
+        tx.try_send(Bytes::from_static(b"abc")).unwrap();
         let cut = Arc::new(AtomicBool::new(false));
         cut.store(true, Ordering::SeqCst);
         drop(tx);
@@ -167,9 +192,11 @@ mod tests {
         let err = r.read_to_end(&mut out).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
         assert_eq!(out, b"abc");
+        // Read as a buffer (how ingest reads pixel data) it fails the same way.
+        assert_eq!(r.fill_buf().unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
 
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tx.try_send(b"abc".to_vec()).unwrap();
+        tx.try_send(Bytes::from_static(b"abc")).unwrap();
         drop(tx);
         let mut r = PartReader::new(ChannelReader::new(Vec::new(), rx), Arc::new(AtomicBool::new(false)));
         let mut out = Vec::new();

@@ -151,7 +151,7 @@ async fn run(
             }
             continue;
         }
-        let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUED);
+        let (tx, rx) = mpsc::channel::<bytes::Bytes>(QUEUED);
         let cut = Arc::new(AtomicBool::new(false));
         let reader = PartReader::new(ChannelReader::new(Vec::new(), rx), cut.clone());
         let task = {

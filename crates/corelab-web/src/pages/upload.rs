@@ -267,7 +267,7 @@ async fn upload(
             continue;
         }
         // Stream the file into the ingest pipeline.
-        let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUED);
+        let (tx, rx) = mpsc::channel::<bytes::Bytes>(QUEUED);
         let cut = Arc::new(AtomicBool::new(false));
         let reader = PartReader::new(ChannelReader::new(head, rx), cut.clone());
         let task = {

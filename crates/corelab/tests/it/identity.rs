@@ -969,7 +969,10 @@ async fn every_mutating_route_writes_exactly_its_audit_records() {
                     };
                     let setup = w.t.app.ingest_setup(&target).await.unwrap();
                     for f in files {
-                        w.t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
+                        w.t.app
+                            .ingest(&setup, target.clone(), std::io::BufReader::new(std::fs::File::open(f).unwrap()))
+                            .await
+                            .unwrap();
                     }
                     let mut v = Value::Null;
                     for _ in 0..100 {

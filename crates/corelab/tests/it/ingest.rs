@@ -401,7 +401,7 @@ async fn a_coordinator_assigns_an_unmatched_instance_and_its_dates_follow_the_su
     let file = one_ct_image(dir.path(), "HOSP-MRN-991", "", "1.2.826.0.1.3680043.8.498.9901");
     let target = site01_upload(trial);
     let setup = t.app.ingest_setup(&target).await.unwrap();
-    let out = t.app.ingest(&setup, target, std::fs::File::open(&file).unwrap()).await.unwrap();
+    let out = t.app.ingest(&setup, target, std::io::BufReader::new(std::fs::File::open(&file).unwrap())).await.unwrap();
     assert!(matches!(out, corelab_app::ingest::IngestOutcome::Inbox { .. }), "{out:?}");
     let inbox = check(t.get(&format!("/api/v1/trials/{trial}/inbox")).await, 200).await;
     let item = &inbox[0];
@@ -535,7 +535,11 @@ async fn instances_one_by_one_count_into_their_series_and_a_study_claimed_for_an
         let target = site01_upload(trial);
         let setup = t.app.ingest_setup(&target).await.unwrap();
         for f in sent.iter().chain(&elsewhere) {
-            let out = t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
+            let out = t
+                .app
+                .ingest(&setup, target.clone(), std::io::BufReader::new(std::fs::File::open(f).unwrap()))
+                .await
+                .unwrap();
             let stored = matches!(out, corelab_app::ingest::IngestOutcome::Stored { duplicate: false, .. });
             assert_eq!(stored, sent.contains(f), "{backend:?} {}: {out:?}", f.display());
         }
@@ -584,7 +588,12 @@ async fn the_first_enrolled_subject_code_decides_and_must_be_of_the_sending_site
             let meta =
                 FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.1").implementation_class_uid("1.2.3.4");
             obj.with_meta(meta).unwrap().write_to_file(&f).unwrap();
-            outcomes.push(t.app.ingest(&setup, target.clone(), std::fs::File::open(&f).unwrap()).await.unwrap());
+            outcomes.push(
+                t.app
+                    .ingest(&setup, target.clone(), std::io::BufReader::new(std::fs::File::open(&f).unwrap()))
+                    .await
+                    .unwrap(),
+            );
         }
         use corelab_app::ingest::IngestOutcome;
         assert!(matches!(outcomes[0], IngestOutcome::Stored { .. }), "{backend:?}: {:?}", outcomes[0]);

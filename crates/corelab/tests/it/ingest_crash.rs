@@ -207,7 +207,9 @@ async fn blobs_left_unflushed_by_a_stop_are_kept_when_intact_and_their_rows_with
         let setup = t.app.ingest_setup(&target).await.unwrap();
         let send = |f: &PathBuf| {
             let (app, setup, target, f) = (t.app.clone(), setup.clone(), target.clone(), f.clone());
-            async move { app.ingest(&setup, target, std::fs::File::open(f).unwrap()).await.unwrap() }
+            async move {
+                app.ingest(&setup, target, std::io::BufReader::new(std::fs::File::open(f).unwrap())).await.unwrap()
+            }
         };
         for f in a.iter().chain(&b) {
             let out = send(f).await;
@@ -287,7 +289,11 @@ async fn blobs_left_unflushed_by_a_stop_are_kept_when_intact_and_their_rows_with
         // The site sends them again: stored anew, the torn blob replaced by whole bytes.
         let setup = t.app.ingest_setup(&target).await.unwrap();
         for f in [&a[0], &b[0]] {
-            let out = t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
+            let out = t
+                .app
+                .ingest(&setup, target.clone(), std::io::BufReader::new(std::fs::File::open(f).unwrap()))
+                .await
+                .unwrap();
             assert!(matches!(out, IngestOutcome::Stored { duplicate: false, .. }), "{backend:?}: {out:?}");
         }
         assert_eq!(blobs_match(&t, trial).await, 4, "{backend:?}");

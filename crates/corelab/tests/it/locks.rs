@@ -117,7 +117,13 @@ async fn locked_visits_refuse_changes_until_a_signed_unlock() {
     };
     let setup = w.t.app.ingest_setup(&target).await.unwrap();
     for f in files {
-        match w.t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap() {
+        match w
+            .t
+            .app
+            .ingest(&setup, target.clone(), std::io::BufReader::new(std::fs::File::open(f).unwrap()))
+            .await
+            .unwrap()
+        {
             corelab_app::ingest::IngestOutcome::Inbox { reason, .. } => {
                 assert!(reason.contains("is locked by data lock") && reason.contains(&lock_id), "{reason}");
             }
@@ -223,7 +229,7 @@ async fn locked_visits_refuse_changes_until_a_signed_unlock() {
         },
     );
     for f in files {
-        w.t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
+        w.t.app.ingest(&setup, target.clone(), std::io::BufReader::new(std::fs::File::open(f).unwrap())).await.unwrap();
     }
     let visit16 = w.url(&format!("/api/v1/subjects/{a}/visits/W16"));
     let mut state = Value::Null;

@@ -132,7 +132,7 @@ pub async fn ingest_as_site_staff(w: &World, site: &str, files: Vec<std::path::P
     };
     let setup = w.t.app.ingest_setup(&target).await.unwrap();
     for f in files {
-        w.t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
+        w.t.app.ingest(&setup, target.clone(), std::io::BufReader::new(std::fs::File::open(f).unwrap())).await.unwrap();
     }
 }
 

@@ -77,7 +77,7 @@ async fn ingest(w: &World, trial: Uuid, site: &str, sender: &str, files: Vec<Pat
     };
     let setup = w.t.app.ingest_setup(&target).await.unwrap();
     for f in files {
-        w.t.app.ingest(&setup, target.clone(), std::fs::File::open(f).unwrap()).await.unwrap();
+        w.t.app.ingest(&setup, target.clone(), std::io::BufReader::new(std::fs::File::open(f).unwrap())).await.unwrap();
     }
 }
 
