@@ -120,12 +120,18 @@ where
             Buffered::Other => return Ok(Received::Other(AsyncAssociation::receive(assoc).await?)),
             Buffered::Need(n) => n,
         };
-        // Read no further than this PDU (its header first, when even that is missing): the next
-        // PDU then starts a buffer of its own, and growing this one never copies a PDU's worth
-        // of bytes read ahead. The buffer may still be shared with PDVs in flight; then the
-        // reserve is a fresh allocation.
+        // Read no further than this PDU (its header first, when even that is missing), so that
+        // each PDU starts a buffer of its own.
         let want = if missing == 0 { PDU_HEADER - buf.len() } else { missing };
-        buf.reserve(want);
+        if buf.capacity() - buf.len() < want {
+            // A fresh buffer, not a grown one: growing copies every byte the allocation held
+            // (the PDUs before this one), and PDVs in flight may still share it. Before the
+            // header is in, room for the largest PDU the peer may send (up to 1 MiB).
+            let room = if missing == 0 { PDU_HEADER + (max_pdu_length as usize).min(1 << 20) } else { missing };
+            let mut fresh = BytesMut::with_capacity(buf.len() + room);
+            fresh.extend_from_slice(buf);
+            *buf = fresh;
+        }
         let n = (&mut *socket).take(want as u64).read_buf(buf).await?;
         if n == 0 {
             let what = if buf.is_empty() {

@@ -287,6 +287,80 @@ fn raw_store(port: u16, data: Vec<u8>, abort_after: Option<usize>) -> Option<u16
     Some(status)
 }
 
+/// A raw DIMSE client that begins a C-STORE, then writes `raw` bytes where the data PDUs belong
+/// and half-closes. Returns once the server has closed the connection (panics if it does not
+/// within 10 s).
+fn raw_pdus_after_store_command(port: u16, raw: &[u8]) {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::{tags, uids};
+    use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+    use std::io::{Read, Write};
+    let mut assoc = dicom_ul::ClientAssociationOptions::new()
+        .calling_ae_title("SITE01_CT")
+        .called_ae_title("ACMEONC301")
+        .with_presentation_context(uids::CT_IMAGE_STORAGE, vec![uids::EXPLICIT_VR_LITTLE_ENDIAN])
+        .establish(("127.0.0.1", port))
+        .unwrap();
+    let pc = assoc.presentation_contexts()[0].id;
+    let cmd = corelab_dimse::encode_command(vec![
+        DataElement::new(tags::AFFECTED_SOP_CLASS_UID, VR::UI, PrimitiveValue::from(uids::CT_IMAGE_STORAGE)),
+        DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(0x0001_u16)),
+        DataElement::new(tags::MESSAGE_ID, VR::US, PrimitiveValue::from(1_u16)),
+        DataElement::new(tags::PRIORITY, VR::US, PrimitiveValue::from(0_u16)),
+        DataElement::new(tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(0x0000_u16)),
+        DataElement::new(tags::AFFECTED_SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.826.0.1.3680043.8.498.98")),
+    ])
+    .unwrap();
+    let data =
+        vec![PDataValue { presentation_context_id: pc, value_type: PDataValueType::Command, is_last: true, data: cmd }];
+    assoc.send(&Pdu::PData { data }).unwrap();
+    let socket = assoc.inner_stream();
+    socket.write_all(raw).unwrap();
+    socket.shutdown(std::net::Shutdown::Write).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut rest = Vec::new();
+    match socket.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "the server must close the connection: {e}")
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_or_cut_pdata_pdus_end_the_association_and_leave_nothing() {
+    let t = spawn_app(Backend::SqliteLocal).await;
+    let trial = corpus_trial(&t).await;
+    let port = t.dicom_addr.port();
+    let full = dataset_of(&crate::world::ct_instance("DOE^CUT", "2.5"));
+    let pdata = |body: &[u8]| [vec![0x04, 0], (body.len() as u32).to_be_bytes().to_vec(), body.to_vec()].concat();
+    let item = |len: u32, data: &[u8]| [len.to_be_bytes().to_vec(), vec![1, 0x00], data.to_vec()].concat();
+    let cases = [
+        // The connection closes inside a P-DATA-TF PDU: its header promises more than comes.
+        [vec![0x04, 0, 0, 0, 0x40, 0], item(0x4000 - 4, &full[..1000])].concat(),
+        // A PDV item that declares more bytes than its PDU holds.
+        pdata(&item(5000, &full[..100])),
+        // A PDV item shorter than its own 2-byte header.
+        pdata(&item(1, &[])),
+        // A PDU larger than the largest corelab offered.
+        [vec![0x04, 0], (64u32 << 20).to_be_bytes().to_vec(), item(1000, &full[..998])].concat(),
+    ];
+    for raw in cases {
+        tokio::task::spawn_blocking(move || raw_pdus_after_store_command(port, &raw)).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut tx = t.app.db().read().await.unwrap();
+    assert!(tx.trial_instances(trial).await.unwrap().is_empty());
+    assert!(tx.inbox(trial).await.unwrap().is_empty());
+    drop(tx);
+    let staging = t.env.dir.path().join("blobs/.staging");
+    assert_eq!(std::fs::read_dir(staging).unwrap().count(), 0, "nothing half-written is left in staging");
+    // The server keeps serving.
+    let status = tokio::task::spawn_blocking(move || raw_store(port, full, None)).await.unwrap();
+    assert_eq!(status, Some(0x0000));
+    t.stop().await;
+}
+
 /// The data set (no file meta) of a Part 10 file.
 fn dataset_of(part10: &[u8]) -> Vec<u8> {
     let obj = dicom_object::from_reader(&part10[128..]).unwrap();
