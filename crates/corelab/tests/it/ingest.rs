@@ -245,9 +245,9 @@ fn stage_count(m: &str, stage: &str) -> f64 {
     m.lines().find_map(|l| l.strip_prefix(series.as_str())).map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
-/// A raw DIMSE client: sends one C-STORE whose data set is `data`, in PDVs of 16 KiB; when
-/// `abort_after` is set, aborts the association after that many data PDVs instead of finishing.
-fn raw_store(port: u16, data: Vec<u8>, abort_after: Option<usize>) -> Option<u16> {
+/// Opens an association as SITE01_CT to the trial's AE title and sends a C-STORE-RQ command for a
+/// CT image; returns the association and its presentation context.
+fn begin_raw_store(port: u16) -> (dicom_ul::ClientAssociation<std::net::TcpStream>, u8) {
     use dicom_core::{DataElement, PrimitiveValue, VR};
     use dicom_dictionary_std::{tags, uids};
     use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
@@ -267,10 +267,18 @@ fn raw_store(port: u16, data: Vec<u8>, abort_after: Option<usize>) -> Option<u16
         DataElement::new(tags::AFFECTED_SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.826.0.1.3680043.8.498.99")),
     ])
     .unwrap();
-    let pdv = |value_type, is_last, data| Pdu::PData {
-        data: vec![PDataValue { presentation_context_id: pc, value_type, is_last, data }],
-    };
-    assoc.send(&pdv(PDataValueType::Command, true, cmd)).unwrap();
+    let data =
+        vec![PDataValue { presentation_context_id: pc, value_type: PDataValueType::Command, is_last: true, data: cmd }];
+    assoc.send(&Pdu::PData { data }).unwrap();
+    (assoc, pc)
+}
+
+/// A raw DIMSE client: sends one C-STORE whose data set is `data`, in PDVs of 16 KiB; when
+/// `abort_after` is set, aborts the association after that many data PDVs instead of finishing.
+fn raw_store(port: u16, data: Vec<u8>, abort_after: Option<usize>) -> Option<u16> {
+    use dicom_dictionary_std::tags;
+    use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+    let (mut assoc, pc) = begin_raw_store(port);
     let chunks: Vec<Vec<u8>> = data.chunks(16 * 1024).map(|c| c.to_vec()).collect();
     let n = chunks.len();
     for (i, c) in chunks.into_iter().enumerate() {
@@ -278,7 +286,13 @@ fn raw_store(port: u16, data: Vec<u8>, abort_after: Option<usize>) -> Option<u16
             assoc.abort().unwrap();
             return None;
         }
-        assoc.send(&pdv(PDataValueType::Data, i + 1 == n, c)).unwrap();
+        let data = vec![PDataValue {
+            presentation_context_id: pc,
+            value_type: PDataValueType::Data,
+            is_last: i + 1 == n,
+            data: c,
+        }];
+        assoc.send(&Pdu::PData { data }).unwrap();
     }
     let Pdu::PData { data } = assoc.receive().unwrap() else { panic!("expected a response") };
     let rsp = corelab_dimse::read_command(&data[0].data).unwrap();
@@ -291,29 +305,8 @@ fn raw_store(port: u16, data: Vec<u8>, abort_after: Option<usize>) -> Option<u16
 /// and half-closes. Returns once the server has closed the connection (panics if it does not
 /// within 10 s).
 fn raw_pdus_after_store_command(port: u16, raw: &[u8]) {
-    use dicom_core::{DataElement, PrimitiveValue, VR};
-    use dicom_dictionary_std::{tags, uids};
-    use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
     use std::io::{Read, Write};
-    let mut assoc = dicom_ul::ClientAssociationOptions::new()
-        .calling_ae_title("SITE01_CT")
-        .called_ae_title("ACMEONC301")
-        .with_presentation_context(uids::CT_IMAGE_STORAGE, vec![uids::EXPLICIT_VR_LITTLE_ENDIAN])
-        .establish(("127.0.0.1", port))
-        .unwrap();
-    let pc = assoc.presentation_contexts()[0].id;
-    let cmd = corelab_dimse::encode_command(vec![
-        DataElement::new(tags::AFFECTED_SOP_CLASS_UID, VR::UI, PrimitiveValue::from(uids::CT_IMAGE_STORAGE)),
-        DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(0x0001_u16)),
-        DataElement::new(tags::MESSAGE_ID, VR::US, PrimitiveValue::from(1_u16)),
-        DataElement::new(tags::PRIORITY, VR::US, PrimitiveValue::from(0_u16)),
-        DataElement::new(tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(0x0000_u16)),
-        DataElement::new(tags::AFFECTED_SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.826.0.1.3680043.8.498.98")),
-    ])
-    .unwrap();
-    let data =
-        vec![PDataValue { presentation_context_id: pc, value_type: PDataValueType::Command, is_last: true, data: cmd }];
-    assoc.send(&Pdu::PData { data }).unwrap();
+    let (mut assoc, _) = begin_raw_store(port);
     let socket = assoc.inner_stream();
     socket.write_all(raw).unwrap();
     socket.shutdown(std::net::Shutdown::Write).unwrap();
