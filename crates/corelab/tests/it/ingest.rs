@@ -341,6 +341,16 @@ async fn broken_or_cut_pdata_pdus_end_the_association_and_leave_nothing() {
     for raw in cases {
         tokio::task::spawn_blocking(move || raw_pdus_after_store_command(port, &raw)).await.unwrap();
     }
+    assert_nothing_kept(&t, trial).await;
+    // The server keeps serving.
+    let status = tokio::task::spawn_blocking(move || raw_store(port, full, None)).await.unwrap();
+    assert_eq!(status, Some(0x0000));
+    t.stop().await;
+}
+
+/// After refused or broken transfers: no instance and no inbox item in the trial, and nothing
+/// half-written left in staging.
+async fn assert_nothing_kept(t: &TestApp, trial: Uuid) {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let mut tx = t.app.db().read().await.unwrap();
     assert!(tx.trial_instances(trial).await.unwrap().is_empty());
@@ -348,10 +358,6 @@ async fn broken_or_cut_pdata_pdus_end_the_association_and_leave_nothing() {
     drop(tx);
     let staging = t.env.dir.path().join("blobs/.staging");
     assert_eq!(std::fs::read_dir(staging).unwrap().count(), 0, "nothing half-written is left in staging");
-    // The server keeps serving.
-    let status = tokio::task::spawn_blocking(move || raw_store(port, full, None)).await.unwrap();
-    assert_eq!(status, Some(0x0000));
-    t.stop().await;
 }
 
 /// The data set (no file meta) of a Part 10 file.
@@ -379,14 +385,7 @@ async fn malformed_instances_get_a_failure_status_and_leave_nothing() {
     // A transfer cut mid-instance by an abort: never acknowledged, nothing kept.
     let partial = full.clone();
     tokio::task::spawn_blocking(move || raw_store(port, partial, Some(3))).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let mut tx = t.app.db().read().await.unwrap();
-    assert!(tx.trial_instances(trial).await.unwrap().is_empty());
-    assert!(tx.inbox(trial).await.unwrap().is_empty());
-    drop(tx);
-    // Nothing half-written is left in staging.
-    let staging = t.env.dir.path().join("blobs/.staging");
-    assert_eq!(std::fs::read_dir(staging).unwrap().count(), 0);
+    assert_nothing_kept(&t, trial).await;
     // The server keeps serving: the intact instance is stored.
     let status = tokio::task::spawn_blocking(move || raw_store(port, full, None)).await.unwrap();
     assert_eq!(status, Some(0x0000));
