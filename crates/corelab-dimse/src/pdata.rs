@@ -63,18 +63,19 @@ fn malformed(what: String) -> DimseError {
     DimseError::Command(format!("malformed P-DATA-TF PDU: {what}"))
 }
 
-/// What the read buffer holds: a whole P-DATA-TF PDU (its length), another PDU type, or not enough
-/// to tell yet (how many bytes are missing, when known).
+/// What the read buffer holds: a whole P-DATA-TF PDU (its length), another PDU type, less than a
+/// PDU header, or a P-DATA-TF PDU still missing some bytes (how many).
 #[derive(Debug, PartialEq)]
 enum Buffered {
     PData(usize),
     Other,
+    NoHeader,
     Need(usize),
 }
 
 fn buffered(buf: &[u8], max_pdu_length: u32) -> Result<Buffered, DimseError> {
     if buf.len() < PDU_HEADER {
-        return Ok(Buffered::Need(0));
+        return Ok(Buffered::NoHeader);
     }
     if buf[0] != P_DATA_TF {
         return Ok(Buffered::Other);
@@ -118,16 +119,17 @@ where
                 return Ok(Received::PData(split_pdvs(pdu)?));
             }
             Buffered::Other => return Ok(Received::Other(AsyncAssociation::receive(assoc).await?)),
-            Buffered::Need(n) => n,
+            Buffered::NoHeader => None,
+            Buffered::Need(n) => Some(n),
         };
         // Read no further than this PDU (its header first, when even that is missing), so that
         // each PDU starts a buffer of its own.
-        let want = if missing == 0 { PDU_HEADER - buf.len() } else { missing };
+        let want = missing.unwrap_or_else(|| PDU_HEADER - buf.len());
         if buf.capacity() - buf.len() < want {
             // A fresh buffer, not a grown one: growing copies every byte the allocation held
             // (the PDUs before this one), and PDVs in flight may still share it. Before the
             // header is in, room for the largest PDU the peer may send (up to 1 MiB).
-            let room = if missing == 0 { PDU_HEADER + (max_pdu_length as usize).min(1 << 20) } else { missing };
+            let room = missing.unwrap_or(PDU_HEADER + (max_pdu_length as usize).min(1 << 20));
             let mut fresh = BytesMut::with_capacity(buf.len() + room);
             fresh.extend_from_slice(buf);
             *buf = fresh;
@@ -189,7 +191,7 @@ mod tests {
     fn the_buffer_is_read_until_a_whole_pdata_pdu_is_in_it() {
         let mut pdu = vec![P_DATA_TF, 0, 0, 0, 0, 9];
         pdu.extend(pdv(1, 0x03, b"abcde"));
-        assert_eq!(buffered(&pdu[..3], 1000).unwrap(), Buffered::Need(0));
+        assert_eq!(buffered(&pdu[..3], 1000).unwrap(), Buffered::NoHeader);
         assert_eq!(buffered(&pdu[..10], 1000).unwrap(), Buffered::Need(5));
         assert_eq!(buffered(&pdu, 1000).unwrap(), Buffered::PData(15));
         // A release request is dicom-ul's to read.

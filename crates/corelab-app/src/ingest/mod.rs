@@ -122,31 +122,27 @@ impl ChannelReader {
     pub fn new(prefix: Vec<u8>, rx: tokio::sync::mpsc::Receiver<Bytes>) -> ChannelReader {
         ChannelReader { prefix: std::io::Cursor::new(prefix), rx, chunk: Bytes::new() }
     }
+
+    fn prefix_left(&self) -> bool {
+        self.prefix.position() < self.prefix.get_ref().len() as u64
+    }
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.prefix.read(buf)?;
-        if n > 0 {
-            return Ok(n);
-        }
-        while self.chunk.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(c) => self.chunk = c,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk[..n]);
-        self.chunk.advance(n);
+        let avail = self.fill_buf()?;
+        let n = buf.len().min(avail.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
 
-/// The buffer is the chunk as it arrived: the de-identifier writes pixel data out of it.
+/// The buffer is the prefix, then each chunk as it arrived: the de-identifier writes pixel data
+/// out of it.
 impl BufRead for ChannelReader {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        if self.prefix.position() < self.prefix.get_ref().len() as u64 {
+        if self.prefix_left() {
             return self.prefix.fill_buf();
         }
         while self.chunk.is_empty() {
@@ -159,7 +155,7 @@ impl BufRead for ChannelReader {
     }
 
     fn consume(&mut self, n: usize) {
-        if self.prefix.position() < self.prefix.get_ref().len() as u64 {
+        if self.prefix_left() {
             self.prefix.consume(n);
         } else {
             self.chunk.advance(n);
