@@ -979,7 +979,11 @@ fn execute(plan: &Plan) -> ExitCode {
         let flush_done = done_tx.clone();
         scope.spawn(move || {
             for batch in batch_rx {
-                if flush_done.send(commit_batch(plan, batch)).is_err() {
+                let done = commit_batch(plan, batch);
+                if done.iter().any(|d| matches!(d.result, FileResult::Fatal(_))) {
+                    stop_ref.store(true, Ordering::Relaxed);
+                }
+                if flush_done.send(done).is_err() {
                     return;
                 }
             }
@@ -1015,6 +1019,11 @@ fn execute(plan: &Plan) -> ExitCode {
                                 }
                             }
                             Step::Finished(result) => {
+                                // A fatal error stops every thread now, not when the main thread
+                                // gets to it: the others would otherwise keep reading inputs.
+                                if matches!(result, FileResult::Fatal(_)) {
+                                    stop_ref.store(true, Ordering::Relaxed);
+                                }
                                 finished.push(Done { index, rel: found.rel, bytes_in: found.size, result })
                             }
                         }
@@ -1343,7 +1352,8 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(plan.out.join(REPORT_NAME)).unwrap()).unwrap();
         let stopped = report["summary"]["stopped"].as_str().unwrap();
         assert!(stopped.starts_with("cannot create "), "{stopped}");
-        assert!(report["summary"]["files"].as_u64().unwrap() < 100, "the run stopped early");
+        // Every thread stops at the first fatal error: a worker finishes at most the file in hand.
+        assert!(report["summary"]["files"].as_u64().unwrap() < 20, "the run stopped early");
         assert_eq!(report["summary"]["written"], 0);
     }
 
