@@ -259,12 +259,19 @@ impl Tx {
         Ok(())
     }
 
-    /// Takes the audit lock (held to the end of the transaction) and returns the hash of the
-    /// chain's last record.
-    async fn lock_audit_head(&mut self) -> Result<String, StoreError> {
+    /// Takes the audit lock (held to the end of the transaction): every audited change takes it
+    /// before it commits, so after this no audited change can commit before this transaction
+    /// does. On SQLite a write transaction (`BEGIN IMMEDIATE`) is alone already.
+    pub async fn hold_audit_lock(&mut self) -> Result<(), StoreError> {
         if let Tx::Pg(t) = self {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK_KEY).execute(&mut **t).await?;
         }
+        Ok(())
+    }
+
+    /// Takes the audit lock and returns the hash of the chain's last record.
+    async fn lock_audit_head(&mut self) -> Result<String, StoreError> {
+        self.hold_audit_lock().await?;
         let last: Option<(String,)> =
             fetch_optional!(self, (String,), "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")?;
         Ok(last.map(|(h,)| h).unwrap_or_else(|| GENESIS_HASH.to_string()))

@@ -528,42 +528,32 @@ pub struct Withdrawn {
     pub emptied_studies: Vec<Uuid>,
 }
 
-/// What matching an instance to its subject reads (see [`crate::Db::match_read`]).
-#[derive(Debug, Default)]
-pub struct MatchRead {
-    /// The trial's subjects enrolled under any of the codes asked for.
-    pub subjects: Vec<crate::trials::SubjectRow>,
-    /// The trial's active data locks.
-    pub active_locks: Vec<crate::locks::DataLockRow>,
-}
-
 impl crate::Db {
-    /// Reads what matching an instance needs, on one pooled reading connection and without a
-    /// transaction. Why: this runs once per instance on ingest's critical path, and a read
-    /// transaction costs two more round trips (BEGIN and its rollback) to SQLite's worker thread.
-    /// The locks are read after the subjects, so they are never older than them.
-    pub async fn match_read(&self, trial_id: Uuid, codes: &[String]) -> Result<MatchRead, StoreError> {
-        let subjects_sql = format!(
+    /// The trial's subjects enrolled under any of `codes`, read for matching an instance, on one
+    /// pooled reading connection and without a transaction. Why: this runs once per instance on
+    /// ingest's critical path, and a read transaction costs two more round trips (BEGIN and its
+    /// rollback) to SQLite's worker thread. Data locks are not read here: the index writer reads
+    /// them inside the transaction that files the instance, where none can be missed.
+    pub async fn enrolled_subjects(
+        &self,
+        trial_id: Uuid,
+        codes: &[String],
+    ) -> Result<Vec<crate::trials::SubjectRow>, StoreError> {
+        if codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
             "SELECT {} FROM subjects WHERE trial_id = $1 AND subject_id IN ({})",
             crate::trials::SUBJECT_COLUMNS,
             (2..codes.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
         );
-        let locks_sql = crate::locks::active_locks_sql();
         macro_rules! read_on {
             ($pool:expr) => {{
-                let mut conn = $pool.acquire().await?;
-                let subjects = if codes.is_empty() {
-                    Vec::new()
-                } else {
-                    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(subjects_sql)).bind(trial_id);
-                    for c in codes {
-                        q = q.bind(c.clone());
-                    }
-                    q.fetch_all(&mut *conn).await?
-                };
-                let active_locks =
-                    sqlx::query_as(sqlx::AssertSqlSafe(locks_sql)).bind(trial_id).fetch_all(&mut *conn).await?;
-                Ok(MatchRead { subjects, active_locks })
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(trial_id);
+                for c in codes {
+                    q = q.bind(c.clone());
+                }
+                Ok(q.fetch_all($pool).await?)
             }};
         }
         match self {

@@ -89,6 +89,14 @@ impl Tx {
         )?)
     }
 
+    /// A trial's active locks, read so that none can be missed: after the audit lock, which a
+    /// lock being taken holds until it commits. For a write transaction that files data under
+    /// the locks it read (ingest's index writer).
+    pub async fn active_data_locks_held(&mut self, trial_id: Uuid) -> Result<Vec<DataLockRow>, StoreError> {
+        self.hold_audit_lock().await?;
+        Ok(fetch_all!(self, DataLockRow, sqlx::AssertSqlSafe(active_locks_sql()), trial_id)?)
+    }
+
     /// The active locks that cover a trial, a subject of it, or a visit of that subject: the
     /// trial lock, the subject's lock, the visit's lock.
     pub async fn covering_data_locks(
@@ -104,7 +112,7 @@ impl Tx {
 }
 
 /// A trial's active locks, oldest first (`$1`: the trial).
-pub(crate) fn active_locks_sql() -> String {
+fn active_locks_sql() -> String {
     format!("SELECT {LOCK_COLUMNS} FROM data_locks WHERE trial_id = $1 AND unlocked_at IS NULL ORDER BY locked_at, id")
 }
 

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use chrono::Duration;
 use corelab_store::ingest::{InboxRow, InstanceRow, SeriesRow, StudyRow, UnflushedBlob};
 use corelab_store::jobs::NewJob;
+use corelab_store::locks::DataLockRow;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use serde_json::{Value, json};
@@ -404,9 +405,18 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
         let outcome = async {
             let mut tx = app.db().begin().await?;
             tx.clear_unflushed(&clearing).await?;
+            // Read here, in the transaction that files the instances: a lock taken while they were
+            // on their way still keeps them out of its visits.
+            let mut locks: HashMap<Uuid, Vec<DataLockRow>> = HashMap::new();
+            for job in &batch {
+                let trial = job.target.trial_id;
+                if matches!(job.placement, Placement::Visit { .. }) && !locks.contains_key(&trial) {
+                    locks.insert(trial, tx.active_data_locks_held(trial).await?);
+                }
+            }
             let mut audits = Vec::with_capacity(batch.len());
             for job in &batch {
-                results.push(index_one(&app, &mut tx, job, &known, &mut seen, &mut audits).await?);
+                results.push(index_one(&app, &mut tx, job, &locks, &known, &mut seen, &mut audits).await?);
             }
             tx.append_audits(audits).await?;
             for sync in syncs {
@@ -506,6 +516,7 @@ async fn index_one(
     app: &App,
     tx: &mut corelab_store::Tx,
     job: &Job,
+    locks: &HashMap<Uuid, Vec<DataLockRow>>,
     known: &Known,
     seen: &mut Known,
     audits: &mut Vec<corelab_store::audit::NewAuditRecord>,
@@ -560,7 +571,27 @@ async fn index_one(
         rec.reason = reason;
         rec
     };
-    match &job.placement {
+    // A locked visit takes no new images: they wait in the inbox, the lock named as the reason.
+    let locked = match &job.placement {
+        Placement::Visit { subject, visit_id, if_locked, .. } => locks
+            .get(&t.trial_id)
+            .and_then(|ls| ls.iter().find(|l| l.covers(Some(subject.id), Some(visit_id))))
+            .map(|l| Placement::Inbox {
+                reason: format!(
+                    "visit {visit_id} of subject {} is locked by {}; the images wait here until a trial manager \
+                     unlocks it",
+                    subject.subject_id,
+                    crate::locks::describe(l, Some(&subject.subject_id))
+                ),
+                patient_key: if_locked.patient_key.clone(),
+                claimed_subject: Some(subject.subject_id.clone()),
+                claimed_visit: Some(visit_id.clone()),
+                provisional_shift: if_locked.provisional_shift,
+                study_date_hint: if_locked.study_date_hint,
+            }),
+        Placement::Inbox { .. } => None,
+    };
+    match locked.as_ref().unwrap_or(&job.placement) {
         Placement::Inbox {
             reason,
             patient_key,
@@ -605,7 +636,7 @@ async fn index_one(
                 new_rows: true,
             })
         }
-        Placement::Visit { subject, visit_id, anchor_day } => {
+        Placement::Visit { subject, visit_id, anchor_day, .. } => {
             let study_row = StudyRow {
                 id: Uuid::now_v7(),
                 trial_id: t.trial_id,

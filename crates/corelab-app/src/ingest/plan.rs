@@ -16,7 +16,13 @@ use crate::App;
 #[derive(Debug, Clone)]
 pub enum Placement {
     /// An enrolled subject's visit.
-    Visit { subject: Box<SubjectRow>, visit_id: String, anchor_day: Option<i64> },
+    Visit {
+        subject: Box<SubjectRow>,
+        visit_id: String,
+        anchor_day: Option<i64>,
+        /// Where the instance waits instead if the index writer finds the visit locked.
+        if_locked: Box<LockedVisit>,
+    },
     /// The inbox, for a coordinator to assign.
     Inbox {
         reason: String,
@@ -28,6 +34,28 @@ pub enum Placement {
         provisional_shift: i32,
         study_date_hint: Option<NaiveDate>,
     },
+}
+
+/// The inbox item an instance becomes when its visit turns out to be locked. Data locks are read
+/// by the index writer inside the transaction that files the instance (a lock taken while the
+/// instance was on its way still keeps it out), so by then the instance is de-identified under the
+/// subject's own pseudonym and date shift: these stand in for the provisional ones.
+#[derive(Debug, Clone)]
+pub struct LockedVisit {
+    pub patient_key: String,
+    /// The date shift the instance carries (the subject's), undone when the item is assigned.
+    pub provisional_shift: i32,
+    pub study_date_hint: Option<NaiveDate>,
+}
+
+/// The study date an inbox item may show: shifted as its pixels' header is, never a real date
+/// unless the charter keeps real dates.
+fn date_hint(dates: DateHandling, study_date: Option<NaiveDate>, shift: i32) -> Option<NaiveDate> {
+    match dates {
+        DateHandling::Shift => study_date.map(|d| d + chrono::Duration::days(i64::from(shift))),
+        DateHandling::Keep => study_date,
+        DateHandling::Remove => None,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +85,11 @@ pub(crate) fn derived_shift(key_hex: &str, max: u32) -> i32 {
     let v = n % span - max;
     let v = if v >= 0 { v + 1 } else { v };
     i32::try_from(v).unwrap_or(1)
+}
+
+/// Groups one patient's inbox items without naming the patient.
+fn patient_key(setup: &IngestSetup, keys: &MatchKeys) -> String {
+    keyed_hex(&setup.trial.deid_secret, "patient", keys.patient_id.as_deref().unwrap_or(""))
 }
 
 fn parse_da(s: &str) -> Option<NaiveDate> {
@@ -99,11 +132,11 @@ impl App {
 
         // Subject: an enrolled subject ID in the Clinical Trial Subject ID or the Patient ID, the
         // first one enrolled deciding.
-        let read = self.db().match_read(target.trial_id, &claimed).await?;
+        let enrolled = self.db().enrolled_subjects(target.trial_id, &claimed).await?;
         let mut subject = None;
         let mut reason = None;
         for c in &claimed {
-            if let Some(s) = read.subjects.iter().find(|s| s.subject_id == *c).cloned() {
+            if let Some(s) = enrolled.iter().find(|s| s.subject_id == *c).cloned() {
                 if s.site_id != target.site_id {
                     reason =
                         Some(format!("subject {c} is enrolled at another site than the sender's ({})", target.site_id));
@@ -173,27 +206,19 @@ impl App {
             },
         };
         let shift = (profile.dates == DateHandling::Shift).then(|| i32::try_from(subject.date_shift_days).unwrap_or(1));
-        // A locked visit takes no new images: they wait in the inbox, the lock named as the reason.
-        let visit = match visit {
-            Ok((visit_id, label)) => {
-                let mut locks = read.active_locks.iter().filter(|l| l.covers(Some(subject.id), Some(&visit_id)));
-                match locks.next() {
-                    Some(l) => Err(format!(
-                        "visit {visit_id} of subject {} is locked by {}; the images wait here until a trial manager unlocks it",
-                        subject.subject_id,
-                        crate::locks::describe(l, Some(&subject.subject_id))
-                    )),
-                    None => Ok((visit_id, label)),
-                }
-            }
-            Err(e) => Err(e),
-        };
         match visit {
-            Ok((visit_id, label)) => Ok(IngestPlan {
-                ctx: base_ctx(subject.subject_id.clone(), shift, Some((visit_id.clone(), label))),
-                placement: Placement::Visit { subject: Box::new(subject), visit_id, anchor_day },
-                charter_version: setup.charter_version,
-            }),
+            Ok((visit_id, label)) => {
+                let if_locked = Box::new(LockedVisit {
+                    patient_key: patient_key(setup, keys),
+                    provisional_shift: shift.unwrap_or(0),
+                    study_date_hint: date_hint(profile.dates, study_date, shift.unwrap_or(0)),
+                });
+                Ok(IngestPlan {
+                    ctx: base_ctx(subject.subject_id.clone(), shift, Some((visit_id.clone(), label))),
+                    placement: Placement::Visit { subject: Box::new(subject), visit_id, anchor_day, if_locked },
+                    charter_version: setup.charter_version,
+                })
+            }
             Err(reason) => {
                 let mut plan = self.inbox_plan(setup, keys, study_date, reason, &base_ctx);
                 if let Placement::Inbox { claimed_subject, .. } = &mut plan.placement {
@@ -213,7 +238,7 @@ impl App {
         base_ctx: &dyn Fn(String, Option<i32>, Option<(String, String)>) -> DeidContext,
     ) -> IngestPlan {
         let profile = &setup.charter.deidentification;
-        let patient_key = keyed_hex(&setup.trial.deid_secret, "patient", keys.patient_id.as_deref().unwrap_or(""));
+        let patient_key = patient_key(setup, keys);
         let shift = derived_shift(&patient_key, profile.max_shift_days);
         let provisional = format!("UNASSIGNED-{}", &patient_key[..10.min(patient_key.len())]);
         let claimed_visit = keys.clinical_trial_time_point_id.clone();
@@ -225,12 +250,7 @@ impl App {
                 claimed_subject: None,
                 claimed_visit,
                 provisional_shift: if profile.dates == DateHandling::Shift { shift } else { 0 },
-                // Never a real date unless the charter keeps real dates.
-                study_date_hint: match profile.dates {
-                    DateHandling::Shift => study_date.map(|d| d + chrono::Duration::days(i64::from(shift))),
-                    DateHandling::Keep => study_date,
-                    DateHandling::Remove => None,
-                },
+                study_date_hint: date_hint(profile.dates, study_date, shift),
             },
             charter_version: setup.charter_version,
         }

@@ -325,3 +325,130 @@ async fn locked_visits_refuse_changes_until_a_signed_unlock() {
     assert!(recs.iter().any(|r| r.action == "sign" && r.object_type == "data_unlock" && r.object_id == lock_id));
     w.t.stop().await;
 }
+
+/// A lock taken while an instance is on its way (matched to its visit, pixels still arriving)
+/// keeps it out: the index writer reads the locks in the transaction that files it. The item
+/// waits in the inbox de-identified for the subject; once unlocked, filing it changes no date.
+async fn lock_taken_mid_transfer(backend: Backend) {
+    let w = crate::world::world(backend).await;
+    let (t, a) = (w.trial, w.subject_a);
+    let tm = w.c("tm").clone();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |slices| SeriesSpec {
+        subject: "101-001",
+        time_point: "W8",
+        study_date: "20261126",
+        study_uid: "1.2.826.0.1.3680043.8.498.99004",
+        series_number: 3,
+        slices,
+        thickness_mm: 5.0,
+        description: "CT CAP PORTAL VENOUS",
+        contrast: true,
+        skip: &[],
+    };
+    let files = ct_series(dir.path(), &spec(2));
+    let target = corelab_app::ingest::IngestTarget {
+        trial_id: t,
+        site_id: "101".into(),
+        source: corelab_app::ingest::Source::Upload,
+        sender: "site_a".into(),
+        sender_role: "site_user".into(),
+        sender_id: Some(w.user_ids["site_a"]),
+    };
+    let setup = w.t.app.ingest_setup(&target).await.unwrap();
+
+    // Send the header, up to the pixel data's value; the instance is matched and its output opened.
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let cut = bytes.windows(4).position(|b| b == [0xE0, 0x7F, 0x10, 0x00]).unwrap() + 12;
+    let (feed, rx) = tokio::sync::mpsc::channel(4);
+    feed.send(bytes[..cut].to_vec().into()).await.unwrap();
+    let ingest = {
+        let (app, setup, target) = (w.t.app.clone(), setup.clone(), target.clone());
+        tokio::spawn(async move {
+            app.ingest(&setup, target, corelab_app::ingest::ChannelReader::new(Vec::new(), rx)).await
+        })
+    };
+    let staging = w.t.app.blobs().new_staging_path().parent().unwrap().to_path_buf();
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(started.elapsed().as_secs() < 20, "the instance was never matched");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let locks = format!("/api/v1/trials/{t}/locks");
+    let lock = check(
+        tm.post(w.url(&locks))
+            .json(&json!({"scope": "visit", "subject_id": a, "visit_id": "W8", "reason": "data cut",
+                          "username": "tm", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let lock_id = lock["id"].as_str().unwrap().to_string();
+    feed.send(bytes[cut..].to_vec().into()).await.unwrap();
+    drop(feed);
+    match ingest.await.unwrap().unwrap() {
+        corelab_app::ingest::IngestOutcome::Inbox { reason, .. } => {
+            assert!(reason.contains("is locked by data lock") && reason.contains(&lock_id), "{reason}");
+        }
+        other => panic!("an instance on its way reached a visit locked meanwhile: {other:?}"),
+    }
+    let mut tx = w.t.app.db().read().await.unwrap();
+    assert!(tx.trial_instances(t).await.unwrap().is_empty(), "nothing is filed under the locked visit");
+    drop(tx);
+    let inbox = check(tm.get(w.url(&format!("/api/v1/trials/{t}/inbox"))).send().await.unwrap(), 200).await;
+    let item = inbox.as_array().unwrap().iter().find(|i| i["reason"].as_str().unwrap_or("").contains(&lock_id));
+    let item = item.unwrap_or_else(|| panic!("no inbox item names the lock: {inbox:#}"));
+    assert_eq!((item["claimed_subject"].as_str(), item["claimed_visit"].as_str()), (Some("101-001"), Some("W8")));
+
+    // Unlocked, the item is filed; its dates match those of the next slice, sent normally.
+    check(
+        tm.post(w.url(&format!("/api/v1/locks/{lock_id}/unlock")))
+            .json(&json!({"reason": "cut taken", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    check(
+        tm.post(w.url(&format!("/api/v1/inbox/{}/assign", item["id"].as_str().unwrap())))
+            .json(&json!({"subject_id": a, "visit_id": "W8", "reason": "the visit was locked while it arrived"}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let second = std::io::BufReader::new(std::fs::File::open(&files[1]).unwrap());
+    assert!(matches!(
+        w.t.app.ingest(&setup, target, second).await.unwrap(),
+        corelab_app::ingest::IngestOutcome::Stored { duplicate: false, .. }
+    ));
+    let mut tx = w.t.app.db().read().await.unwrap();
+    let stored = tx.trial_instances(t).await.unwrap();
+    drop(tx);
+    assert_eq!(stored.len(), 2);
+    let mut seen = Vec::new();
+    for i in &stored {
+        let b = w.t.app.blobs().get_bytes(&i.blob_key).await.unwrap();
+        let obj = dicom_object::from_reader(&b[128..]).unwrap();
+        let text = |tag| obj.element(tag).unwrap().to_str().unwrap().trim().to_string();
+        use dicom_dictionary_std::tags;
+        seen.push((text(tags::PATIENT_ID), text(tags::STUDY_DATE), text(tags::CLINICAL_TRIAL_TIME_POINT_ID)));
+    }
+    assert_eq!(seen[0], seen[1], "the filed item carries the subject's pseudonym and date shift exactly once");
+    assert_eq!(seen[0].0, "101-001");
+    assert_ne!(seen[0].1, "20261126", "the study date is shifted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_taken_while_an_instance_arrives_keeps_it_out() {
+    lock_taken_mid_transfer(Backend::SqliteLocal).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_taken_while_an_instance_arrives_keeps_it_out_pg_s3() {
+    lock_taken_mid_transfer(Backend::PgS3).await;
+}
