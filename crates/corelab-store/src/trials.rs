@@ -312,6 +312,30 @@ impl Tx {
         Ok(())
     }
 
+    /// The subjects with these ids (those that exist), in no particular order.
+    pub async fn subjects_by_id(&mut self, ids: &[Uuid]) -> Result<Vec<SubjectRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {SUBJECT_COLUMNS} FROM subjects WHERE id IN ({})",
+            (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        );
+        macro_rules! run {
+            ($t:expr) => {{
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(&mut **$t).await?
+            }};
+        }
+        Ok(match self {
+            Tx::Sqlite(t) => run!(t),
+            Tx::Pg(t) => run!(t),
+        })
+    }
+
     pub async fn subject(&mut self, id: Uuid) -> Result<Option<SubjectRow>, StoreError> {
         Ok(fetch_optional!(
             self,

@@ -12,7 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::index::read_header_with;
-use super::plan::{LockedVisit, Placement};
+use super::plan::{Held, Placement};
 use super::{IngestOutcome, IngestTarget, Source};
 use crate::audit::{change, trial_record};
 use crate::{Actor, App, AppError};
@@ -155,14 +155,14 @@ impl App {
             .ok()
             .and_then(|v| v.get("flags").and_then(|f| f.as_array()).map(|f| !f.is_empty()))
             .unwrap_or(false);
-        // Locked after the check above: the rewritten instance waits in the inbox again.
-        let if_locked = Box::new(LockedVisit {
+        // Locked (or the subject changed) after the checks above: it waits in the inbox again.
+        let if_held = Box::new(Held {
             patient_key: item.patient_key.clone(),
             provisional_shift: if shifting { i32::try_from(subj.date_shift_days).unwrap_or(0) } else { 0 },
             study_date_hint: item.anchor_date_hint.map(|h| h + chrono::Duration::days(i64::from(delta))),
         });
         let placement =
-            Placement::Visit { subject: Box::new(subj.clone()), visit_id: visit_id.to_string(), anchor_day, if_locked };
+            Placement::Visit { subject: Box::new(subj.clone()), visit_id: visit_id.to_string(), anchor_day, if_held };
         let target = IngestTarget {
             trial_id: item.trial_id,
             site_id: item.site_id.clone(),

@@ -19,6 +19,7 @@ use chrono::Duration;
 use corelab_store::ingest::{InboxRow, InstanceRow, SeriesRow, StudyRow, UnflushedBlob};
 use corelab_store::jobs::NewJob;
 use corelab_store::locks::DataLockRow;
+use corelab_store::trials::SubjectRow;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use serde_json::{Value, json};
@@ -405,18 +406,10 @@ async fn run(app: App, mut rx: mpsc::Receiver<Job>) {
         let outcome = async {
             let mut tx = app.db().begin().await?;
             tx.clear_unflushed(&clearing).await?;
-            // Read here, in the transaction that files the instances: a lock taken while they were
-            // on their way still keeps them out of its visits.
-            let mut locks: HashMap<Uuid, Vec<DataLockRow>> = HashMap::new();
-            for job in &batch {
-                let trial = job.target.trial_id;
-                if matches!(job.placement, Placement::Visit { .. }) && !locks.contains_key(&trial) {
-                    locks.insert(trial, tx.active_data_locks_held(trial).await?);
-                }
-            }
+            let now = Current::read(&mut tx, &batch).await?;
             let mut audits = Vec::with_capacity(batch.len());
             for job in &batch {
-                results.push(index_one(&app, &mut tx, job, &locks, &known, &mut seen, &mut audits).await?);
+                results.push(index_one(&app, &mut tx, job, &now, &known, &mut seen, &mut audits).await?);
             }
             tx.append_audits(audits).await?;
             for sync in syncs {
@@ -502,6 +495,50 @@ async fn answer_after_flush(waiting: Vec<(Job, Indexed)>, settled: mpsc::Unbound
     }
 }
 
+/// What the batch's instances were matched against, read again inside the transaction that files
+/// them: a lock taken, or a subject's record changed, while they were on their way is not missed.
+struct Current {
+    /// Each trial's active data locks (read after the audit lock, see `active_data_locks_held`).
+    locks: HashMap<Uuid, Vec<DataLockRow>>,
+    subjects: HashMap<Uuid, SubjectRow>,
+}
+
+impl Current {
+    async fn read(tx: &mut corelab_store::Tx, batch: &[Job]) -> Result<Current, corelab_store::StoreError> {
+        let mut locks = HashMap::new();
+        let mut ids = Vec::new();
+        for job in batch {
+            let Placement::Visit { subject, .. } = &job.placement else { continue };
+            if let std::collections::hash_map::Entry::Vacant(e) = locks.entry(job.target.trial_id) {
+                e.insert(tx.active_data_locks_held(job.target.trial_id).await?);
+            }
+            if !ids.contains(&subject.id) {
+                ids.push(subject.id);
+            }
+        }
+        let subjects = tx.subjects_by_id(&ids).await?.into_iter().map(|s| (s.id, s)).collect();
+        Ok(Current { locks, subjects })
+    }
+
+    /// Why an instance matched to this subject's visit must wait in the inbox instead, if it must.
+    fn hold_reason(&self, trial_id: Uuid, subject: &SubjectRow, visit_id: &str) -> Option<String> {
+        if !self.subjects.get(&subject.id).is_some_and(|now| super::plan::matches_alike(subject, now)) {
+            return Some(format!(
+                "the record of subject {} changed while these images were on their way; check the subject, then \
+                 assign them",
+                subject.subject_id
+            ));
+        }
+        // A locked visit takes no new images: they wait in the inbox, the lock named as the reason.
+        let lock = self.locks.get(&trial_id)?.iter().find(|l| l.covers(Some(subject.id), Some(visit_id)))?;
+        Some(format!(
+            "visit {visit_id} of subject {} is locked by {}; the images wait here until a trial manager unlocks it",
+            subject.subject_id,
+            crate::locks::describe(lock, Some(&subject.subject_id))
+        ))
+    }
+}
+
 /// What indexing one instance gave: the sender's answer, and whether rows that refer to its blob
 /// were written (not so for a re-send of something stored or waiting).
 struct Indexed {
@@ -516,7 +553,7 @@ async fn index_one(
     app: &App,
     tx: &mut corelab_store::Tx,
     job: &Job,
-    locks: &HashMap<Uuid, Vec<DataLockRow>>,
+    current: &Current,
     known: &Known,
     seen: &mut Known,
     audits: &mut Vec<corelab_store::audit::NewAuditRecord>,
@@ -571,27 +608,20 @@ async fn index_one(
         rec.reason = reason;
         rec
     };
-    // A locked visit takes no new images: they wait in the inbox, the lock named as the reason.
-    let locked = match &job.placement {
-        Placement::Visit { subject, visit_id, if_locked, .. } => locks
-            .get(&t.trial_id)
-            .and_then(|ls| ls.iter().find(|l| l.covers(Some(subject.id), Some(visit_id))))
-            .map(|l| Placement::Inbox {
-                reason: format!(
-                    "visit {visit_id} of subject {} is locked by {}; the images wait here until a trial manager \
-                     unlocks it",
-                    subject.subject_id,
-                    crate::locks::describe(l, Some(&subject.subject_id))
-                ),
-                patient_key: if_locked.patient_key.clone(),
+    let held = match &job.placement {
+        Placement::Visit { subject, visit_id, if_held, .. } => {
+            current.hold_reason(t.trial_id, subject, visit_id).map(|reason| Placement::Inbox {
+                reason,
+                patient_key: if_held.patient_key.clone(),
                 claimed_subject: Some(subject.subject_id.clone()),
                 claimed_visit: Some(visit_id.clone()),
-                provisional_shift: if_locked.provisional_shift,
-                study_date_hint: if_locked.study_date_hint,
-            }),
+                provisional_shift: if_held.provisional_shift,
+                study_date_hint: if_held.study_date_hint,
+            })
+        }
         Placement::Inbox { .. } => None,
     };
-    match locked.as_ref().unwrap_or(&job.placement) {
+    match held.as_ref().unwrap_or(&job.placement) {
         Placement::Inbox {
             reason,
             patient_key,

@@ -206,6 +206,10 @@ impl App {
         let started = std::time::Instant::now();
         let source = target.source.as_str();
         let result = self.ingest_inner(setup.clone(), target, input).await;
+        if matches!(result, Ok(IngestOutcome::Inbox { .. })) {
+            // Perhaps held back because the subject's record changed: the next instance reads it.
+            setup.forget_enrolled();
+        }
         let outcome = match &result {
             Ok(IngestOutcome::Stored { duplicate: true, .. }) => "duplicate",
             Ok(IngestOutcome::Stored { .. }) => "stored",
@@ -360,6 +364,14 @@ pub struct IngestSetup {
     /// The visit calendar the last instance was matched on: an association's instances are
     /// usually one subject's, so it is built once.
     last_calendar: Arc<std::sync::Mutex<Option<Arc<VisitCalendar>>>>,
+    last_enrolled: Arc<std::sync::Mutex<Option<Enrolled>>>,
+}
+
+/// The enrolled subjects read for one instance's claimed codes, kept for the next instance of the
+/// same association or request.
+struct Enrolled {
+    claimed: Vec<String>,
+    rows: Vec<corelab_store::trials::SubjectRow>,
 }
 
 impl IngestSetup {
@@ -405,6 +417,29 @@ impl IngestSetup {
     }
 
     /// The UID corelab stores for an original UID under this trial's charter.
+    /// The enrolled subjects last read for these claimed codes, if any. An association usually
+    /// carries one patient: this saves a database read per instance on ingest's critical path.
+    /// Reusing them is safe because the index writer files an instance only if its subject's record
+    /// still matches alike ([`plan::matches_alike`]), inside the transaction that files it.
+    pub(crate) fn enrolled(&self, claimed: &[String]) -> Option<Vec<corelab_store::trials::SubjectRow>> {
+        let last = self.last_enrolled.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref().filter(|e| e.claimed == claimed).map(|e| e.rows.clone())
+    }
+
+    fn forget_enrolled(&self) {
+        *self.last_enrolled.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Keeps a read of enrolled subjects for the next instance when the first claimed code is
+    /// enrolled: then it decides, and a code enrolled meanwhile could not change the match.
+    pub(crate) fn remember_enrolled(&self, claimed: &[String], rows: &[corelab_store::trials::SubjectRow]) {
+        let decided_by_first = claimed.first().is_some_and(|c| rows.iter().any(|r| r.subject_id == *c));
+        if decided_by_first {
+            let mut last = self.last_enrolled.lock().unwrap_or_else(|p| p.into_inner());
+            *last = Some(Enrolled { claimed: claimed.to_vec(), rows: rows.to_vec() });
+        }
+    }
+
     fn stored_uid(&self, uid: &OriginalUid) -> String {
         if self.charter.deidentification.retain_uids || uid.is_standard() {
             uid.as_str().to_string()
@@ -455,6 +490,7 @@ impl App {
             from_gateway: false,
             last_report: Arc::default(),
             last_calendar: Arc::default(),
+            last_enrolled: Arc::default(),
         })
     }
 }

@@ -20,8 +20,8 @@ pub enum Placement {
         subject: Box<SubjectRow>,
         visit_id: String,
         anchor_day: Option<i64>,
-        /// Where the instance waits instead if the index writer finds the visit locked.
-        if_locked: Box<LockedVisit>,
+        /// Where the instance waits instead if the index writer must hold it back.
+        if_held: Box<Held>,
     },
     /// The inbox, for a coordinator to assign.
     Inbox {
@@ -36,12 +36,13 @@ pub enum Placement {
     },
 }
 
-/// The inbox item an instance becomes when its visit turns out to be locked. Data locks are read
-/// by the index writer inside the transaction that files the instance (a lock taken while the
-/// instance was on its way still keeps it out), so by then the instance is de-identified under the
-/// subject's own pseudonym and date shift: these stand in for the provisional ones.
+/// The inbox item an instance matched to a visit becomes when the index writer holds it back: the
+/// visit was locked, or the subject's record changed, after it was matched. The writer reads both
+/// inside the transaction that files the instance, so nothing that happened while the instance was
+/// on its way is missed. By then the instance is de-identified under the subject's own pseudonym
+/// and date shift: these stand in for the provisional ones.
 #[derive(Debug, Clone)]
-pub struct LockedVisit {
+pub struct Held {
     pub patient_key: String,
     /// The date shift the instance carries (the subject's), undone when the item is assigned.
     pub provisional_shift: i32,
@@ -85,6 +86,14 @@ pub(crate) fn derived_shift(key_hex: &str, max: u32) -> i32 {
     let v = n % span - max;
     let v = if v >= 0 { v + 1 } else { v };
     i32::try_from(v).unwrap_or(1)
+}
+
+/// Whether a subject's record still matches instances as it did: the index writer holds back an
+/// instance matched under a record that changed since (moved, withdrawn, re-anchored, renamed).
+pub(crate) fn matches_alike(then: &SubjectRow, now: &SubjectRow) -> bool {
+    (&then.trial_id, &then.site_id, &then.subject_id, then.anchor_date, &then.status)
+        == (&now.trial_id, &now.site_id, &now.subject_id, now.anchor_date, &now.status)
+        && (then.withdrawn_on, then.date_shift_days) == (now.withdrawn_on, now.date_shift_days)
 }
 
 /// Groups one patient's inbox items without naming the patient.
@@ -132,7 +141,14 @@ impl App {
 
         // Subject: an enrolled subject ID in the Clinical Trial Subject ID or the Patient ID, the
         // first one enrolled deciding.
-        let enrolled = self.db().enrolled_subjects(target.trial_id, &claimed).await?;
+        let enrolled = match setup.enrolled(&claimed) {
+            Some(rows) => rows,
+            None => {
+                let rows = self.db().enrolled_subjects(target.trial_id, &claimed).await?;
+                setup.remember_enrolled(&claimed, &rows);
+                rows
+            }
+        };
         let mut subject = None;
         let mut reason = None;
         for c in &claimed {
@@ -208,14 +224,14 @@ impl App {
         let shift = (profile.dates == DateHandling::Shift).then(|| i32::try_from(subject.date_shift_days).unwrap_or(1));
         match visit {
             Ok((visit_id, label)) => {
-                let if_locked = Box::new(LockedVisit {
+                let if_held = Box::new(Held {
                     patient_key: patient_key(setup, keys),
                     provisional_shift: shift.unwrap_or(0),
                     study_date_hint: date_hint(profile.dates, study_date, shift.unwrap_or(0)),
                 });
                 Ok(IngestPlan {
                     ctx: base_ctx(subject.subject_id.clone(), shift, Some((visit_id.clone(), label))),
-                    placement: Placement::Visit { subject: Box::new(subject), visit_id, anchor_day, if_locked },
+                    placement: Placement::Visit { subject: Box::new(subject), visit_id, anchor_day, if_held },
                     charter_version: setup.charter_version,
                 })
             }

@@ -1,7 +1,8 @@
 //! Data lock: a trial manager locks a visit (e-signed, audited); reads, queries, QC and filing
 //! under the lock answer 409 naming it (readers see no subject or visit in the message); new images
 //! for the locked visit wait in the inbox; a database trigger refuses read versions too; unlocking
-//! needs a reason and an e-signature and is audited; a trial lock covers everything.
+//! needs a reason and an e-signature and is audited; a trial lock covers everything. A lock taken,
+//! or a subject's record changed, while an instance is on its way holds it back in the inbox too.
 
 use serde_json::{Value, json};
 
@@ -326,44 +327,21 @@ async fn locked_visits_refuse_changes_until_a_signed_unlock() {
     w.t.stop().await;
 }
 
-/// A lock taken while an instance is on its way (matched to its visit, pixels still arriving)
-/// keeps it out: the index writer reads the locks in the transaction that files it. The item
-/// waits in the inbox de-identified for the subject; once unlocked, filing it changes no date.
-async fn lock_taken_mid_transfer(backend: Backend) {
-    let w = crate::world::world(backend).await;
-    let (t, a) = (w.trial, w.subject_a);
-    let tm = w.c("tm").clone();
-    let dir = tempfile::tempdir().unwrap();
-    let spec = |slices| SeriesSpec {
-        subject: "101-001",
-        time_point: "W8",
-        study_date: "20261126",
-        study_uid: "1.2.826.0.1.3680043.8.498.99004",
-        series_number: 3,
-        slices,
-        thickness_mm: 5.0,
-        description: "CT CAP PORTAL VENOUS",
-        contrast: true,
-        skip: &[],
-    };
-    let files = ct_series(dir.path(), &spec(2));
-    let target = corelab_app::ingest::IngestTarget {
-        trial_id: t,
-        site_id: "101".into(),
-        source: corelab_app::ingest::Source::Upload,
-        sender: "site_a".into(),
-        sender_role: "site_user".into(),
-        sender_id: Some(w.user_ids["site_a"]),
-    };
-    let setup = w.t.app.ingest_setup(&target).await.unwrap();
-
-    // Send the header, up to the pixel data's value; the instance is matched and its output opened.
-    let bytes = std::fs::read(&files[0]).unwrap();
+/// Ingests `file` as an upload from site 101: sends its header, waits until the instance is matched
+/// (its output is open in staging), runs `meanwhile`, then sends the rest.
+async fn ingest_with_a_pause<F: std::future::Future<Output = ()>>(
+    w: &crate::world::World,
+    setup: &corelab_app::ingest::IngestSetup,
+    file: &std::path::Path,
+    meanwhile: F,
+) -> corelab_app::ingest::IngestOutcome {
+    let bytes = std::fs::read(file).unwrap();
+    // Up to the pixel data's value.
     let cut = bytes.windows(4).position(|b| b == [0xE0, 0x7F, 0x10, 0x00]).unwrap() + 12;
     let (feed, rx) = tokio::sync::mpsc::channel(4);
     feed.send(bytes[..cut].to_vec().into()).await.unwrap();
     let ingest = {
-        let (app, setup, target) = (w.t.app.clone(), setup.clone(), target.clone());
+        let (app, setup, target) = (w.t.app.clone(), setup.clone(), upload_target(w));
         tokio::spawn(async move {
             app.ingest(&setup, target, corelab_app::ingest::ChannelReader::new(Vec::new(), rx)).await
         })
@@ -374,21 +352,70 @@ async fn lock_taken_mid_transfer(backend: Backend) {
         assert!(started.elapsed().as_secs() < 20, "the instance was never matched");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let locks = format!("/api/v1/trials/{t}/locks");
-    let lock = check(
-        tm.post(w.url(&locks))
-            .json(&json!({"scope": "visit", "subject_id": a, "visit_id": "W8", "reason": "data cut",
-                          "username": "tm", "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    let lock_id = lock["id"].as_str().unwrap().to_string();
+    meanwhile.await;
     feed.send(bytes[cut..].to_vec().into()).await.unwrap();
     drop(feed);
-    match ingest.await.unwrap().unwrap() {
+    ingest.await.unwrap().unwrap()
+}
+
+fn upload_target(w: &crate::world::World) -> corelab_app::ingest::IngestTarget {
+    corelab_app::ingest::IngestTarget {
+        trial_id: w.trial,
+        site_id: "101".into(),
+        source: corelab_app::ingest::Source::Upload,
+        sender: "site_a".into(),
+        sender_role: "site_user".into(),
+        sender_id: Some(w.user_ids["site_a"]),
+    }
+}
+
+/// Two week-8 CT slices of subject 101-001.
+fn week8_slices(dir: &std::path::Path, slices: usize) -> Vec<std::path::PathBuf> {
+    ct_series(
+        dir,
+        &SeriesSpec {
+            subject: "101-001",
+            time_point: "W8",
+            study_date: "20261126",
+            study_uid: "1.2.826.0.1.3680043.8.498.99004",
+            series_number: 3,
+            slices,
+            thickness_mm: 5.0,
+            description: "CT CAP PORTAL VENOUS",
+            contrast: true,
+            skip: &[],
+        },
+    )
+}
+
+/// A lock taken while an instance is on its way (matched to its visit, pixels still arriving)
+/// keeps it out: the index writer reads the locks in the transaction that files it. The item
+/// waits in the inbox de-identified for the subject; once unlocked, filing it changes no date.
+async fn lock_taken_mid_transfer(backend: Backend) {
+    let w = crate::world::world(backend).await;
+    let (t, a) = (w.trial, w.subject_a);
+    let tm = w.c("tm").clone();
+    let dir = tempfile::tempdir().unwrap();
+    let files = week8_slices(dir.path(), 2);
+    let target = upload_target(&w);
+    let setup = w.t.app.ingest_setup(&target).await.unwrap();
+    let locks = format!("/api/v1/trials/{t}/locks");
+    let mut lock_id = String::new();
+    let outcome = ingest_with_a_pause(&w, &setup, &files[0], async {
+        let lock = check(
+            tm.post(w.url(&locks))
+                .json(&json!({"scope": "visit", "subject_id": a, "visit_id": "W8", "reason": "data cut",
+                              "username": "tm", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap(),
+            201,
+        )
+        .await;
+        lock_id = lock["id"].as_str().unwrap().to_string();
+    })
+    .await;
+    match outcome {
         corelab_app::ingest::IngestOutcome::Inbox { reason, .. } => {
             assert!(reason.contains("is locked by data lock") && reason.contains(&lock_id), "{reason}");
         }
@@ -451,4 +478,59 @@ async fn a_lock_taken_while_an_instance_arrives_keeps_it_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_taken_while_an_instance_arrives_keeps_it_out_pg_s3() {
     lock_taken_mid_transfer(Backend::PgS3).await;
+}
+
+/// An instance matched under a subject record that changes before it is filed waits in the inbox,
+/// whether the record was read for it or kept from the association's previous instance; the next
+/// instance is matched under the new record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_record_changed_while_instances_arrive_holds_them_back() {
+    let w = crate::world::world(Backend::SqliteLocal).await;
+    let (t, a) = (w.trial, w.subject_a);
+    let tm = w.c("tm").clone();
+    let dir = tempfile::tempdir().unwrap();
+    let files = week8_slices(dir.path(), 4);
+    let target = upload_target(&w);
+    let setup = w.t.app.ingest_setup(&target).await.unwrap();
+    let open = |i: usize| std::io::BufReader::new(std::fs::File::open(&files[i]).unwrap());
+    let stored = |o: &corelab_app::ingest::IngestOutcome| {
+        matches!(o, corelab_app::ingest::IngestOutcome::Stored { duplicate: false, .. })
+    };
+    let correct = |anchor: &'static str| {
+        let (tm, url) = (tm.clone(), w.url(&format!("/api/v1/subjects/{a}/correct")));
+        async move {
+            check(
+                tm.post(url)
+                    .json(&json!({"anchor_date": anchor, "reason": "baseline date typo"}))
+                    .send()
+                    .await
+                    .unwrap(),
+                200,
+            )
+            .await;
+        }
+    };
+    let held = |o: corelab_app::ingest::IngestOutcome| match o {
+        corelab_app::ingest::IngestOutcome::Inbox { reason, .. } => {
+            assert!(
+                reason.contains("record of subject 101-001 changed while these images were on their way"),
+                "{reason}"
+            )
+        }
+        other => panic!("an instance matched under a changed subject record was filed: {other:?}"),
+    };
+    let o = w.t.app.ingest(&setup, target.clone(), open(0)).await.unwrap();
+    assert!(stored(&o), "{o:?}");
+    // Corrected between two instances of one association: the second was matched under the record
+    // kept from the first.
+    correct("2026-09-21").await;
+    held(w.t.app.ingest(&setup, target.clone(), open(1)).await.unwrap());
+    let o = w.t.app.ingest(&setup, target.clone(), open(2)).await.unwrap();
+    assert!(stored(&o), "the next instance is matched under the new record: {o:?}");
+    // Corrected while an instance is on its way.
+    held(ingest_with_a_pause(&w, &setup, &files[3], correct("2026-09-22")).await);
+    let mut tx = w.t.app.db().read().await.unwrap();
+    assert_eq!(tx.trial_instances(t).await.unwrap().len(), 2);
+    let waiting = tx.inbox(t).await.unwrap();
+    assert_eq!(waiting.iter().filter(|i| i.reason.contains("record of subject 101-001 changed")).count(), 2);
 }
