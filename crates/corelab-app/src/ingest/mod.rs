@@ -416,7 +416,6 @@ impl IngestSetup {
         }
     }
 
-    /// The UID corelab stores for an original UID under this trial's charter.
     /// The enrolled subjects last read for these claimed codes, if any. An association usually
     /// carries one patient: this saves a database read per instance on ingest's critical path.
     /// Reusing them is safe because the index writer files an instance only if its subject's record
@@ -440,6 +439,7 @@ impl IngestSetup {
         }
     }
 
+    /// The UID corelab stores for an original UID under this trial's charter.
     fn stored_uid(&self, uid: &OriginalUid) -> String {
         if self.charter.deidentification.retain_uids || uid.is_standard() {
             uid.as_str().to_string()
